@@ -1,0 +1,31 @@
+"""Wire facts shared by the client side and the sandbox (neither imports the other; both import this).
+
+Sources: `shared/contracts/identity.md`.
+"""
+
+from __future__ import annotations
+
+ACS_RESOURCE = "https://auth.msft.communication.azure.com"
+TEAMS_MANAGE_CALLS = f"{ACS_RESOURCE}/Teams.ManageCalls"
+TEAMS_MANAGE_CHATS = f"{ACS_RESOURCE}/Teams.ManageChats"
+TEAMS_SCOPES = (TEAMS_MANAGE_CALLS, TEAMS_MANAGE_CHATS)
+GRAPH_USER_READ = "https://graph.microsoft.com/User.Read"
+
+ENTRA_HOST = "login.microsoftonline.com"
+GRAPH_HOST = "graph.microsoft.com"
+ACS_HOST_SUFFIX = ".communication.azure.com"
+CANONICAL_HOSTS = (ENTRA_HOST, GRAPH_HOST, f"*{ACS_HOST_SUFFIX}")
+
+# Set by the sandbox on every answer whose behaviour Microsoft does not document. Its value says
+# which behaviour was emulated. Live services never send it, so evidence shows where a verdict
+# rests on the emulator's choice rather than on Microsoft's contract.
+EMULATOR_DEFINED_HEADER = "x-cte-emulator-defined"
+
+# The ACS error bodies recorded from the real service (contracts/identity.md §1.3).
+INVALID_ACCESS_TOKEN = (401, "InvalidAccessToken", "Provided access token is not valid.", None)
+APP_ID_REQUIRED = (400, "ValidationError", "AppId: The AppId field is required.", "AppId")
+APP_ID_INVALID_FORMAT = (400, "ValidationError", "Provided AppId has invalid format.", "appId")
+APP_ID_NOT_EXPECTED = (400, "ValidationError", "AAD application is not the expected one.", "appId")
+USER_ID_REQUIRED = (400, "ValidationError", "UserId: The UserId field is required.", "UserId")
+USER_ID_INVALID_FORMAT = (400, "ValidationError", "Provided UserId has invalid format.", "userId")
+USER_ID_NOT_EXPECTED = (400, "ValidationError", "Provided AAD token issued for unexpected user.", "userId")

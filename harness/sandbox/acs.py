@@ -1,0 +1,352 @@
+"""Azure Communication Services Identity: the Teams-user token exchange and `/identities`.
+
+Wire contract: contracts/identity.md §1-4 and specs/acs-identity/2023-10-01. The error bodies of
+the exchange are the ones recorded from the real service (§1.3), in the precedence observed there.
+Answers for cases no public source shows carry the emulator-defined header.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import urllib.parse
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import jwt
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from harness import contract
+from harness.sandbox.context import SandboxContext, emulator_defined
+from harness.sandbox.state import ACS_RESOURCE_URI, TEAMS_SCOPES, Tenant
+
+# api-versions that carry this route: 2021-10-31-preview takes {token} only; GA takes all three.
+PREVIEW_VERSION = "2021-10-31-preview"
+GA_VERSIONS = ("2022-06-01", "2022-10-01", "2023-08-01", "2023-10-01", "2025-06-30")
+SUPPORTED_VERSIONS = (PREVIEW_VERSION, *GA_VERSIONS)
+HMAC_MAX_SKEW = timedelta(minutes=5)  # third-party reports; unverified for ACS Identity
+SIGNED_HEADERS = "x-ms-date;host;x-ms-content-sha256"
+TOKEN_SCOPES = frozenset({"chat", "voip", "chat.join", "chat.join.limited", "voip.join"})
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+class AcsError(Exception):
+    def __init__(self, status: int, code: str, message: str, target: str | None = None, *, emulated: str = "") -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.target, self.emulated = status, code, message, target, emulated
+
+    @classmethod
+    def of(cls, spec: tuple[int, str, str, str | None], emulated: str = "") -> AcsError:
+        return cls(*spec, emulated=emulated)
+
+
+def expires_on(epoch: int) -> str:
+    """ACS's timestamp format: 7 fractional digits and a +00:00 offset."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond * 10:07d}+00:00"
+
+
+class Acs:
+    def __init__(self, ctx: SandboxContext) -> None:
+        self.ctx = ctx
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/teamsUser/:exchangeAccessToken", self.exchange, methods=["POST"]),
+            Route("/identities", self.create_identity, methods=["POST"]),
+            Route("/identities/{id}/:issueAccessToken", self.issue_token, methods=["POST"]),
+            Route("/identities/{id}/:revokeAccessTokens", self.revoke_tokens, methods=["POST"]),
+            Route("/identities/{id}", self.delete_identity, methods=["DELETE"]),
+        ]
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _headers(self, request: Request) -> dict[str, str]:
+        headers = {
+            "MS-CV": self.ctx.ids.next("ms-cv"),
+            "X-Azure-Ref": self.ctx.ids.next("azure-ref"),
+            "X-Cache": "CONFIG_NOCACHE",
+            "Request-Context": "appId=",
+            "Strict-Transport-Security": "max-age=2592000",
+            "api-supported-versions": ", ".join(SUPPORTED_VERSIONS),
+        }
+        if cid := request.headers.get("x-ms-client-request-id"):
+            headers["x-ms-client-request-id"] = cid
+        return headers
+
+    def _json(self, request: Request, body: Any, status: int = 200) -> JSONResponse:
+        return JSONResponse(
+            body, status_code=status, headers=self._headers(request), media_type="application/json; charset=utf-8"
+        )
+
+    def _error(self, request: Request, err: AcsError) -> JSONResponse:
+        error: dict[str, Any] = {"code": err.code, "message": err.message}
+        if err.target:
+            error["target"] = err.target
+        response = self._json(request, {"error": error}, err.status)
+        return emulator_defined(response, err.emulated) if err.emulated else response
+
+    async def _authenticated_body(self, request: Request) -> bytes:
+        body = await request.body()
+        self._verify_hmac(request, body)
+        version = request.query_params.get("api-version")
+        if version not in SUPPORTED_VERSIONS:
+            raise AcsError(
+                400,
+                "UnsupportedApiVersion",
+                f"The HTTP resource that matches the request URI '{request.url.path}' does not support the API "
+                f"version '{version}'.",
+                emulated="the error for an unsupported api-version is not documented",
+            )
+        return body
+
+    def _verify_hmac(self, request: Request, body: bytes) -> None:
+        """HMAC-SHA256 exactly as the SDK signs (contracts/identity.md §2)."""
+        denied = "bad or missing HMAC signature; Denied is what third parties report for ACS"
+        auth = request.headers.get("authorization", "")
+        match = re.fullmatch(r"HMAC-SHA256 SignedHeaders=([^&]+)&Signature=(\S+)", auth)
+        if not match or match.group(1).lower() != SIGNED_HEADERS:
+            raise AcsError(401, "Denied", "Denied by the resource provider.", emulated=denied)
+        date = request.headers.get("x-ms-date", "")
+        try:
+            signed_at = parsedate_to_datetime(date)
+        except (TypeError, ValueError):
+            raise AcsError(401, "Denied", "Denied by the resource provider.", emulated=denied) from None
+        if signed_at.tzinfo is None or abs(self.ctx.wall_clock.now() - signed_at) > HMAC_MAX_SKEW:
+            raise AcsError(
+                401,
+                "Denied",
+                "The given request could not be resolved.\nThe time difference between the originating client "
+                "and the server is greater than the allowed margin of 5 minutes.",
+                emulated="clock-skew window and text reported by third parties only",
+            )
+        content_hash = base64.b64encode(hashlib.sha256(body).digest()).decode()
+        if not hmac.compare_digest(request.headers.get("x-ms-content-sha256", ""), content_hash):
+            raise AcsError(401, "Denied", "Denied by the resource provider.", emulated=denied)
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        path = raw_path.decode("latin-1")
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        path_and_query = path + (f"?{query}" if query else "")
+        host = request.headers.get("host", "")
+        key = base64.b64decode(self.ctx.directory.acs.access_key)
+        # Clients built with decode_url=True (and the aiohttp transport) sign the unquoted form.
+        for candidate in dict.fromkeys((path_and_query, urllib.parse.unquote(path_and_query))):
+            to_sign = f"{request.method.upper()}\n{candidate}\n{date};{host};{content_hash}"
+            expected = base64.b64encode(hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).digest()).decode()
+            if hmac.compare_digest(expected, match.group(2)):
+                return
+        raise AcsError(401, "Denied", "Denied by the resource provider.", emulated=denied)
+
+    @staticmethod
+    def _object(body: bytes) -> dict[str, Any]:
+        try:
+            data = json.loads(body.decode("utf-8")) if body else {}
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            data = None
+        if not isinstance(data, dict):
+            raise AcsError(
+                400,
+                "ValidationError",
+                "The request body is not a valid JSON object.",
+                emulated="the error for a body that is not a JSON object is not documented",
+            )
+        return data
+
+    # -- the Teams-user exchange -----------------------------------------------------------------
+
+    async def exchange(self, request: Request) -> Response:
+        try:
+            body = self._object(await self._authenticated_body(request))
+            token, expires = self._exchange(body, preview=request.query_params.get("api-version") == PREVIEW_VERSION)
+        except AcsError as err:
+            return self._error(request, err)
+        return self._json(request, {"token": token, "expiresOn": expires_on(expires)})
+
+    def _exchange(self, body: dict[str, Any], *, preview: bool) -> tuple[str, int]:
+        token, app_id, user_id = (body.get(k) for k in ("token", "appId", "userId"))
+        if not preview and not _text(app_id):
+            raise AcsError.of(contract.APP_ID_REQUIRED)
+        claims, tenant = self._validate_entra_token(token)
+        if not preview:
+            if not _text(user_id):
+                raise AcsError.of(contract.USER_ID_REQUIRED)
+            if not GUID.match(str(app_id)):
+                raise AcsError.of(contract.APP_ID_INVALID_FORMAT)
+            if not GUID.match(str(user_id)):
+                raise AcsError.of(contract.USER_ID_INVALID_FORMAT)
+            if str(app_id).lower() != str(claims.get("appid", "")).lower():
+                raise AcsError.of(contract.APP_ID_NOT_EXPECTED)
+            if str(user_id).lower() != str(claims.get("oid", "")).lower():
+                raise AcsError.of(contract.USER_ID_NOT_EXPECTED)
+        user = tenant.user_by_oid(claims["oid"])
+        if user is None or not user.teams_license:
+            raise AcsError(
+                403,
+                "Forbidden",
+                "The user is not licensed for Microsoft Teams.",
+                emulated="no public source shows the exchange for a user without a Teams license",
+            )
+        return self._mint_teams_user_token(claims), int(claims["exp"])
+
+    def _validate_entra_token(self, token: Any) -> tuple[dict[str, Any], Tenant]:
+        """Token validation; every failure is the recorded 401, the undocumented ones marked."""
+        if not _text(token):
+            raise AcsError.of(contract.INVALID_ACCESS_TOKEN)
+        try:
+            jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise AcsError.of(contract.INVALID_ACCESS_TOKEN) from None
+        try:
+            claims = self.ctx.entra_signer.verify(token)
+        except jwt.InvalidTokenError:
+            raise AcsError.of(
+                contract.INVALID_ACCESS_TOKEN,
+                emulated="a JWT not signed by Entra ID (for example an ACS token) is rejected as an invalid token",
+            ) from None
+        if int(claims.get("exp", 0)) <= self.ctx.epoch():
+            raise AcsError.of(contract.INVALID_ACCESS_TOKEN)
+        if claims.get("aud") != ACS_RESOURCE_URI:
+            raise AcsError.of(
+                contract.INVALID_ACCESS_TOKEN,
+                emulated=f"a token for another audience ({claims.get('aud')}) is rejected as an invalid token",
+            )
+        granted = set(str(claims.get("scp", "")).split())
+        missing = [s for s in TEAMS_SCOPES if s not in granted]
+        if missing:
+            raise AcsError.of(
+                contract.INVALID_ACCESS_TOKEN,
+                emulated=f"a token without {', '.join(missing)} is rejected as an invalid token",
+            )
+        tenant = self.ctx.directory.tenant(str(claims.get("tid", "")))
+        if tenant is None:
+            raise AcsError.of(contract.INVALID_ACCESS_TOKEN, emulated="token of a tenant the sandbox does not host")
+        return claims, tenant
+
+    def _mint_teams_user_token(self, entra: dict[str, Any]) -> str:
+        """An ACS token for a Teams user. Claims are not part of ACS's contract (emulator-defined);
+        the ones the Calling SDK reads are present: skypeid, tid, acsScope, resourceId, exp."""
+        iat = self.ctx.epoch()
+        acs = self.ctx.directory.acs
+        return self.ctx.acs_signer.sign(
+            {
+                "skypeid": f"orgid:{entra['oid']}",
+                "scp": 1024,
+                "csi": str(iat),
+                "exp": int(entra["exp"]),
+                "rgn": "amer",
+                "tid": entra["tid"],
+                "acsScope": "voip",
+                "resourceId": acs.immutable_id,
+                "resourceLocation": acs.location,
+                "iat": iat,
+            }
+        )
+
+    # -- ACS identities (users of the ACS resource itself, not Teams users) ----------------------
+
+    def _mint_acs_user_token(self, identity: str, scopes: list[str], minutes: int) -> tuple[str, int]:
+        iat = self.ctx.epoch()
+        exp = iat + minutes * 60
+        acs = self.ctx.directory.acs
+        token = self.ctx.acs_signer.sign(
+            {
+                "skypeid": identity.removeprefix("8:"),
+                "scp": 1792,
+                "csi": str(iat),
+                "exp": exp,
+                "rgn": "amer",
+                "acsScope": ",".join(scopes),
+                "resourceId": acs.immutable_id,
+                "resourceLocation": acs.location,
+                "iat": iat,
+            }
+        )
+        return token, exp
+
+    @staticmethod
+    def _token_request(body: dict[str, Any], scopes_key: str) -> tuple[list[str], int]:
+        scopes = body.get(scopes_key)
+        if not isinstance(scopes, list) or not scopes or not all(s in TOKEN_SCOPES for s in scopes):
+            raise AcsError(
+                400,
+                "ValidationError",
+                f"Scopes must be a non-empty list of: {', '.join(sorted(TOKEN_SCOPES))}.",
+                scopes_key,
+                emulated="the message for invalid scopes is not documented",
+            )
+        minutes = body.get("expiresInMinutes", 1440)
+        if minutes is None:
+            minutes = 1440
+        if not isinstance(minutes, int) or isinstance(minutes, bool) or not 60 <= minutes <= 1440:
+            raise AcsError(
+                400,
+                "ValidationError",
+                "ExpiresInMinutes must be between 60 and 1440.",
+                "expiresInMinutes",
+                emulated="the 400 is recorded; its message is not",
+            )
+        return list(scopes), minutes
+
+    def _identity_or_404(self, identity: str) -> dict[str, Any]:
+        record = self.ctx.acs_identities.get(identity)
+        if record is None or record["deleted"]:
+            raise AcsError(
+                404, "IdentityNotFound", "Identity not found.", emulated="the 404 body for an unknown identity"
+            )
+        return record
+
+    async def create_identity(self, request: Request) -> Response:
+        try:
+            body = self._object(await self._authenticated_body(request))
+            identity = f"8:acs:{self.ctx.directory.acs.immutable_id}_{self.ctx.ids.next('acs-user')}"
+            result: dict[str, Any] = {"identity": {"id": identity}}
+            if "createTokenWithScopes" in body:
+                scopes, minutes = self._token_request(body, "createTokenWithScopes")
+                token, exp = self._mint_acs_user_token(identity, scopes, minutes)
+                result["accessToken"] = {"token": token, "expiresOn": expires_on(exp)}
+        except AcsError as err:
+            return self._error(request, err)
+        with self.ctx.lock:
+            self.ctx.acs_identities[identity] = {"deleted": False, "revoked_before": None}
+        return self._json(request, result, 201)
+
+    async def issue_token(self, request: Request) -> Response:
+        try:
+            body = self._object(await self._authenticated_body(request))
+            identity = request.path_params["id"]
+            self._identity_or_404(identity)
+            scopes, minutes = self._token_request(body, "scopes")
+            token, exp = self._mint_acs_user_token(identity, scopes, minutes)
+        except AcsError as err:
+            return self._error(request, err)
+        return self._json(request, {"token": token, "expiresOn": expires_on(exp)})
+
+    async def revoke_tokens(self, request: Request) -> Response:
+        try:
+            await self._authenticated_body(request)
+            record = self._identity_or_404(request.path_params["id"])
+        except AcsError as err:
+            return self._error(request, err)
+        with self.ctx.lock:
+            record["revoked_before"] = self.ctx.epoch()
+        return Response(status_code=204, headers=self._headers(request))
+
+    async def delete_identity(self, request: Request) -> Response:
+        try:
+            await self._authenticated_body(request)
+            record = self._identity_or_404(request.path_params["id"])
+        except AcsError as err:
+            return self._error(request, err)
+        with self.ctx.lock:
+            record["deleted"] = True
+        return Response(status_code=204, headers=self._headers(request))
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""

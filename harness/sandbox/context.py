@@ -1,0 +1,55 @@
+"""What every emulated service of one sandbox shares: the tenant directory, clocks, ids, keys, stores."""
+
+from __future__ import annotations
+
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from harness.contract import EMULATOR_DEFINED_HEADER
+from harness.sandbox.signing import Signer
+from harness.sandbox.state import Clock, Directory, IdSource
+
+
+@dataclass
+class SandboxContext:
+    directory: Directory
+    clock: Clock  # model time: token lifetimes, timestamps in bodies
+    ids: IdSource
+    # Request freshness (the HMAC x-ms-date window) is judged against real time even when the
+    # model clock is fixed for reproducible recordings: the client signs with its own wall clock.
+    wall_clock: Clock = field(default_factory=Clock)
+    entra_signer: Signer = field(default_factory=lambda: Signer("entra"))
+    acs_signer: Signer = field(default_factory=lambda: Signer("acs"))
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    refresh_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+    device_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    acs_identities: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def now(self) -> datetime:
+        return self.clock.now().astimezone(UTC)
+
+    def epoch(self) -> int:
+        return int(self.now().timestamp())
+
+
+def base_url(request: Request) -> str:
+    """The scheme and authority the client used: canonical host or loopback address alike."""
+    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    return f"{request.url.scheme}://{host}"
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """An x-www-form-urlencoded body as a dict (last value wins), tolerant of any bytes."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
+
+
+def emulator_defined(response: JSONResponse, reason: str) -> JSONResponse:
+    response.headers[EMULATOR_DEFINED_HEADER] = reason
+    return response

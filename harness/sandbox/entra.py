@@ -1,0 +1,573 @@
+"""Microsoft Entra ID v2 endpoints, as unmodified MSAL Python uses them.
+
+Error bodies follow the real format (contracts/identity.md §5.3): `error`, `error_description`
+starting `AADSTSnnnnn:` and ending with trace id, correlation id and timestamp, `error_codes`,
+`timestamp`, `trace_id`, `correlation_id`, `error_uri`. Texts, `error` values and statuses are the
+ones seen in real responses; where a source could not be found the answer carries the
+emulator-defined header saying so.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import html
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from harness.sandbox.context import SandboxContext, base_url, emulator_defined, form_fields
+from harness.sandbox.state import RESOURCES, AppRegistration, Tenant, User
+
+OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
+ACCESS_TOKEN_LIFETIME_S = 4500  # 75 minutes: emulator-defined (real tokens last 60-90 minutes)
+DEVICE_CODE_LIFETIME_S = 900
+PASSWORD_GRANT = "password"
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+
+class EntraError(Exception):
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        code: int,
+        message: str,
+        *,
+        emulator_defined: str | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.error, self.code, self.message = status, error, code, message
+        self.emulator_defined = emulator_defined
+        self.extra = extra
+
+
+def _wrong_credentials() -> EntraError:
+    return EntraError(400, "invalid_grant", 50126, "Error validating credentials due to invalid username or password.")
+
+
+@dataclass
+class Grant:
+    """What a token request asks for, after its scopes are resolved to one resource."""
+
+    resource: str
+    resource_app_id: str
+    resource_name: str
+    permissions: frozenset[str]
+    default: bool
+    wants_refresh: bool
+    wants_id_token: bool
+
+
+class Entra:
+    def __init__(self, ctx: SandboxContext) -> None:
+        self.ctx = ctx
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/common/discovery/instance", self.instance_discovery, methods=["GET"]),
+            Route("/common/userrealm/{username}", self.user_realm, methods=["GET"]),
+            Route("/common/oauth2/deviceauth", self.device_auth_page, methods=["GET"]),
+            Route("/common/oauth2/deviceauth", self.device_auth_approve, methods=["POST"]),
+            Route("/{tenant}/v2.0/.well-known/openid-configuration", self.openid_configuration, methods=["GET"]),
+            Route("/{tenant}/discovery/v2.0/keys", self.keys, methods=["GET"]),
+            Route("/{tenant}/oauth2/v2.0/token", self.token, methods=["POST"]),
+            Route("/{tenant}/oauth2/v2.0/devicecode", self.device_code, methods=["POST"]),
+        ]
+
+    # -- responses ---------------------------------------------------------------------------
+
+    def _json(self, request: Request, body: dict[str, Any], status: int = 200) -> JSONResponse:
+        response = JSONResponse(body, status_code=status)
+        response.headers["cache-control"] = "no-store, no-cache"
+        response.headers["x-ms-request-id"] = self.ctx.ids.next("request")
+        if cid := request.headers.get("client-request-id"):
+            response.headers["client-request-id"] = cid
+        return response
+
+    def _error(self, request: Request, err: EntraError) -> JSONResponse:
+        timestamp = self.ctx.now().strftime("%Y-%m-%d %H:%M:%SZ")
+        trace_id = self.ctx.ids.next("trace")
+        correlation_id = request.headers.get("client-request-id") or self.ctx.ids.next("correlation")
+        body = {
+            "error": err.error,
+            "error_description": (
+                f"AADSTS{err.code}: {err.message} Trace ID: {trace_id} "
+                f"Correlation ID: {correlation_id} Timestamp: {timestamp}"
+            ),
+            "error_codes": [err.code],
+            "timestamp": timestamp,
+            "trace_id": trace_id,
+            "correlation_id": correlation_id,
+            "error_uri": f"https://login.microsoftonline.com/error?code={err.code}",
+            **err.extra,
+        }
+        response = self._json(request, body, err.status)
+        if err.emulator_defined:
+            emulator_defined(response, err.emulator_defined)
+        return response
+
+    # -- discovery -----------------------------------------------------------------------------
+
+    def _tenant_or_error(self, key: str) -> Tenant:
+        tenant = self.ctx.directory.tenant(key)
+        if tenant is None:
+            raise EntraError(
+                400,
+                "invalid_tenant",
+                90002,
+                f"Tenant '{key}' not found. Check to make sure you have the correct tenant ID and are signing "
+                "into the correct cloud. Check with your subscription administrator, this may happen if "
+                "there are no active subscriptions for the tenant.",
+            )
+        return tenant
+
+    async def openid_configuration(self, request: Request) -> Response:
+        key = request.path_params["tenant"]
+        if key in ("common", "organizations"):
+            tid = "{tenantid}"
+        else:
+            try:
+                tid = self._tenant_or_error(key).tenant_id
+            except EntraError as err:
+                return self._error(request, err)
+        base = base_url(request)
+        return self._json(
+            request,
+            {
+                "token_endpoint": f"{base}/{key}/oauth2/v2.0/token",
+                "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+                "jwks_uri": f"{base}/{key}/discovery/v2.0/keys",
+                "response_modes_supported": ["query", "fragment", "form_post"],
+                "subject_types_supported": ["pairwise"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+                "scopes_supported": ["openid", "profile", "email", "offline_access"],
+                "issuer": f"{base}/{tid}/v2.0",
+                "request_uri_parameter_supported": False,
+                "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
+                "authorization_endpoint": f"{base}/{key}/oauth2/v2.0/authorize",
+                "device_authorization_endpoint": f"{base}/{key}/oauth2/v2.0/devicecode",
+                "http_logout_supported": True,
+                "frontchannel_logout_supported": True,
+                "end_session_endpoint": f"{base}/{key}/oauth2/v2.0/logout",
+                "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nonce", "name", "oid", "tid", "preferred_username"],
+                "tenant_region_scope": "NA",
+                "cloud_instance_name": "microsoftonline.com",
+                "cloud_graph_host_name": "graph.windows.net",
+                "msgraph_host": "graph.microsoft.com",
+            },
+        )
+
+    async def keys(self, request: Request) -> Response:
+        return self._json(request, self.ctx.entra_signer.jwks())
+
+    async def instance_discovery(self, request: Request) -> Response:
+        host = request.url.hostname or "login.microsoftonline.com"
+        return self._json(
+            request,
+            {
+                "tenant_discovery_endpoint": f"{base_url(request)}/common/v2.0/.well-known/openid-configuration",
+                "api-version": "1.1",
+                "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+            },
+        )
+
+    async def user_realm(self, request: Request) -> Response:
+        username = request.path_params["username"]
+        tenant = self.ctx.directory.tenant_of_upn(username)
+        # Managed (cloud-only) accounts: MSAL then uses the plain password grant.
+        body = {
+            "ver": "1.0",
+            "account_type": "Managed" if tenant else "Unknown",
+            "domain_name": username.rpartition("@")[2],
+            "cloud_instance_name": "microsoftonline.com",
+            "cloud_audience_urn": "urn:federation:MicrosoftOnline",
+        }
+        return self._json(request, body)
+
+    # -- token endpoint ------------------------------------------------------------------------
+
+    async def token(self, request: Request) -> Response:
+        try:
+            fields = await form_fields(request)
+            tenant = self._tenant_or_error(request.path_params["tenant"])
+            return self._json(request, self._token_for(tenant, fields))
+        except EntraError as err:
+            return self._error(request, err)
+
+    def _token_for(self, tenant: Tenant, form: dict[str, str]) -> dict[str, Any]:
+        grant_type = form.get("grant_type", "")
+        if not grant_type:
+            raise EntraError(
+                400, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'."
+            )
+        app = self._app(tenant, form)
+        if grant_type == "client_credentials":
+            return self._client_credentials(tenant, app, form)
+        if grant_type == "refresh_token":
+            return self._refresh(tenant, app, form)
+        if grant_type not in (PASSWORD_GRANT, DEVICE_CODE_GRANT):
+            raise EntraError(
+                400,
+                "unsupported_grant_type",
+                70003,
+                f"The app requested an unsupported grant type '{grant_type}'.",
+                emulator_defined="grant types other than password, device code, refresh token and "
+                "client credentials are not emulated",
+            )
+        self._require_public_client(app, form)
+        if grant_type == PASSWORD_GRANT:
+            grant = self._resolve_scopes(tenant, form.get("scope", ""))
+            user = self._authenticate(tenant, form.get("username", ""), form.get("password", ""), grant)
+        else:
+            grant, user = self._redeem_device_code(tenant, app, form)
+        self._authorize(tenant, app, user, grant)
+        return self._issue(tenant, app, user, grant, amr=["pwd"])
+
+    def _app(self, tenant: Tenant, form: dict[str, str]) -> AppRegistration:
+        client_id = form.get("client_id", "")
+        app = tenant.apps.get(client_id)
+        if app is None:
+            raise EntraError(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory '{tenant.display_name}'. "
+                "This can happen if the application has not been installed by the administrator of the tenant "
+                "or consented to by any user in the tenant. You may have sent your authentication request to "
+                "the wrong tenant.",
+            )
+        secret = form.get("client_secret")
+        if secret is not None and not (app.client_secret and hmac.compare_digest(secret, app.client_secret)):
+            raise EntraError(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client "
+                f"secret value, not the client secret ID, for a secret added to app '{app.client_id}'.",
+            )
+        return app
+
+    @staticmethod
+    def _require_public_client(app: AppRegistration, form: dict[str, str]) -> None:
+        if not app.public_client_flows and "client_secret" not in form:
+            raise EntraError(
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            )
+
+    def _resolve_scopes(self, tenant: Tenant, scope: str) -> Grant:
+        requested = scope.split()
+        wants_refresh = "offline_access" in requested
+        wants_id_token = "openid" in requested
+        resource_scopes = [s for s in requested if s not in OIDC_SCOPES]
+        if not resource_scopes:
+            resource_scopes = ["https://graph.microsoft.com/User.Read"]
+        by_resource: dict[str, set[str]] = {}
+        for item in resource_scopes:
+            resource, _, permission = item.rpartition("/")
+            if not resource:  # a bare permission name means Microsoft Graph
+                resource = "https://graph.microsoft.com"
+            resource = self._resource_uri(resource)
+            if resource is None:
+                raise EntraError(
+                    400,
+                    "invalid_resource",
+                    500011,
+                    f"The resource principal named {item} was not found in the tenant named {tenant.display_name}. "
+                    "This can happen if the application has not been installed by the administrator of the "
+                    "tenant or consented to by any user in the tenant. You might have sent your authentication "
+                    "request to the wrong tenant.",
+                )
+            by_resource.setdefault(resource, set()).add(permission)
+        if len(by_resource) > 1:
+            raise EntraError(
+                400,
+                "invalid_scope",
+                70011,
+                "The provided request must include a 'scope' input parameter. The provided value for the input "
+                f"parameter 'scope' is not valid. The scope {scope} is not valid. Scopes for more than one "
+                "resource were requested.",
+                emulator_defined="the exact text for scopes of two resources is not documented",
+            )
+        ((resource, permissions),) = by_resource.items()
+        app_id, name, known = RESOURCES[resource]
+        default = permissions == {".default"}
+        unknown = sorted(p for p in permissions if p not in known and p != ".default")
+        if unknown:
+            raise EntraError(
+                400,
+                "invalid_scope",
+                70011,
+                "The provided request must include a 'scope' input parameter. The provided value for the input "
+                f"parameter 'scope' is not valid. The scope {scope} is not valid.",
+            )
+        return Grant(resource, app_id, name, frozenset(permissions), default, wants_refresh, wants_id_token)
+
+    @staticmethod
+    def _resource_uri(resource: str) -> str | None:
+        resource = resource.rstrip("/")
+        for uri, (app_id, _, _) in RESOURCES.items():
+            if resource in (uri, app_id):
+                return uri
+        return None
+
+    @staticmethod
+    def _authenticate(tenant: Tenant, username: str, password: str, grant: Grant) -> User:
+        user = tenant.user_by_upn(username)
+        if user is None or not hmac.compare_digest(password.encode(), user.password.encode()):
+            raise _wrong_credentials()
+        if user.mfa_required:
+            raise EntraError(
+                400,
+                "invalid_grant",
+                50076,
+                "Due to a configuration change made by your administrator, or because you moved to a new "
+                f"location, you must use multi-factor authentication to access '{grant.resource_app_id}'.",
+                suberror="basic_action",
+                emulator_defined="the v2 password grant's error value for MFA is unverified (invalid_grant "
+                "seen on other v2 flows, interaction_required on v1)",
+            )
+        return user
+
+    @staticmethod
+    def _authorize(tenant: Tenant, app: AppRegistration, user: User | None, grant: Grant) -> None:
+        if grant.resource_app_id not in tenant.service_principals:
+            raise EntraError(
+                400,
+                "invalid_client",
+                650052,
+                f"The app is trying to access a service '{grant.resource_app_id}'({grant.resource_name}) that "
+                f"your organization '{tenant.tenant_id}' lacks a service principal for. Contact your IT Admin "
+                "to review the configuration of your service subscriptions or consent to the application in "
+                "order to create the required service principal.",
+                emulator_defined="the HTTP status of AADSTS650052 on the token endpoint is unverified",
+            )
+        if user is None:
+            return
+        consented = app.consented.get(grant.resource, frozenset())
+        missing = consented == frozenset() if grant.default else not grant.permissions <= consented
+        if missing:
+            raise EntraError(
+                400,
+                "invalid_grant",
+                65001,
+                f"The user or administrator has not consented to use the application with ID '{app.client_id}' "
+                f"named '{app.display_name}'. Send an interactive authorization request for this user and resource.",
+                suberror="consent_required",
+            )
+
+    def _issue(
+        self, tenant: Tenant, app: AppRegistration, user: User, grant: Grant, *, amr: list[str]
+    ) -> dict[str, Any]:
+        ctx = self.ctx
+        iat = ctx.epoch()
+        exp = iat + ACCESS_TOKEN_LIFETIME_S
+        consented = app.consented.get(grant.resource, frozenset())
+        permissions = sorted(consented if grant.default else grant.permissions | consented)
+        access_claims = {
+            "aud": grant.resource,
+            "iss": f"https://sts.windows.net/{tenant.tenant_id}/",
+            "iat": iat,
+            "nbf": iat,
+            "exp": exp,
+            "acr": "1",
+            "amr": amr,
+            "appid": app.client_id,
+            "appidacr": "0",
+            "name": user.display_name,
+            "oid": user.oid,
+            "scp": " ".join(permissions),
+            "sub": ctx.ids.stable(f"sub/{user.oid}/{app.client_id}"),
+            "tid": tenant.tenant_id,
+            "unique_name": user.upn,
+            "upn": user.upn,
+            "uti": ctx.ids.next("uti"),
+            "ver": "1.0",
+        }
+        body: dict[str, Any] = {
+            "token_type": "Bearer",
+            "scope": " ".join(f"{grant.resource}/{p}" for p in permissions),
+            "expires_in": ACCESS_TOKEN_LIFETIME_S,
+            "ext_expires_in": ACCESS_TOKEN_LIFETIME_S,
+            "access_token": ctx.entra_signer.sign(access_claims),
+        }
+        if grant.wants_refresh:
+            refresh = base64.urlsafe_b64encode(ctx.ids.secret(ctx.ids.next("refresh"), 48)).decode().rstrip("=")
+            with ctx.lock:
+                ctx.refresh_tokens[refresh] = {"tenant": tenant.name, "user": user.alias, "client_id": app.client_id}
+            body["refresh_token"] = refresh
+        if grant.wants_id_token:
+            body["id_token"] = ctx.entra_signer.sign(
+                {
+                    "aud": app.client_id,
+                    "iss": f"https://login.microsoftonline.com/{tenant.tenant_id}/v2.0",
+                    "iat": iat,
+                    "nbf": iat,
+                    "exp": iat + 3600,
+                    "name": user.display_name,
+                    "oid": user.oid,
+                    "preferred_username": user.upn,
+                    "sub": access_claims["sub"],
+                    "tid": tenant.tenant_id,
+                    "ver": "2.0",
+                }
+            )
+            client_info = json.dumps({"uid": user.oid, "utid": tenant.tenant_id}).encode()
+            body["client_info"] = base64.urlsafe_b64encode(client_info).decode().rstrip("=")
+        return body
+
+    def _refresh(self, tenant: Tenant, app: AppRegistration, form: dict[str, str]) -> dict[str, Any]:
+        with self.ctx.lock:
+            record = self.ctx.refresh_tokens.pop(form.get("refresh_token", ""), None)
+        if record is None or record["tenant"] != tenant.name or record["client_id"] != app.client_id:
+            raise EntraError(
+                400,
+                "invalid_grant",
+                9002313,
+                "Invalid request. Request is malformed or invalid.",
+                emulator_defined="the exact code for an unknown refresh token varies in the real service",
+            )
+        user = tenant.users[record["user"]]
+        grant = self._resolve_scopes(tenant, form.get("scope", ""))
+        self._authorize(tenant, app, user, grant)
+        return self._issue(tenant, app, user, grant, amr=["pwd"])
+
+    def _client_credentials(self, tenant: Tenant, app: AppRegistration, form: dict[str, str]) -> dict[str, Any]:
+        if "client_secret" not in form:
+            raise EntraError(
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            )
+        scope = form.get("scope", "")
+        if not scope.endswith("/.default") or len(scope.split()) != 1:
+            raise EntraError(
+                400,
+                "invalid_scope",
+                1002012,
+                f"The provided value for scope {scope} is not valid. Client credential flows must have a scope "
+                "value with /.default suffixed to the resource identifier (application ID URI).",
+            )
+        grant = self._resolve_scopes(tenant, scope)
+        self._authorize(tenant, app, None, grant)
+        iat = self.ctx.epoch()
+        claims = {
+            "aud": grant.resource,
+            "iss": f"https://sts.windows.net/{tenant.tenant_id}/",
+            "iat": iat,
+            "nbf": iat,
+            "exp": iat + ACCESS_TOKEN_LIFETIME_S,
+            "appid": app.client_id,
+            "appidacr": "1",
+            "idtyp": "app",
+            "oid": self.ctx.ids.stable(f"{tenant.name}/sp/{app.client_id}"),
+            "roles": [],  # the sandbox grants no application permissions; ACS defines none
+            "tid": tenant.tenant_id,
+            "ver": "1.0",
+        }
+        return {
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TOKEN_LIFETIME_S,
+            "ext_expires_in": ACCESS_TOKEN_LIFETIME_S,
+            "access_token": self.ctx.entra_signer.sign(claims),
+        }
+
+    # -- device code -----------------------------------------------------------------------------
+
+    async def device_code(self, request: Request) -> Response:
+        try:
+            form = await form_fields(request)
+            tenant = self._tenant_or_error(request.path_params["tenant"])
+            app = self._app(tenant, form)
+            self._require_public_client(app, form)
+            self._resolve_scopes(tenant, form.get("scope", ""))
+        except EntraError as err:
+            return self._error(request, err)
+        ctx = self.ctx
+        device_code = base64.urlsafe_b64encode(ctx.ids.secret(ctx.ids.next("device"), 36)).decode().rstrip("=")
+        user_code = base64.b32encode(ctx.ids.secret(device_code, 5)).decode()[:9]
+        with ctx.lock:
+            ctx.device_codes[device_code] = {
+                "tenant": tenant.name,
+                "client_id": app.client_id,
+                "scope": form.get("scope", ""),
+                "user_code": user_code,
+                "expires": ctx.epoch() + DEVICE_CODE_LIFETIME_S,
+                "user": None,
+            }
+        uri = f"{base_url(request)}/common/oauth2/deviceauth"
+        return self._json(
+            request,
+            {
+                "user_code": user_code,
+                "device_code": device_code,
+                "verification_uri": uri,
+                "expires_in": DEVICE_CODE_LIFETIME_S,
+                "interval": 5,
+                "message": f"To sign in, use a web browser to open the page {uri} and enter the code {user_code} "
+                "to authenticate.",
+            },
+        )
+
+    def _redeem_device_code(self, tenant: Tenant, app: AppRegistration, form: dict[str, str]) -> tuple[Grant, User]:
+        code = form.get("device_code") or form.get("code") or ""
+        with self.ctx.lock:
+            record = self.ctx.device_codes.get(code)
+        if record is None or record["tenant"] != tenant.name or record["client_id"] != app.client_id:
+            raise EntraError(400, "invalid_grant", 70000, "The provided value for the 'device_code' is not valid.")
+        if self.ctx.epoch() > record["expires"]:
+            raise EntraError(400, "expired_token", 70019, "Verification code expired.")
+        if record["user"] is None:
+            raise EntraError(
+                400,
+                "authorization_pending",
+                70016,
+                "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+            )
+        with self.ctx.lock:
+            self.ctx.device_codes.pop(code, None)
+        return self._resolve_scopes(tenant, record["scope"]), tenant.users[record["user"]]
+
+    async def device_auth_page(self, request: Request) -> Response:
+        return HTMLResponse(_DEVICE_PAGE.format(message=""))
+
+    async def device_auth_approve(self, request: Request) -> Response:
+        """The person's side of the device-code flow: enter the code, then sign in."""
+        form = await form_fields(request)
+        user_code = form.get("user_code", "").strip().upper()
+        with self.ctx.lock:
+            record = next((r for r in self.ctx.device_codes.values() if r["user_code"] == user_code), None)
+        if record is None:
+            page = _DEVICE_PAGE.format(message="That code didn't work. Check the code and try again.")
+            return HTMLResponse(page, status_code=400)
+        tenant = self.ctx.directory.tenants[record["tenant"]]
+        try:
+            grant = self._resolve_scopes(tenant, record["scope"])
+            user = self._authenticate(tenant, form.get("username", ""), form.get("password", ""), grant)
+            self._authorize(tenant, tenant.apps[record["client_id"]], user, grant)
+        except EntraError as err:
+            message = html.escape(f"AADSTS{err.code}: {err.message}")
+            return HTMLResponse(_DEVICE_PAGE.format(message=message), status_code=400)
+        with self.ctx.lock:
+            record["user"] = user.alias
+        return HTMLResponse(
+            "<!doctype html><title>Signed in</title><p>You have signed in. You may now close this window.</p>"
+        )
+
+
+_DEVICE_PAGE = """<!doctype html><html><head><title>Enter code</title></head><body>
+<h1>Enter code</h1><p role="alert">{message}</p>
+<form method="post"><label>Code <input name="user_code" autocomplete="off"></label>
+<label>Email <input name="username" type="email"></label>
+<label>Password <input name="password" type="password"></label>
+<button type="submit">Sign in</button></form></body></html>"""

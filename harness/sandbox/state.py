@@ -1,0 +1,287 @@
+"""The sandbox's world: clock, id source, and the tenant model the emulated services decide from.
+
+The sandbox models mechanics, not verdicts: users have licences and MFA, app registrations have
+public-client flows and consented scopes, tenants have (or lack) the ACS service principal. What a
+request gets follows from those facts, the way the service decides.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+ACS_RESOURCE_URI = "https://auth.msft.communication.azure.com"
+ACS_FIRST_PARTY_APP_ID = "1fd5118e-2576-4263-8130-9503064c837a"
+ACS_APP_NAME = "Azure Communication Services"
+GRAPH_RESOURCE_URI = "https://graph.microsoft.com"
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+TEAMS_SCOPES = ("Teams.ManageCalls", "Teams.ManageChats")
+
+# Resource apps the sandbox knows: resource URI -> (app id, display name, delegated permissions).
+RESOURCES: dict[str, tuple[str, str, frozenset[str]]] = {
+    ACS_RESOURCE_URI: (
+        ACS_FIRST_PARTY_APP_ID,
+        ACS_APP_NAME,
+        frozenset({"Teams.ManageCalls", "Teams.ManageChats", "TeamsExtension.ManageCalls"}),
+    ),
+    GRAPH_RESOURCE_URI: (
+        GRAPH_APP_ID,
+        "Microsoft Graph",
+        frozenset(
+            {
+                "User.Read", "User.ReadBasic.All", "Chat.Create", "Chat.Read", "Chat.ReadBasic",
+                "Chat.ReadWrite", "ChatMessage.Send", "ChatMessage.Read", "ChannelMessage.Send",
+                "ChannelMessage.Read.All", "OnlineMeetings.ReadWrite", "OnlineMeetings.Read",
+                "Team.ReadBasic.All", "Channel.ReadBasic.All",
+            }
+        ),
+    ),
+}
+
+SANDBOX_EPOCH = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
+
+
+class Clock:
+    """The sandbox's notion of now. `fixed()` makes every run see the same instants."""
+
+    def __init__(self, source: Callable[[], datetime] | None = None) -> None:
+        self._source = source or (lambda: datetime.now(UTC))
+        self._offset = timedelta()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def fixed(cls, start: datetime = SANDBOX_EPOCH) -> Clock:
+        return cls(lambda: start)
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._source() + self._offset
+
+    def advance(self, delta: timedelta) -> None:
+        with self._lock:
+            self._offset += delta
+
+    def restart(self, start: datetime) -> None:
+        """Make `now()` return `start` (for a fixed clock) from here on."""
+        with self._lock:
+            self._source = lambda: start
+            self._offset = timedelta()
+
+
+class IdSource:
+    """Deterministic identifiers: stable ones by name, volatile ones by sequence within a stream.
+
+    `restart(stream)` begins a new sequence, so that what one scenario sees does not depend on
+    which scenarios ran before it.
+    """
+
+    def __init__(self, seed: str = "cte-sandbox") -> None:
+        self._namespace = uuid.uuid5(uuid.NAMESPACE_URL, f"https://sandbox.cte.invalid/{seed}")
+        self._stream = "default"
+        self._counter = 0
+        self._lock = threading.Lock()
+
+    def stable(self, name: str) -> str:
+        return str(uuid.uuid5(self._namespace, f"stable:{name}"))
+
+    def next(self, kind: str = "id") -> str:
+        with self._lock:
+            self._counter += 1
+            return str(uuid.uuid5(self._namespace, f"{self._stream}:{kind}:{self._counter}"))
+
+    def restart(self, stream: str) -> None:
+        with self._lock:
+            self._stream = stream
+            self._counter = 0
+
+    def secret(self, name: str, size: int = 32) -> bytes:
+        return hashlib.sha256(f"{self._namespace}:secret:{name}".encode()).digest()[:size]
+
+
+@dataclass
+class User:
+    alias: str
+    upn: str
+    display_name: str
+    password: str
+    oid: str
+    teams_license: bool = True
+    mfa_required: bool = False
+
+
+@dataclass
+class AppRegistration:
+    client_id: str
+    display_name: str
+    public_client_flows: bool = True
+    redirect_uris: tuple[str, ...] = ("http://localhost",)
+    client_secret: str | None = None
+    # Delegated permissions granted on each resource: resource URI -> permission names.
+    consented: dict[str, frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass
+class AcsResource:
+    name: str
+    immutable_id: str
+    access_key: str  # base64, as in a connection string
+    location: str = "unitedstates"
+
+    @property
+    def host(self) -> str:
+        return f"{self.name}.communication.azure.com"
+
+
+@dataclass
+class Tenant:
+    name: str
+    tenant_id: str
+    domain: str
+    display_name: str
+    users: dict[str, User]
+    apps: dict[str, AppRegistration]
+    service_principals: set[str]
+    misconfiguration: str | None = None
+
+    def user_by_upn(self, upn: str) -> User | None:
+        upn = upn.lower()
+        return next((u for u in self.users.values() if u.upn.lower() == upn), None)
+
+    def user_by_oid(self, oid: str) -> User | None:
+        return next((u for u in self.users.values() if u.oid == oid), None)
+
+
+# Each misconfiguration changes facts of a healthy tenant; the failures follow from them.
+MISCONFIGURATIONS: dict[str, Callable[[Tenant], None]] = {}
+
+
+def misconfiguration(name: str):
+    def register(fn: Callable[[Tenant], None]) -> Callable[[Tenant], None]:
+        MISCONFIGURATIONS[name] = fn
+        return fn
+
+    return register
+
+
+@misconfiguration("consent-missing")
+def _consent_missing(tenant: Tenant) -> None:
+    for app in tenant.apps.values():
+        app.consented.pop(ACS_RESOURCE_URI, None)
+
+
+@misconfiguration("calls-scope-missing")
+def _calls_scope_missing(tenant: Tenant) -> None:
+    for app in tenant.apps.values():
+        app.consented[ACS_RESOURCE_URI] = frozenset({"Teams.ManageChats"})
+
+
+@misconfiguration("public-client-disabled")
+def _public_client_disabled(tenant: Tenant) -> None:
+    for app in tenant.apps.values():
+        app.public_client_flows = False
+
+
+@misconfiguration("no-teams-license")
+def _no_teams_license(tenant: Tenant) -> None:
+    for user in tenant.users.values():
+        user.teams_license = False
+
+
+@misconfiguration("acs-sp-missing")
+def _acs_sp_missing(tenant: Tenant) -> None:
+    tenant.service_principals.discard(ACS_FIRST_PARTY_APP_ID)
+
+
+@misconfiguration("app-not-registered")
+def _app_not_registered(tenant: Tenant) -> None:
+    tenant.apps.clear()
+
+
+TENANT_NAMES = ("contoso", *MISCONFIGURATIONS)
+
+
+def _password(ids: IdSource, name: str) -> str:
+    return "Pw!" + base64.urlsafe_b64encode(ids.secret(f"password:{name}", 12)).decode()
+
+
+def build_tenant(ids: IdSource, name: str, client_id: str) -> Tenant:
+    """A healthy tenant named `name`, then its misconfiguration (if `name` is one) applied."""
+    domain = f"{name}-sandbox.onmicrosoft.com"
+
+    def user(alias: str, display: str, **facts: bool) -> User:
+        return User(
+            alias=alias,
+            upn=f"{alias}@{domain}",
+            display_name=display,
+            password=_password(ids, f"{name}/{alias}"),
+            oid=ids.stable(f"{name}/user/{alias}"),
+            **facts,
+        )
+
+    users = [
+        user("adele", "Adele Vance"),
+        user("megan", "Megan Bowen"),
+        user("lynne", "Lynne Robbins", mfa_required=True),
+        user("pradeep", "Pradeep Gupta", teams_license=False),
+    ]
+    app = AppRegistration(
+        client_id=client_id,
+        display_name="CTE Conformance Client",
+        client_secret="cs~" + base64.urlsafe_b64encode(ids.secret("app/client-secret", 24)).decode(),
+        consented={
+            ACS_RESOURCE_URI: frozenset(TEAMS_SCOPES),
+            GRAPH_RESOURCE_URI: RESOURCES[GRAPH_RESOURCE_URI][2],
+        },
+    )
+    tenant = Tenant(
+        name=name,
+        tenant_id=ids.stable(f"tenant/{name}"),
+        domain=domain,
+        display_name=f"{name.title()} (sandbox)",
+        users={u.alias: u for u in users},
+        apps={app.client_id: app},
+        service_principals={ACS_FIRST_PARTY_APP_ID, GRAPH_APP_ID},
+    )
+    if name in MISCONFIGURATIONS:
+        MISCONFIGURATIONS[name](tenant)
+        tenant.misconfiguration = name
+    return tenant
+
+
+@dataclass
+class Directory:
+    """Every tenant the sandbox hosts, plus the one ACS resource their users exchange tokens at."""
+
+    tenants: dict[str, Tenant]
+    acs: AcsResource
+    client_id: str
+
+    @classmethod
+    def build(cls, ids: IdSource) -> Directory:
+        # One multi-tenant app registration, as an ISV ships it; each tenant has its own copy of
+        # the facts (consent, public client flows) the way service principals carry them.
+        client_id = ids.stable("app/cte-conformance-client")
+        tenants = {name: build_tenant(ids, name, client_id) for name in TENANT_NAMES}
+        acs = AcsResource(
+            name="cte-sandbox",
+            immutable_id=ids.stable("acs/cte-sandbox"),
+            access_key=base64.b64encode(ids.secret("acs/access-key", 64)).decode(),
+        )
+        return cls(tenants=tenants, acs=acs, client_id=client_id)
+
+    def tenant(self, key: str) -> Tenant | None:
+        """Find a tenant by id, name or verified domain."""
+        key = key.lower()
+        for tenant in self.tenants.values():
+            if key in (tenant.tenant_id, tenant.name, tenant.domain):
+                return tenant
+        return None
+
+    def tenant_of_upn(self, upn: str) -> Tenant | None:
+        domain = upn.rpartition("@")[2].lower()
+        return next((t for t in self.tenants.values() if t.domain == domain), None)
