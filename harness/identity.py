@@ -1,0 +1,94 @@
+"""Exchanging a Teams user's Entra token for an ACS token with unmodified azure-communication-identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from azure.communication.identity import CommunicationIdentityClient, CommunicationTokenScope
+from azure.core.exceptions import HttpResponseError
+
+from harness import contract, tokens
+from harness.config import Secret, Tenant
+
+
+@dataclass
+class Exchange:
+    """What the ACS Identity service answered to one request, as evidence."""
+
+    operation: str
+    status: int | None = None
+    code: str | None = None
+    message: str | None = None
+    target: str | None = None
+    request_id: str | None = None
+    emulator_defined: str | None = None
+    token: Secret | None = field(default=None, repr=False)
+    expires_on: str | None = None
+    identity: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.token is not None or (self.status is not None and 200 <= self.status < 300)
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        return tokens.claims(self.token) if self.token else {}
+
+    @property
+    def expires_epoch(self) -> int | None:
+        return int(datetime.fromisoformat(self.expires_on).timestamp()) if self.expires_on else None
+
+
+class AcsIdentity:
+    def __init__(self, tenant: Tenant) -> None:
+        self.tenant = tenant
+        self.client = CommunicationIdentityClient.from_connection_string(
+            str(tenant.acs_connection_string), connection_verify=tenant.ca_bundle or True
+        )
+
+    def _call(self, operation: str, fn: Any, *args: Any, **kwargs: Any) -> tuple[Exchange, Any]:
+        observed = Exchange(operation=operation)
+        responses: list[Any] = []
+        try:
+            value = fn(*args, raw_response_hook=responses.append, **kwargs)
+        except HttpResponseError as err:
+            observed.status = err.status_code
+            if err.error is not None:
+                observed.code, observed.message = err.error.code, err.error.message
+                observed.target = getattr(err.error, "target", None)
+            self._headers(observed, err.response.headers if err.response is not None else {})
+            return observed, None
+        if responses:
+            observed.status = responses[-1].http_response.status_code
+            self._headers(observed, responses[-1].http_response.headers)
+        return observed, value
+
+    @staticmethod
+    def _headers(observed: Exchange, headers: Any) -> None:
+        lowered = {k.lower(): v for k, v in dict(headers).items()}
+        observed.request_id = lowered.get("ms-cv") or lowered.get("x-ms-client-request-id")
+        observed.emulator_defined = lowered.get(contract.EMULATOR_DEFINED_HEADER)
+
+    def exchange(self, entra_token: str, app_id: str, user_id: str) -> Exchange:
+        """POST /teamsUser/:exchangeAccessToken through `get_token_for_teams_user`."""
+        observed, token = self._call(
+            "teamsUser/:exchangeAccessToken", self.client.get_token_for_teams_user, entra_token, app_id, user_id
+        )
+        if token is not None:
+            observed.token = Secret(token.token)
+            observed.expires_on = str(token.expires_on)  # the SDK hands back the service's string
+        return observed
+
+    def create_user_with_token(self, scopes: tuple[str, ...] = ("voip",)) -> Exchange:
+        """An ACS identity (not a Teams user) and a token for it."""
+        observed, value = self._call(
+            "identities", self.client.create_user_and_token, [CommunicationTokenScope(s) for s in scopes]
+        )
+        if value is not None:
+            user, token = value
+            observed.identity = user.properties["id"]
+            observed.token = Secret(token.token)
+            observed.expires_on = str(token.expires_on)
+        return observed

@@ -1,0 +1,288 @@
+"""The pytest plugin (the only harness module that imports pytest): modes, fixtures, cassettes, verdicts, reports.
+
+Options: --cte-mode (or CTE_MODE), --cte-profile (or CTE_PROFILE), --cte-report-dir.
+Each Gherkin scenario gets a ScenarioRun (`scenario_run` fixture); in record and replay modes it
+runs inside its own cassette; its verdict is judged from expectation + observation when it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import __version__, transport
+from harness.config import Profile, ProfileError, Tenant, load_profile, resolve_mode
+from harness.flows import MissingPrerequisite
+from harness.recording import cassette_path, explain_mismatch, make_vcr
+from harness.reporting import write_reports
+from harness.scenario import AREAS, ScenarioRun, VerdictFailed
+from harness.verdicts import Fault, Skipped
+
+RUN_KEY = pytest.StashKey[ScenarioRun]()
+STACK_KEY = pytest.StashKey[contextlib.ExitStack]()
+STARTED_KEY = pytest.StashKey[float]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cte", "cte-conformance")
+    group.addoption("--cte-mode", default=None, help="sandbox (default) | replay | record | live; or CTE_MODE")
+    group.addoption("--cte-profile", default=None, help="profile name or .toml path (default: sandbox); or CTE_PROFILE")
+    group.addoption("--cte-report-dir", default=None, help="where to write reports (default: reports/<run-id>)")
+
+
+class CteSession:
+    """Session-wide state: the mode, the profile, the sandbox (started on first use), the results."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        import os
+
+        self.config = config
+        self.mode = resolve_mode(config.getoption("--cte-mode"))
+        self.profile = load_profile(config.getoption("--cte-profile") or os.environ.get("CTE_PROFILE") or "sandbox")
+        self.started = datetime.now(UTC)
+        self.clock_start = time.monotonic()
+        self.run_id = self.started.strftime("%Y%m%dT%H%M%SZ") + f"-{self.mode}"
+        report_dir = config.getoption("--cte-report-dir")
+        self.report_dir = Path(report_dir) if report_dir else Path("reports") / self.run_id
+        self.results: list[dict[str, Any]] = []
+        self.known_secrets: dict[str, str] = {}
+        self._sandbox: Any = None
+        self._stack = contextlib.ExitStack()
+        self._tenants: dict[str, Tenant] = {}
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.mode in ("sandbox", "record")
+
+    def sandbox(self) -> Any:
+        if self._sandbox is None:
+            from harness.sandbox.server import Sandbox  # only the plugin, cli and tests start it
+
+            self._sandbox = self._stack.enter_context(Sandbox(deterministic=self.mode == "record"))
+            self._stack.enter_context(transport.route_hosts(self._sandbox.host_routes()))
+        return self._sandbox
+
+    def tenant(self, profile: Profile | None = None) -> Tenant:
+        profile = profile or self.profile
+        if profile.name in self._tenants:
+            return self._tenants[profile.name]
+        if self.mode == "replay":
+            tenant = profile.for_replay()
+        elif profile.kind == "sandbox":
+            if not self.uses_sandbox:
+                raise MissingPrerequisite(
+                    f"profile {profile.name!r} is a sandbox tenant; it runs in sandbox, record or replay mode only"
+                )
+            sandbox = self.sandbox()
+            tenant = profile.for_sandbox(sandbox.tenant_info(profile.sandbox_tenant), sandbox.host_routes(), self.mode)
+        else:
+            tenant = profile.for_live()
+        self.known_secrets.update(tenant.known_secrets())
+        self._tenants[profile.name] = tenant
+        return tenant
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def _session(config: pytest.Config) -> CteSession:
+    return config._cte_session  # type: ignore[attr-defined]
+
+
+GHERKIN_TAGS = {
+    **{area: f"scenarios of the {area} area" for area in AREAS},
+    "emulator-defined": "the expected answer is the sandbox's choice: Microsoft documents none",
+    "caveat": "a supported row with a documented caveat (WARN when confirmed)",
+    **{f"row-{n}": f"covers row {n} of the source document's table" for n in range(1, 13)},
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for tag, meaning in GHERKIN_TAGS.items():
+        config.addinivalue_line("markers", f"{tag}: {meaning}")
+    try:
+        config._cte_session = CteSession(config)  # type: ignore[attr-defined]
+    except ProfileError as err:
+        raise pytest.UsageError(str(err)) from None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = getattr(config, "_cte_session", None)
+    if session is not None:
+        session.close()
+
+
+# -- fixtures ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def cte(pytestconfig: pytest.Config) -> CteSession:
+    return _session(pytestconfig)
+
+
+@pytest.fixture
+def tenant(cte: CteSession) -> Tenant:
+    """The tenant of the profile this run was started with."""
+    try:
+        return cte.tenant()
+    except MissingPrerequisite as err:
+        pytest.skip(str(err))
+
+
+@pytest.fixture
+def tenant_for(cte: CteSession):  # type: ignore[no-untyped-def]
+    """A function: profile name -> Tenant (skips the scenario when this mode cannot provide it)."""
+
+    def lookup(name: str) -> Tenant:
+        try:
+            return cte.tenant(load_profile(name))
+        except (MissingPrerequisite, ProfileError) as err:
+            pytest.skip(str(err))
+
+    return lookup
+
+
+@pytest.fixture
+def scenario_run(request: pytest.FixtureRequest) -> ScenarioRun:
+    run = request.node.stash.get(RUN_KEY, None)
+    if run is None:
+        raise RuntimeError("scenario_run is only available inside a Gherkin scenario")
+    return run
+
+
+# -- scenario lifecycle --------------------------------------------------------------------------------
+
+
+def _area(feature_file: str) -> str:
+    parts = Path(feature_file).parts
+    return next((p for p in parts if p in AREAS), "tenant")
+
+
+def _row(tags: set[str]) -> int | None:
+    for tag in tags:
+        if tag.startswith("row-") and tag[4:].isdigit():
+            return int(tag[4:])
+    return None
+
+
+def _example_label(item: pytest.Item) -> str | None:
+    """A Scenario Outline example's name: its `case` column, else its first value, else None."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    example = params.get("_pytest_bdd_example") or {}
+    if not example:
+        return None
+    return str(example.get("case") or next(iter(example.values())))
+
+
+def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
+    cte = _session(request.config)
+    item = request.node
+    example = _example_label(item)
+    tags = set(feature.tags) | set(scenario.tags)
+    area = _area(feature.filename)
+    run = ScenarioRun(
+        id=item.nodeid.split("::")[-1],
+        name=scenario.name + (f" [{example}]" if example else ""),
+        feature=feature.name,
+        area=area,
+        row=_row(tags),
+        tags=sorted(tags),
+    )
+    item.stash[RUN_KEY] = run
+    item.stash[STARTED_KEY] = time.monotonic()
+    stack = contextlib.ExitStack()
+    item.stash[STACK_KEY] = stack
+    if cte.mode in ("record", "replay"):
+        path = cassette_path(area, feature.filename, scenario.name, example)
+        run.cassette = str(path.relative_to(path.parents[3]))
+        record = cte.mode == "record"
+        if record:
+            path.unlink(missing_ok=True)
+            if cte.uses_sandbox and cte.profile.kind == "sandbox":
+                cte.sandbox().begin_stream(run.cassette)
+        else:
+            stack.enter_context(transport.block_network("replay mode blocks the network"))
+        # The scrubber asks for the session's known secrets at each request, so tenants resolved
+        # inside the scenario (a Given step naming another profile) are scrubbed too.
+        recorder = make_vcr(lambda: cte.known_secrets, record=record)
+        stack.enter_context(recorder.use_cassette(str(path)))
+
+
+def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
+    stack = request.node.stash.get(STACK_KEY, None)
+    if stack is not None:
+        stack.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    run = item.stash.get(RUN_KEY, None)
+    if run is None or report.when not in ("setup", "call") or (report.when == "setup" and report.passed):
+        return report
+    cte = _session(item.config)
+    excinfo = call.excinfo
+    if excinfo is not None and excinfo.errisinstance(MissingPrerequisite):
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {excinfo.value}")
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        judgement = run.judgement(Skipped(reason.removeprefix("Skipped: ")))
+    elif report.failed and excinfo is not None and excinfo.errisinstance(VerdictFailed):
+        judgement = run.judgement()
+    elif report.failed and excinfo is not None:
+        cassette = Path(run.cassette) if run.cassette else None
+        mismatch = explain_mismatch(excinfo.value, cassette.resolve(), run.id) if cassette else None
+        text = "".join(traceback.format_exception(excinfo.value))
+        judgement = run.judgement(Fault(mismatch or f"{excinfo.typename}: {excinfo.value}", text))
+        if mismatch:
+            report.longrepr = mismatch
+    else:
+        judgement = run.judgement()
+        if judgement.verdict in ("ERROR", "FAIL"):
+            report.outcome = "failed"
+            report.longrepr = f"{judgement.says}: {judgement.detail}"
+    started = item.stash.get(STARTED_KEY, time.monotonic())
+    cte.results.append(run.report(judgement, time.monotonic() - started))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    cte = getattr(config, "_cte_session", None)
+    if cte is None or not cte.results:
+        return
+    paths = write_reports(
+        cte.results,
+        report_dir=cte.report_dir,
+        run={
+            "id": cte.run_id,
+            "mode": cte.mode,
+            "profile": cte.profile.name,
+            "started": cte.started.isoformat().replace("+00:00", "Z"),
+            "duration_s": round(time.monotonic() - cte.clock_start, 3),
+            "harness_version": __version__,
+        },
+        known_secrets=cte.known_secrets,
+    )
+    tr = terminalreporter
+    tr.section(f"cte-conformance: {cte.mode} mode, profile {cte.profile.name}")
+    width = max(len(r["name"]) for r in cte.results)
+    for result in sorted(cte.results, key=lambda r: (r["area"], r["row"] or 0, r["name"])):
+        tr.write_line(f"{result['verdict']:<5}  {result['area']:<9}  {result['name']:<{width}}  {result['says']}")
+    counts: dict[str, int] = {}
+    for result in cte.results:
+        counts[result["verdict"]] = counts.get(result["verdict"], 0) + 1
+    tr.write_line(", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+    tr.write_line(f"reports: {paths['json'].parent}")
+
+
+def dump(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True)

@@ -1,0 +1,121 @@
+"""vcrpy configuration: one cassette per scenario, scrubbed, canonical hosts, strict matching.
+
+- Record: every request goes to the target (sandbox or live) and is written scrubbed.
+- Replay: answered from the cassette; the network is blocked; a request the cassette does not
+  hold fails with the request, the cassette and the command that re-records it.
+Matching uses method, scheme, host, port, path, query and the scrubbed body, with JWTs compared
+as "a JWT" (their claims may legitimately differ: an expired token is only a placeholder in replay).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import vcr
+from vcr.errors import CannotOverwriteExistingCassetteException
+from vcr.request import Request
+
+from harness import scrubbing, tokens
+
+CASSETTE_ROOT = Path(__file__).resolve().parent.parent / "cassettes"
+MATCH_ON = ("method", "scheme", "host", "port", "path", "query", "scrubbed_body")
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "scenario"
+
+
+def cassette_path(area: str, feature_file: str, scenario: str, example: str | None = None) -> Path:
+    name = slug(scenario) + (f"--{slug(example)}" if example else "")
+    return CASSETTE_ROOT / area / slug(Path(feature_file).stem) / f"{name}.yaml"
+
+
+def _content_type(headers: Any) -> str:
+    for name, value in dict(headers or {}).items():
+        if name.lower() == "content-type":
+            return str(value[0] if isinstance(value, list) else value)
+    return ""
+
+
+def scrub_request(scrubber: scrubbing.Scrubber, request: Request) -> Request:
+    request = copy.deepcopy(request)
+    content_type = _content_type(request.headers)
+    request.uri = scrubber.url(request.uri)
+    body = scrubber.body(request.body, content_type)
+    request.body = body
+    request.headers = scrubber.headers(dict(request.headers), scrubbing.REQUEST_HEADERS_KEPT)
+    return request
+
+
+def scrub_response(scrubber: scrubbing.Scrubber, response: dict[str, Any]) -> dict[str, Any]:
+    response = copy.deepcopy(response)
+    headers = response.get("headers", {})
+    content_type = _content_type(headers)
+    body = response.get("body", {}).get("string")
+    scrubbed = scrubber.body(body, content_type)
+    if isinstance(scrubbed, str):
+        scrubbed = scrubbed.encode("utf-8")
+    response["body"] = {"string": scrubbed}
+    response["headers"] = scrubber.headers(headers, scrubbing.RESPONSE_HEADERS_KEPT)
+    return response
+
+
+def _normalised_body(request: Request) -> str:
+    body = request.body
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    return tokens.JWT_PATTERN.sub("<jwt>", text)
+
+
+def scrubbed_body_matcher(r1: Request, r2: Request) -> None:
+    left, right = _normalised_body(r1), _normalised_body(r2)
+    if left != right:
+        raise AssertionError(f"bodies differ: {left[:200]!r} != {right[:200]!r}")
+
+
+def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) -> vcr.VCR:
+    """A VCR for one cassette; `known_secrets` is asked again before each request is scrubbed."""
+    scrubber = scrubbing.Scrubber()
+
+    def on_request(request: Request) -> Request:
+        scrubber.learn_all(known_secrets())
+        return scrub_request(scrubber, request)
+
+    def on_response(response: dict[str, Any]) -> dict[str, Any]:
+        scrubber.learn_all(known_secrets())
+        return scrub_response(scrubber, response)
+
+    recorder = vcr.VCR(
+        serializer="yaml",
+        record_mode="all" if record else "none",
+        match_on=MATCH_ON,
+        before_record_request=on_request,
+        before_record_response=on_response,
+        decode_compressed_response=True,
+        allow_playback_repeats=False,
+    )
+    recorder.register_matcher("scrubbed_body", scrubbed_body_matcher)
+    return recorder
+
+
+def rerecord_command(scenario: str) -> str:
+    return f"cte record -k {scenario!r}  (or: make record)"
+
+
+def explain_mismatch(exc: BaseException, cassette: Path, scenario: str) -> str | None:
+    """One line for a replay that asked for something the cassette does not hold."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, CannotOverwriteExistingCassetteException):
+            request = getattr(current, "failed_request", None)
+            what = f"{request.method} {request.uri}" if request is not None else "a request"
+            where = cassette.relative_to(CASSETTE_ROOT.parent) if cassette.is_relative_to(CASSETTE_ROOT.parent) else cassette
+            state = "holds no matching interaction" if cassette.exists() else "does not exist"
+            return f"replay: {what} is not in cassette {where} (it {state}); re-record with: {rerecord_command(scenario)}"
+        current = current.__cause__ or current.__context__
+    return None

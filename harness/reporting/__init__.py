@@ -1,0 +1,101 @@
+"""Reports of one run: conformance.json (the source of truth, versioned schema) and conformance.md.
+
+Everything written passes through the scrubber with the run's known secrets first, so tenant
+identifiers, users and tokens are redacted even if evidence picked one up.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from harness import scrubbing
+from harness.seed_table import ROWS
+
+SCHEMA_VERSION = "1.0"
+SCHEMA_PATH = Path(__file__).with_name("conformance.schema.json")
+VERDICT_ORDER = ("ERROR", "FAIL", "WARN", "SKIP", "PASS")
+
+
+def build(results: list[dict[str, Any]], run: Mapping[str, Any]) -> dict[str, Any]:
+    summary = {verdict: 0 for verdict in VERDICT_ORDER}
+    for result in results:
+        summary[result["verdict"]] += 1
+    ordered = sorted(results, key=lambda r: (r["area"], r["row"] or 0, r["feature"], r["name"]))
+    return {"schema_version": SCHEMA_VERSION, "run": dict(run), "summary": summary, "scenarios": ordered}
+
+
+def redact(document: dict[str, Any], known_secrets: Mapping[str, str]) -> dict[str, Any]:
+    scrubber = scrubbing.Scrubber(known_secrets)
+    return scrubber.json_value(document)
+
+
+def row_verdict(results: list[dict[str, Any]]) -> str:
+    verdicts = {r["verdict"] for r in results}
+    return next((v for v in VERDICT_ORDER if v in verdicts), "—")
+
+
+def _cell(text: Any) -> str:
+    return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(document: dict[str, Any]) -> str:
+    run, scenarios = document["run"], document["scenarios"]
+    lines = [
+        "# Conformance report: communication as a Teams user",
+        "",
+        f"Run `{run['id']}` · mode **{run['mode']}** · profile **{run['profile']}** · started {run['started']} · "
+        f"{run['duration_s']} s · harness {run['harness_version']}",
+        "",
+        " · ".join(f"{n} {v}" for v, n in document["summary"].items() if n) or "no scenarios ran",
+        "",
+        "## The source table",
+        "",
+        "| # | Scenario | Documented | Observed | Verdict |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in ROWS:
+        covering = [s for s in scenarios if s["row"] == row.number]
+        observed = "; ".join(f"{s['says']}" for s in covering) or "not covered in this run"
+        documented = "✔️ supported" if row.supported else "❌ not supported"
+        lines.append(f"| {row.number} | {_cell(row.scenario)} | {documented} | {_cell(observed)} | {row_verdict(covering)} |")
+    for area in sorted({s["area"] for s in scenarios}):
+        lines += ["", f"## {area.title()} scenarios", "", "| Scenario | Documented | Observed | Verdict | Evidence |",
+                  "| --- | --- | --- | --- | --- |"]
+        for s in (s for s in scenarios if s["area"] == area):
+            documented = s["expectation"]["documented"] if s["expectation"] else "—"
+            observed = s["observed"]["summary"] if s["observed"] else "—"
+            evidence = _evidence_text(s)
+            lines.append(
+                f"| {_cell(s['name'])} | {_cell(documented)} | {_cell(observed)} | {s['verdict']} ({_cell(s['says'])}) "
+                f"| {_cell(evidence)} |"
+            )
+    emulated = [s for s in scenarios if s["evidence"].get("emulator_defined")]
+    if emulated:
+        lines += ["", "## Emulator-defined behaviour", "",
+                  "Microsoft documents no behaviour for these; the verdict rests on the sandbox's choice:", ""]
+        lines += [f"- {s['name']}: {s['evidence']['emulator_defined']}" for s in emulated]
+    return "\n".join(lines) + "\n"
+
+
+def _evidence_text(scenario: dict[str, Any]) -> str:
+    evidence = scenario["evidence"]
+    parts = [str(evidence[k]) for k in ("status", "code", "message", "target") if evidence.get(k) is not None]
+    if evidence.get("emulator_defined"):
+        parts.append("emulator-defined")
+    if scenario["detail"] and scenario["verdict"] != "PASS":
+        parts.append(scenario["detail"])
+    return " · ".join(parts)
+
+
+def write_reports(
+    results: list[dict[str, Any]], *, report_dir: Path, run: Mapping[str, Any], known_secrets: Mapping[str, str]
+) -> dict[str, Path]:
+    document = redact(build(results, run), known_secrets)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": report_dir / "conformance.json", "md": report_dir / "conformance.md"}
+    paths["json"].write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    paths["md"].write_text(markdown(document), encoding="utf-8")
+    return paths

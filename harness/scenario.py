@@ -1,0 +1,95 @@
+"""One scenario's record: what the source says (expectation), what happened (observation), checks.
+
+Steps fill it; `judge` turns it into a verdict; the pytest plugin reports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.verdicts import Check, Expectation, Fault, Judgement, Observation, Skipped, judge
+
+AREAS = ("identity", "chat", "notifications", "calling", "policies", "tenant")
+
+
+class VerdictFailed(AssertionError):
+    """Raised by a Then step when the scenario's verdict is FAIL: the test fails with the verdict's words."""
+
+
+@dataclass
+class ScenarioRun:
+    id: str
+    name: str
+    feature: str
+    area: str
+    row: int | None = None
+    tags: list[str] = field(default_factory=list)
+    expectation: Expectation | None = None
+    observation: Observation | None = None
+    cassette: str | None = None
+
+    def expect(self, expectation: Expectation) -> None:
+        self.expectation = expectation
+
+    def observe(self, observation: Observation) -> None:
+        self.observation = observation
+
+    def check(self, name: str, passed: bool, detail: str = "") -> None:
+        if self.observation is None:
+            raise RuntimeError(f"check {name!r} made before any observation")
+        self.observation.checks.append(Check(name, passed, detail))
+
+    def judgement(self, outcome: Skipped | Fault | None = None) -> Judgement:
+        return judge(self.expectation, outcome or self.observation)
+
+    def require_verdict(self) -> Judgement:
+        """Judge now; a FAIL fails the test with the verdict's words."""
+        judgement = self.judgement()
+        if judgement.verdict == "FAIL":
+            raise VerdictFailed(f"{judgement.says}: {judgement.detail}")
+        if judgement.verdict == "ERROR":
+            raise RuntimeError(f"{judgement.says}: {judgement.detail}")
+        return judgement
+
+    def report(self, judgement: Judgement, duration_s: float) -> dict[str, Any]:
+        observed: dict[str, Any] | None = None
+        evidence: dict[str, Any] = {}
+        if self.observation is not None:
+            o = self.observation
+            observed = {"outcome": o.outcome, "stage": o.stage, "summary": o.summary()}
+            evidence = {
+                "status": o.status,
+                "code": o.code,
+                "message": o.message,
+                "target": o.target,
+                "request_id": o.request_id,
+                "emulator_defined": o.emulator_defined,
+                "diagnosis": o.diagnosis,
+                "remedy": o.remedy,
+                "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in o.checks],
+                **o.evidence,
+            }
+            evidence = {k: v for k, v in evidence.items() if v not in (None, "", [])}
+        if self.cassette:
+            evidence["cassette"] = self.cassette
+        if judgement.verdict == "ERROR" and judgement.detail:
+            evidence["traceback"] = judgement.detail
+        return {
+            "id": self.id,
+            "name": self.name,
+            "feature": self.feature,
+            "area": self.area,
+            "row": self.row,
+            "tags": sorted(self.tags),
+            "expectation": None
+            if self.expectation is None
+            else {"outcome": self.expectation.outcome, "documented": self.expectation.documented,
+                  "source": self.expectation.source},
+            "observed": observed,
+            "verdict": judgement.verdict.value,
+            "says": judgement.says,
+            "detail": judgement.detail,
+            "evidence": evidence,
+            "duration_s": round(duration_s, 3),
+        }

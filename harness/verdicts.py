@@ -1,0 +1,152 @@
+"""The verdict model (DESIGN.md "Verdicts"): one function from expectation + observation.
+
+| expectation | observed | verdict | report says |
+| supported   | allowed  | PASS | supported |
+| unsupported | rejected | PASS | correctly rejected |
+| supported   | rejected | FAIL | unexpectedly rejected (+ diagnosis and remedy) |
+| unsupported | allowed  | FAIL | unexpectedly allowed |
+| caveat      | allowed  | WARN | caveat confirmed |
+| any         | skipped  | SKIP | reason |
+| any         | fault    | ERROR | traceback |
+
+An expected rejection may name the exact status, code, message and target Microsoft documents; a
+rejection that differs from it is a FAIL ("rejected, but not as documented"). Checks made on an
+observation (for example "the ACS token expires with the Entra token") must all hold for a PASS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+
+class Verdict(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    WARN = "WARN"
+    SKIP = "SKIP"
+    ERROR = "ERROR"
+
+
+@dataclass(frozen=True)
+class ExpectedRejection:
+    status: int | None = None
+    code: str | int | None = None
+    message: str | None = None
+    target: str | None = None
+
+    def differences(self, observed: Observation) -> list[str]:
+        wanted = {"status": self.status, "code": self.code, "message": self.message, "target": self.target}
+        actual = {"status": observed.status, "code": observed.code, "message": observed.message,
+                  "target": observed.target}
+        found = []
+        for key, value in wanted.items():
+            if value is None:
+                continue
+            if key == "target" and value == "" and actual[key] in (None, ""):
+                continue
+            if str(value) != str(actual[key]):
+                found.append(f"{key} {actual[key]!r} (documented: {value!r})")
+        return found
+
+
+@dataclass(frozen=True)
+class Expectation:
+    outcome: Literal["supported", "unsupported", "caveat"]
+    source: str
+    rejection: ExpectedRejection | None = None
+
+    @property
+    def documented(self) -> str:
+        return {"supported": "supported", "unsupported": "not supported", "caveat": "supported, with a caveat"}[
+            self.outcome
+        ]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+@dataclass
+class Observation:
+    outcome: Literal["allowed", "rejected"]
+    stage: str  # where in the chain it was decided: sign-in, exchange, ...
+    status: int | None = None
+    code: str | int | None = None
+    message: str | None = None
+    target: str | None = None
+    request_id: str | None = None
+    emulator_defined: str | None = None
+    diagnosis: str | None = None
+    remedy: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.outcome == "allowed":
+            return f"allowed ({self.stage})"
+        parts = [str(p) for p in (self.status, self.code) if p not in (None, "")]
+        return f"rejected at {self.stage}" + (f": {' '.join(parts)}" if parts else "")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Fault:
+    error: str
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    says: str
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def judge(expectation: Expectation | None, observed: Observation | Skipped | Fault | None) -> Judgement:
+    """The verdict for one scenario. Nothing else in the harness decides one."""
+    if isinstance(observed, Fault):
+        return Judgement(Verdict.ERROR, "harness fault", observed.error)
+    if isinstance(observed, Skipped):
+        return Judgement(Verdict.SKIP, "skipped", observed.reason)
+    if expectation is None:
+        return Judgement(Verdict.ERROR, "harness fault", "the scenario stated no expectation")
+    if observed is None:
+        return Judgement(Verdict.ERROR, "harness fault", "the scenario made no observation")
+    failed = [c for c in observed.checks if not c.passed]
+    failed_text = "; ".join(f"{c.name}: {c.detail}" if c.detail else c.name for c in failed)
+    if observed.outcome == "allowed":
+        if expectation.outcome == "unsupported":
+            return Judgement(Verdict.FAIL, "unexpectedly allowed", observed.summary())
+        if failed:
+            return Judgement(Verdict.FAIL, "allowed, but a check failed", failed_text)
+        if expectation.outcome == "caveat":
+            return Judgement(Verdict.WARN, "caveat confirmed: enforce roles in your UX", observed.summary())
+        return Judgement(Verdict.PASS, "supported")
+    # rejected
+    if expectation.outcome in ("supported", "caveat"):
+        detail = observed.summary()
+        if observed.message:
+            detail += f" ({observed.message})"
+        if observed.diagnosis:
+            detail += f"; diagnosis: {observed.diagnosis}"
+        if observed.remedy:
+            detail += f"; remedy: {observed.remedy}"
+        return Judgement(Verdict.FAIL, "unexpectedly rejected", detail)
+    differences = expectation.rejection.differences(observed) if expectation.rejection else []
+    if differences:
+        return Judgement(Verdict.FAIL, "rejected, but not as documented", "; ".join(differences))
+    if failed:
+        return Judgement(Verdict.FAIL, "rejected, but a check failed", failed_text)
+    return Judgement(Verdict.PASS, "correctly rejected", observed.summary())

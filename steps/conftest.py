@@ -1,0 +1,20 @@
+"""Fixtures shared by all step modules, and the step modules themselves (pytest-bdd finds steps as fixtures)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.config import Tenant
+from harness.flows import IdentityFlow
+from steps.identity import *  # noqa: F403
+
+
+@pytest.fixture
+def flow_tenant(tenant: Tenant) -> Tenant:
+    """The tenant a scenario works in: the run's profile unless a Given step names another."""
+    return tenant
+
+
+@pytest.fixture
+def identity_flow(flow_tenant: Tenant) -> IdentityFlow:
+    return IdentityFlow(flow_tenant)

@@ -1,0 +1,5 @@
+"""Binds every Gherkin scenario under features/ to a test."""
+
+from pytest_bdd import scenarios
+
+scenarios("identity")
