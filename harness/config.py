@@ -89,6 +89,7 @@ class Tenant:
         for index, alias in enumerate(sorted(self.users)):
             user = self.users[alias]
             known[user.upn] = f"{alias}@{scrubbing.UPN_DOMAIN}"
+            known[user.upn.rpartition("@")[2]] = scrubbing.UPN_DOMAIN
             known[str(user.password)] = scrubbing.PASSWORD
             if user.oid:
                 known[user.oid] = f"00000000-0000-0000-0000-0000000b{0x100 + index:04x}"

@@ -95,7 +95,6 @@ def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) ->
         before_record_request=on_request,
         before_record_response=on_response,
         decode_compressed_response=True,
-        allow_playback_repeats=False,
     )
     recorder.register_matcher("scrubbed_body", scrubbed_body_matcher)
     return recorder

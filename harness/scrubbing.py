@@ -167,6 +167,8 @@ class Scrubber:
         return self.text(value)
 
     def _client_info(self, value: str) -> str:
+        if value == "1":  # the request flag asking for client_info, not client_info itself
+            return value
         try:
             info = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
         except ValueError:
