@@ -24,8 +24,15 @@ from harness import scrubbing, tokens
 MODES = ("sandbox", "replay", "record", "live")
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-SANDBOX_TENANTS = ("contoso", "consent-missing", "calls-scope-missing", "public-client-disabled",
-                   "no-teams-license", "acs-sp-missing", "app-not-registered")
+SANDBOX_TENANTS = (
+    "contoso",
+    "consent-missing",
+    "calls-scope-missing",
+    "public-client-disabled",
+    "no-teams-license",
+    "acs-sp-missing",
+    "app-not-registered",
+)
 
 
 class ProfileError(ValueError):
@@ -146,7 +153,9 @@ class Profile:
             graph_base_url="https://graph.microsoft.com/v1.0",
             users=users,
             expired_teams_token=Secret(expired),
-            misconfiguration=self.sandbox_tenant if self.kind == "sandbox" and self.sandbox_tenant != "contoso" else None,
+            misconfiguration=self.sandbox_tenant
+            if self.kind == "sandbox" and self.sandbox_tenant != "contoso"
+            else None,
         )
 
     def for_live(self, env: Mapping[str, str] | None = None) -> Tenant:
@@ -161,8 +170,12 @@ class Profile:
         secrets = self.data.get("secrets", {})
         users = {}
         for alias, table in self.data.get("users", {}).items():
-            users[alias] = UserCredentials(alias, table["upn"], Secret(self._env(env, table["password_env"], f"users.{alias}.password_env")))
-        access_key = _access_key(self._env(env, secrets["acs_connection_string_env"], "secrets.acs_connection_string_env"), self)
+            users[alias] = UserCredentials(
+                alias, table["upn"], Secret(self._env(env, table["password_env"], f"users.{alias}.password_env"))
+            )
+        access_key = _access_key(
+            self._env(env, secrets["acs_connection_string_env"], "secrets.acs_connection_string_env"), self
+        )
         expired_env = secrets.get("expired_teams_token_env")
         expired = env.get(expired_env) if expired_env else None
         return Tenant(
@@ -197,9 +210,7 @@ class Profile:
 
 
 def _access_key(connection_string: str, profile: Profile) -> str:
-    parts = dict(
-        part.split("=", 1) for part in connection_string.strip().rstrip(";").split(";") if "=" in part
-    )
+    parts = dict(part.split("=", 1) for part in connection_string.strip().rstrip(";").split(";") if "=" in part)
     parts = {k.lower(): v for k, v in parts.items()}
     if "accesskey" not in parts or "endpoint" not in parts:
         raise ProfileError(
@@ -255,7 +266,7 @@ def validate(data: Mapping[str, Any], path: Path | None) -> Profile:
     name = data.get("name", path.stem if path else "profile")
     kind = data.get("kind")
     if kind not in ("sandbox", "live"):
-        raise ProfileError(f"{where}: kind = {kind!r} is not valid; set kind = \"sandbox\" or kind = \"live\"")
+        raise ProfileError(f'{where}: kind = {kind!r} is not valid; set kind = "sandbox" or kind = "live"')
     if kind == "sandbox":
         tenant = data.get("sandbox_tenant", "contoso")
         if tenant not in SANDBOX_TENANTS:
@@ -273,7 +284,10 @@ def validate(data: Mapping[str, Any], path: Path | None) -> Profile:
                 raise ProfileError(f"{where}: [{table}].{key} is missing; set it to {meaning}")
     for key in ("tenant_id", "client_id"):
         if not GUID.match(data["tenant"][key]):
-            raise ProfileError(f"{where}: [tenant].{key} = {data['tenant'][key]!r} is not a GUID; set it to {LIVE_REQUIRED['tenant'][key]}")
+            raise ProfileError(
+                f"{where}: [tenant].{key} = {data['tenant'][key]!r} is not a GUID; "
+                f"set it to {LIVE_REQUIRED['tenant'][key]}"
+            )
     if not re.match(r"^https://[A-Za-z0-9-]+\.communication\.azure\.com/?$", data["tenant"]["acs_endpoint"]):
         raise ProfileError(
             f"{where}: [tenant].acs_endpoint = {data['tenant']['acs_endpoint']!r} is not an ACS endpoint; "
@@ -285,11 +299,15 @@ def validate(data: Mapping[str, Any], path: Path | None) -> Profile:
     for alias, table in users.items():
         for key in ("upn", "password_env"):
             if not isinstance(table, dict) or not isinstance(table.get(key), str) or not table[key]:
-                raise ProfileError(f"{where}: [users.{alias}].{key} is missing; set upn = \"user@domain\" and "
-                                   "password_env = \"NAME_OF_ENV_VAR\"")
+                raise ProfileError(
+                    f'{where}: [users.{alias}].{key} is missing; set upn = "user@domain" and '
+                    'password_env = "NAME_OF_ENV_VAR"'
+                )
         if "password" in table:
-            raise ProfileError(f"{where}: [users.{alias}].password holds a secret in the file; remove it and set "
-                               "password_env to the name of an environment variable instead")
+            raise ProfileError(
+                f"{where}: [users.{alias}].password holds a secret in the file; remove it and set "
+                "password_env to the name of an environment variable instead"
+            )
     return Profile(name=name, path=path, kind="live", data=data)
 
 

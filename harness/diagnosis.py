@@ -37,8 +37,10 @@ AADSTS: dict[int, Diagnosis] = {
         "public client flows are disabled on the app registration",
         "set Authentication > Advanced settings > Allow public client flows = Yes",
     ),
-    70011: Diagnosis("a requested scope is not valid", "request https://auth.msft.communication.azure.com/Teams.ManageCalls "
-                     "and .../Teams.ManageChats"),
+    70011: Diagnosis(
+        "a requested scope is not valid",
+        "request https://auth.msft.communication.azure.com/Teams.ManageCalls and .../Teams.ManageChats",
+    ),
     650052: Diagnosis(
         "the tenant has no service principal for Azure Communication Services",
         f'create it: New-AzureADServicePrincipal -AppId "{ACS_APP_ID}" (or az ad sp create --id {ACS_APP_ID})',
@@ -56,10 +58,13 @@ ACS: dict[tuple[int, str], Diagnosis] = {
         "the exchange request is malformed or does not match the token",
         "send appId = the token's appid claim and userId = its oid claim",
     ),
-    (401, "Denied"): Diagnosis("the ACS resource rejected the request signature",
-                               "check the ACS connection string (access key) and the machine clock"),
-    (403, "Forbidden"): Diagnosis("the Teams user is not allowed to use ACS as a Teams user",
-                                  "assign the user a Microsoft Teams licence"),
+    (401, "Denied"): Diagnosis(
+        "the ACS resource rejected the request signature",
+        "check the ACS connection string (access key) and the machine clock",
+    ),
+    (403, "Forbidden"): Diagnosis(
+        "the Teams user is not allowed to use ACS as a Teams user", "assign the user a Microsoft Teams licence"
+    ),
 }
 
 

@@ -28,8 +28,13 @@ class MissingPrerequisite(Exception):
 
 def sign_in_observation(result: SignIn) -> Observation:
     if result.ok:
-        return Observation("allowed", "sign-in", status=result.status, request_id=result.request_id,
-                           emulator_defined=result.emulator_defined)
+        return Observation(
+            "allowed",
+            "sign-in",
+            status=result.status,
+            request_id=result.request_id,
+            emulator_defined=result.emulator_defined,
+        )
     found = diagnosis.for_aadsts(result.aadsts)
     return Observation(
         "rejected",
@@ -47,8 +52,14 @@ def sign_in_observation(result: SignIn) -> Observation:
 
 def exchange_observation(result: Exchange) -> Observation:
     if result.ok:
-        return Observation("allowed", result.operation, status=result.status, request_id=result.request_id,
-                           emulator_defined=result.emulator_defined, evidence={"expiresOn": result.expires_on})
+        return Observation(
+            "allowed",
+            result.operation,
+            status=result.status,
+            request_id=result.request_id,
+            emulator_defined=result.emulator_defined,
+            evidence={"expiresOn": result.expires_on},
+        )
     found = diagnosis.for_acs(result.status, result.code)
     return Observation(
         "rejected",
@@ -95,7 +106,9 @@ class IdentityFlow:
         self.observations.append(exchange_observation(self.acs_user))
         return self.last
 
-    def exchange_token(self, token: str = "signed-in", app_id: str = "matching", user_id: str = "matching") -> Observation:
+    def exchange_token(
+        self, token: str = "signed-in", app_id: str = "matching", user_id: str = "matching"
+    ) -> Observation:
         if self.blocked:
             return self.last
         assert self.sign_in is not None, "sign a user in before exchanging their token"
@@ -159,4 +172,3 @@ class IdentityFlow:
         assert self.acs_user is not None
         claims = self.acs_user.claims
         return not claims.get("tid"), "an ACS-user token carries no tid" if not claims.get("tid") else "it has a tid"
-

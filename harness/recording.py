@@ -113,8 +113,14 @@ def explain_mismatch(exc: BaseException, cassette: Path, scenario: str) -> str |
         if isinstance(current, CannotOverwriteExistingCassetteException):
             request = getattr(current, "failed_request", None)
             what = f"{request.method} {request.uri}" if request is not None else "a request"
-            where = cassette.relative_to(CASSETTE_ROOT.parent) if cassette.is_relative_to(CASSETTE_ROOT.parent) else cassette
+            where = (
+                cassette.relative_to(CASSETTE_ROOT.parent)
+                if cassette.is_relative_to(CASSETTE_ROOT.parent)
+                else cassette
+            )
             state = "holds no matching interaction" if cassette.exists() else "does not exist"
-            return f"replay: {what} is not in cassette {where} (it {state}); re-record with: {rerecord_command(scenario)}"
+            return (
+                f"replay: {what} is not in cassette {where} (it {state}); re-record with: {rerecord_command(scenario)}"
+            )
         current = current.__cause__ or current.__context__
     return None

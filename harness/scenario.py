@@ -84,8 +84,11 @@ class ScenarioRun:
             "tags": sorted(self.tags),
             "expectation": None
             if self.expectation is None
-            else {"outcome": self.expectation.outcome, "documented": self.expectation.documented,
-                  "source": self.expectation.source},
+            else {
+                "outcome": self.expectation.outcome,
+                "documented": self.expectation.documented,
+                "source": self.expectation.source,
+            },
             "observed": observed,
             "verdict": judgement.verdict.value,
             "says": judgement.says,

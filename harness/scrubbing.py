@@ -39,23 +39,65 @@ BEARER = re.compile(r"(?i)(Bearer )[A-Za-z0-9._~+/=-]+")
 
 # JSON keys (case-insensitive) whose string values are secrets whatever they look like.
 SECRET_KEYS = {
-    "password": PASSWORD, "client_secret": CLIENT_SECRET, "clientsecret": CLIENT_SECRET,
-    "refresh_token": OPAQUE_TOKEN, "device_code": OPAQUE_TOKEN, "user_code": OPAQUE_TOKEN,
-    "client_assertion": OPAQUE_TOKEN, "assertion": OPAQUE_TOKEN, "accesskey": ACS_ACCESS_KEY,
-    "connectionstring": "<connection-string>", "acs_connection_string": "<connection-string>",
+    "password": PASSWORD,
+    "client_secret": CLIENT_SECRET,
+    "clientsecret": CLIENT_SECRET,
+    "refresh_token": OPAQUE_TOKEN,
+    "device_code": OPAQUE_TOKEN,
+    "user_code": OPAQUE_TOKEN,
+    "client_assertion": OPAQUE_TOKEN,
+    "assertion": OPAQUE_TOKEN,
+    "accesskey": ACS_ACCESS_KEY,
+    "connectionstring": "<connection-string>",
+    "acs_connection_string": "<connection-string>",
     "acs_access_key": ACS_ACCESS_KEY,
 }
 # Keys whose GUID values are volatile per request, not identities.
 VOLATILE_ID_KEYS = {"trace_id", "correlation_id", "uti", "request-id", "client-request-id"}
 # JWT claims a verdict may read; everything else in a scrubbed JWT is dropped.
-KEPT_CLAIMS = ("aud", "exp", "iat", "nbf", "scp", "appid", "acsScope", "ver", "iss", "tid", "oid", "upn",
-               "preferred_username", "skypeid", "resourceId", "roles", "amr", "idtyp")
+KEPT_CLAIMS = (
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "scp",
+    "appid",
+    "acsScope",
+    "ver",
+    "iss",
+    "tid",
+    "oid",
+    "upn",
+    "preferred_username",
+    "skypeid",
+    "resourceId",
+    "roles",
+    "amr",
+    "idtyp",
+)
 
 REQUEST_HEADERS_KEPT = {"content-type", "accept", "x-ms-return-client-request-id"}
-RESPONSE_HEADERS_KEPT = {"content-type", "cache-control", "api-supported-versions", "retry-after", "location",
-                         "www-authenticate", "x-cte-emulator-defined", "strict-transport-security", "x-cache"}
-VOLATILE_HEADERS = {"client-request-id", "x-ms-client-request-id", "x-ms-request-id", "request-id", "ms-cv",
-                    "x-azure-ref", "x-ms-date", "x-ms-content-sha256"}
+RESPONSE_HEADERS_KEPT = {
+    "content-type",
+    "cache-control",
+    "api-supported-versions",
+    "retry-after",
+    "location",
+    "www-authenticate",
+    "x-cte-emulator-defined",
+    "strict-transport-security",
+    "x-cache",
+}
+VOLATILE_HEADERS = {
+    "client-request-id",
+    "x-ms-client-request-id",
+    "x-ms-request-id",
+    "request-id",
+    "ms-cv",
+    "x-azure-ref",
+    "x-ms-date",
+    "x-ms-content-sha256",
+}
 
 
 class Scrubber:
@@ -197,7 +239,7 @@ class Scrubber:
             except ValueError:
                 return self.text(text)
             # Keep the producer's separators: the SDK's HMAC hash covers the exact bytes.
-            compact = "\": " not in text and "\", " not in text
+            compact = '": ' not in text and '", ' not in text
             separators = (",", ":") if compact else (", ", ": ")
             return json.dumps(self.json_value(parsed), separators=separators, ensure_ascii=False)
         if "x-www-form-urlencoded" in content_type or ("=" in text and " " not in text and "\n" not in text):

@@ -38,8 +38,12 @@ class ExpectedRejection:
 
     def differences(self, observed: Observation) -> list[str]:
         wanted = {"status": self.status, "code": self.code, "message": self.message, "target": self.target}
-        actual = {"status": observed.status, "code": observed.code, "message": observed.message,
-                  "target": observed.target}
+        actual = {
+            "status": observed.status,
+            "code": observed.code,
+            "message": observed.message,
+            "target": observed.target,
+        }
         found = []
         for key, value in wanted.items():
             if value is None:

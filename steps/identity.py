@@ -19,8 +19,14 @@ def given_tenant_profile(tenant_for, profile: str) -> Tenant:
     return tenant_for(profile)
 
 
-@given(parsers.re(r'the Teams user "(?P<alias>\w+)" has signed in (?P<scopes>with the Teams scopes|for Microsoft Graph only)'))
-@when(parsers.re(r'the Teams user "(?P<alias>\w+)" signs in (?P<scopes>with the Teams scopes|for Microsoft Graph only)'))
+@given(
+    parsers.re(
+        r'the Teams user "(?P<alias>\w+)" has signed in (?P<scopes>with the Teams scopes|for Microsoft Graph only)'
+    )
+)
+@when(
+    parsers.re(r'the Teams user "(?P<alias>\w+)" signs in (?P<scopes>with the Teams scopes|for Microsoft Graph only)')
+)
 def sign_in(identity_flow: IdentityFlow, scenario_run: ScenarioRun, alias: str, scopes: str) -> None:
     scenario_run.observe(identity_flow.sign_in_with_password(alias, SCOPE_SETS[scopes]))
 
@@ -47,7 +53,9 @@ def exchange(identity_flow: IdentityFlow, scenario_run: ScenarioRun) -> None:
 
 
 @when(parsers.parse("the exchange is attempted with the {token} token, the {app_id} app id and the {user_id} user id"))
-def exchange_with(identity_flow: IdentityFlow, scenario_run: ScenarioRun, token: str, app_id: str, user_id: str) -> None:
+def exchange_with(
+    identity_flow: IdentityFlow, scenario_run: ScenarioRun, token: str, app_id: str, user_id: str
+) -> None:
     scenario_run.observe(identity_flow.exchange_token(token, app_id, user_id))
 
 
@@ -69,8 +77,12 @@ def calling_claims(identity_flow: IdentityFlow, scenario_run: ScenarioRun) -> No
     scenario_run.require_verdict()
 
 
-@then(parsers.re(r'the exchange is rejected with status (?P<status>\d+), code "(?P<code>[^"]*)", '
-                 r'message "(?P<message>[^"]*)" and target "(?P<target>[^"]*)"'))
+@then(
+    parsers.re(
+        r'the exchange is rejected with status (?P<status>\d+), code "(?P<code>[^"]*)", '
+        r'message "(?P<message>[^"]*)" and target "(?P<target>[^"]*)"'
+    )
+)
 def exchange_rejected_exactly(scenario_run: ScenarioRun, status: str, code: str, message: str, target: str) -> None:
     scenario_run.expect(Expectation("unsupported", RECORDED, ExpectedRejection(int(status), code, message, target)))
     scenario_run.require_verdict()
@@ -91,7 +103,9 @@ def sign_in_rejected(scenario_run: ScenarioRun, status: int, error: str, aadsts:
 @then("the diagnosis names the remedy")
 def diagnosis_named(scenario_run: ScenarioRun) -> None:
     observed = scenario_run.observation
-    scenario_run.check("a diagnosis with a remedy", bool(observed and observed.remedy), (observed and observed.remedy) or "none")
+    scenario_run.check(
+        "a diagnosis with a remedy", bool(observed and observed.remedy), (observed and observed.remedy) or "none"
+    )
     scenario_run.require_verdict()
 
 

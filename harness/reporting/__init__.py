@@ -60,10 +60,17 @@ def markdown(document: dict[str, Any]) -> str:
         covering = [s for s in scenarios if s["row"] == row.number]
         observed = "; ".join(f"{s['says']}" for s in covering) or "not covered in this run"
         documented = "✔️ supported" if row.supported else "❌ not supported"
-        lines.append(f"| {row.number} | {_cell(row.scenario)} | {documented} | {_cell(observed)} | {row_verdict(covering)} |")
+        lines.append(
+            f"| {row.number} | {_cell(row.scenario)} | {documented} | {_cell(observed)} | {row_verdict(covering)} |"
+        )
     for area in sorted({s["area"] for s in scenarios}):
-        lines += ["", f"## {area.title()} scenarios", "", "| Scenario | Documented | Observed | Verdict | Evidence |",
-                  "| --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            f"## {area.title()} scenarios",
+            "",
+            "| Scenario | Documented | Observed | Verdict | Evidence |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for s in (s for s in scenarios if s["area"] == area):
             documented = s["expectation"]["documented"] if s["expectation"] else "—"
             observed = s["observed"]["summary"] if s["observed"] else "—"
@@ -74,8 +81,13 @@ def markdown(document: dict[str, Any]) -> str:
             )
     emulated = [s for s in scenarios if s["evidence"].get("emulator_defined")]
     if emulated:
-        lines += ["", "## Emulator-defined behaviour", "",
-                  "Microsoft documents no behaviour for these; the verdict rests on the sandbox's choice:", ""]
+        lines += [
+            "",
+            "## Emulator-defined behaviour",
+            "",
+            "Microsoft documents no behaviour for these; the verdict rests on the sandbox's choice:",
+            "",
+        ]
         lines += [f"- {s['name']}: {s['evidence']['emulator_defined']}" for s in emulated]
     return "\n".join(lines) + "\n"
 

@@ -52,6 +52,51 @@ def expires_on(epoch: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond * 10:07d}+00:00"
 
 
+def string_to_sign(method: str, path_and_query: str, date: str, host: str, content_hash: str) -> str:
+    return f"{method.upper()}\n{path_and_query}\n{date};{host};{content_hash}"
+
+
+def signature(access_key: str, to_sign: str) -> str:
+    digest = hmac.new(base64.b64decode(access_key), to_sign.encode("utf-8"), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def verify_hmac(
+    *, method: str, path_and_query: str, host: str, headers: Any, body: bytes, access_key: str, now: datetime
+) -> None:
+    """HMAC-SHA256 exactly as the SDK signs (contracts/identity.md §2); raises AcsError(401) otherwise.
+
+    `host` is the Host header: the SDK signs the endpoint's host (with its port), which is what a
+    client connected to. `path_and_query` is the raw request target.
+    """
+    denied = "bad or missing HMAC signature; Denied is what third parties report for ACS"
+    match = re.fullmatch(r"HMAC-SHA256 SignedHeaders=([^&]+)&Signature=(\S+)", headers.get("authorization", ""))
+    if not match or match.group(1).lower() != SIGNED_HEADERS:
+        raise AcsError(401, "Denied", "Denied by the resource provider.", emulated=denied)
+    date = headers.get("x-ms-date", "")
+    try:
+        signed_at = parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        raise AcsError(401, "Denied", "Denied by the resource provider.", emulated=denied) from None
+    if signed_at.tzinfo is None or abs(now - signed_at) > HMAC_MAX_SKEW:
+        raise AcsError(
+            401,
+            "Denied",
+            "The given request could not be resolved.\nThe time difference between the originating client "
+            "and the server is greater than the allowed margin of 5 minutes.",
+            emulated="clock-skew window and text reported by third parties only",
+        )
+    content_hash = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    if not hmac.compare_digest(headers.get("x-ms-content-sha256", ""), content_hash):
+        raise AcsError(401, "Denied", "Denied by the resource provider.", emulated=denied)
+    # Clients built with decode_url=True (and the aiohttp transport) sign the unquoted form.
+    for candidate in dict.fromkeys((path_and_query, urllib.parse.unquote(path_and_query))):
+        expected = signature(access_key, string_to_sign(method, candidate, date, host, content_hash))
+        if hmac.compare_digest(expected, match.group(2)):
+            return
+    raise AcsError(401, "Denied", "Denied by the resource provider.", emulated=denied)
+
+
 class Acs:
     def __init__(self, ctx: SandboxContext) -> None:
         self.ctx = ctx
@@ -107,41 +152,17 @@ class Acs:
         return body
 
     def _verify_hmac(self, request: Request, body: bytes) -> None:
-        """HMAC-SHA256 exactly as the SDK signs (contracts/identity.md §2)."""
-        denied = "bad or missing HMAC signature; Denied is what third parties report for ACS"
-        auth = request.headers.get("authorization", "")
-        match = re.fullmatch(r"HMAC-SHA256 SignedHeaders=([^&]+)&Signature=(\S+)", auth)
-        if not match or match.group(1).lower() != SIGNED_HEADERS:
-            raise AcsError(401, "Denied", "Denied by the resource provider.", emulated=denied)
-        date = request.headers.get("x-ms-date", "")
-        try:
-            signed_at = parsedate_to_datetime(date)
-        except (TypeError, ValueError):
-            raise AcsError(401, "Denied", "Denied by the resource provider.", emulated=denied) from None
-        if signed_at.tzinfo is None or abs(self.ctx.wall_clock.now() - signed_at) > HMAC_MAX_SKEW:
-            raise AcsError(
-                401,
-                "Denied",
-                "The given request could not be resolved.\nThe time difference between the originating client "
-                "and the server is greater than the allowed margin of 5 minutes.",
-                emulated="clock-skew window and text reported by third parties only",
-            )
-        content_hash = base64.b64encode(hashlib.sha256(body).digest()).decode()
-        if not hmac.compare_digest(request.headers.get("x-ms-content-sha256", ""), content_hash):
-            raise AcsError(401, "Denied", "Denied by the resource provider.", emulated=denied)
-        raw_path = request.scope.get("raw_path") or request.url.path.encode()
-        path = raw_path.decode("latin-1")
+        raw_path = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
         query = request.scope.get("query_string", b"").decode("latin-1")
-        path_and_query = path + (f"?{query}" if query else "")
-        host = request.headers.get("host", "")
-        key = base64.b64decode(self.ctx.directory.acs.access_key)
-        # Clients built with decode_url=True (and the aiohttp transport) sign the unquoted form.
-        for candidate in dict.fromkeys((path_and_query, urllib.parse.unquote(path_and_query))):
-            to_sign = f"{request.method.upper()}\n{candidate}\n{date};{host};{content_hash}"
-            expected = base64.b64encode(hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).digest()).decode()
-            if hmac.compare_digest(expected, match.group(2)):
-                return
-        raise AcsError(401, "Denied", "Denied by the resource provider.", emulated=denied)
+        verify_hmac(
+            method=request.method,
+            path_and_query=raw_path + (f"?{query}" if query else ""),
+            host=request.headers.get("host", ""),
+            headers=request.headers,
+            body=body,
+            access_key=self.ctx.directory.acs.access_key,
+            now=self.ctx.wall_clock.now(),
+        )
 
     @staticmethod
     def _object(body: bytes) -> dict[str, Any]:

@@ -146,8 +146,11 @@ class Sandbox:
 
     def host_routes(self) -> dict[str, tuple[str, int]]:
         """Canonical host names -> this server, for clients that keep canonical URLs."""
-        return {ENTRA_HOST: (LOOPBACK, self.port), GRAPH_HOST: (LOOPBACK, self.port),
-                f"*{ACS_HOST_SUFFIX}": (LOOPBACK, self.port)}
+        return {
+            ENTRA_HOST: (LOOPBACK, self.port),
+            GRAPH_HOST: (LOOPBACK, self.port),
+            f"*{ACS_HOST_SUFFIX}": (LOOPBACK, self.port),
+        }
 
     def tenant_info(self, name: str = "contoso", *, canonical: bool = True) -> dict[str, Any]:
         """Everything a client of tenant `name` needs, as `cte sandbox serve` prints it."""
@@ -171,8 +174,14 @@ class Sandbox:
             "graph_base_url": graph_base,
             "ca_bundle": str(self.certificates.ca_bundle),
             "users": [
-                {"alias": u.alias, "upn": u.upn, "password": u.password, "oid": u.oid,
-                 "teams_license": u.teams_license, "mfa_required": u.mfa_required}
+                {
+                    "alias": u.alias,
+                    "upn": u.upn,
+                    "password": u.password,
+                    "oid": u.oid,
+                    "teams_license": u.teams_license,
+                    "mfa_required": u.mfa_required,
+                }
                 for u in tenant.users.values()
             ],
             "expired_teams_token": self.expired_teams_token(name),

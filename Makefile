@@ -1,0 +1,53 @@
+# Everything a fresh machine needs: `make run` runs the suite against the sandbox and writes
+# reports; `make test` passes the tests. Both bootstrap .venv first (idempotent).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+REPORTS ?= reports
+
+.PHONY: setup run test lint unit features replay record check-rerecord clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+setup: $(STAMP)
+
+## The main job: the full suite against the embedded sandbox tenant, reports in reports/<run-id>/.
+run: setup
+	$(BIN)/cte run
+
+## All tests: lint, unit and property tests, the suite in sandbox and replay modes, and the
+## check that re-recording the cassettes against the sandbox changes nothing.
+test: setup lint unit features replay check-rerecord
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+unit: setup
+	$(BIN)/python -m pytest tests -q
+
+features: setup
+	$(BIN)/cte run --mode sandbox --quiet --report-dir $(REPORTS)/make-test-sandbox
+
+replay: setup
+	$(BIN)/cte run --mode replay --quiet --report-dir $(REPORTS)/make-test-replay
+
+## Re-record every cassette against the sandbox (deterministic clock and ids).
+record: setup
+	$(BIN)/cte record --report-dir $(REPORTS)/make-record
+
+check-rerecord: setup
+	@rm -rf $(REPORTS)/cassettes-before && mkdir -p $(REPORTS) && cp -r cassettes $(REPORTS)/cassettes-before
+	$(BIN)/cte record --report-dir $(REPORTS)/make-test-record
+	@diff -r $(REPORTS)/cassettes-before cassettes > $(REPORTS)/cassettes.diff \
+	  && echo "re-recording against the sandbox left cassettes/ unchanged" \
+	  || { echo "re-recording changed cassettes/ (see $(REPORTS)/cassettes.diff): commit them or fix the nondeterminism"; exit 1; }
+
+clean:
+	rm -rf $(REPORTS) .pytest_cache .ruff_cache

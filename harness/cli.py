@@ -1,0 +1,134 @@
+"""`cte`: run the suite, record cassettes, serve the sandbox.
+
+cte run [--profile NAME] [--mode MODE] [--report-dir DIR] [-k EXPR] [-- PYTEST ARGS]
+cte record [-k EXPR]                 re-record cassettes against the sandbox (reproducible)
+cte sandbox serve [--port N] [--tenant NAME] [--fixed-clock]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from harness import __version__
+from harness.config import MODES, ProfileError, load_profile, resolve_mode
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = ROOT / "steps"
+# allure-pytest and allure-pytest-bdd both register --alluredir; the Gherkin suite uses the BDD one.
+BDD_ALLURE = ["-p", "no:allure_pytest", "-p", "allure_pytest_bdd"]
+
+
+def _fail(message: str) -> int:
+    print(f"cte: {message}", file=sys.stderr)
+    return 2
+
+
+def run_suite(profile: str, mode: str, report_dir: Path | None, extra: list[str], *, quiet: bool = False) -> int:
+    """The Gherkin suite in a pytest process; reports under report_dir (default reports/<run-id>)."""
+    try:
+        mode = resolve_mode(mode)
+        load_profile(profile)  # fail here, before anything runs, on a bad profile
+    except ProfileError as err:
+        return _fail(str(err))
+    if report_dir is None:
+        report_dir = Path("reports") / (datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{mode}")
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(STEPS),
+        *BDD_ALLURE,
+        f"--cte-mode={mode}",
+        f"--cte-profile={profile}",
+        f"--cte-report-dir={report_dir}",
+        f"--alluredir={report_dir / 'allure-results'}",
+        "-q" if quiet else "-v",
+        "--no-header",
+        "-rN",
+        "-p",
+        "no:cacheprovider",
+        *extra,
+    ]
+    return subprocess.call(command, cwd=ROOT)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    extra = list(args.pytest_args)
+    if args.k:
+        extra += ["-k", args.k]
+    return run_suite(
+        args.profile, args.mode, Path(args.report_dir) if args.report_dir else None, extra, quiet=args.quiet
+    )
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    extra = ["-k", args.k] if args.k else []
+    return run_suite(args.profile, "record", Path(args.report_dir) if args.report_dir else None, extra, quiet=True)
+
+
+def cmd_sandbox_serve(args: argparse.Namespace) -> int:
+    from harness.sandbox.server import serve_forever  # the CLI may start the sandbox
+
+    try:
+        serve_forever(args.port, deterministic=args.fixed_clock, tenant=args.tenant)
+    except OSError as err:
+        return _fail(f"cannot serve on 127.0.0.1:{args.port}: {err.strerror}; pick another --port (0 = any free port)")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="cte", description="Conformance and policy harness for Teams users on ACS.")
+    top.add_argument("--version", action="version", version=f"cte-conformance {__version__}")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the conformance suite and write reports")
+    run.add_argument("--profile", default=os.environ.get("CTE_PROFILE", "sandbox"), help="profile name or path")
+    run.add_argument("--mode", default=os.environ.get("CTE_MODE", "sandbox"), choices=MODES)
+    run.add_argument("--report-dir", default=None, help="default: reports/<run-id>")
+    run.add_argument("-k", default=None, help="only scenarios matching this pytest -k expression")
+    run.add_argument("-q", "--quiet", action="store_true", help="one character per scenario instead of one line")
+    run.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
+    run.set_defaults(func=cmd_run)
+
+    record = sub.add_parser("record", help="re-record cassettes against the sandbox (byte-identical when unchanged)")
+    record.add_argument("--profile", default="sandbox")
+    record.add_argument("--report-dir", default=None)
+    record.add_argument("-k", default=None)
+    record.set_defaults(func=cmd_record)
+
+    sandbox = sub.add_parser("sandbox", help="the embedded sandbox tenant")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    serve = sandbox_sub.add_parser("serve", help="serve it; prints one JSON line with what a client needs")
+    serve.add_argument("--port", type=int, default=0, help="loopback port (default: any free port)")
+    serve.add_argument(
+        "--tenant",
+        "--profile",
+        dest="tenant",
+        default="contoso",
+        help="which sandbox tenant's details to print (contoso or a misconfiguration name)",
+    )
+    serve.add_argument("--fixed-clock", action="store_true", help="deterministic clock and ids (as recordings use)")
+    serve.set_defaults(func=cmd_sandbox_serve)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "tenant", None) and args.command == "sandbox":
+        from harness.config import SANDBOX_TENANTS
+
+        name = args.tenant
+        if name == "sandbox":
+            args.tenant = "contoso"
+        elif name not in SANDBOX_TENANTS:
+            return _fail(f"--tenant {name!r} is not a sandbox tenant; use one of {', '.join(SANDBOX_TENANTS)}")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
