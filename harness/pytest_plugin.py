@@ -20,7 +20,7 @@ import pytest
 from harness import __version__, transport
 from harness.config import Profile, ProfileError, Tenant, load_profile, resolve_mode
 from harness.flows import MissingPrerequisite
-from harness.recording import cassette_path, explain_mismatch, make_vcr
+from harness.recording import cassette_path, display_path, explain_mismatch, make_vcr
 from harness.reporting import write_reports
 from harness.scenario import AREAS, ScenarioRun, VerdictFailed
 from harness.verdicts import Fault, Skipped
@@ -28,6 +28,7 @@ from harness.verdicts import Fault, Skipped
 RUN_KEY = pytest.StashKey[ScenarioRun]()
 STACK_KEY = pytest.StashKey[contextlib.ExitStack]()
 STARTED_KEY = pytest.StashKey[float]()
+CASSETTE_KEY = pytest.StashKey[Path]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -201,8 +202,9 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
     stack = contextlib.ExitStack()
     item.stash[STACK_KEY] = stack
     if cte.mode in ("record", "replay"):
-        path = cassette_path(area, feature.filename, scenario.name, example)
-        run.cassette = str(path.relative_to(path.parents[3]))
+        path = cassette_path(area, feature.filename, scenario.name, example).resolve()
+        item.stash[CASSETTE_KEY] = path
+        run.cassette = display_path(path)
         record = cte.mode == "record"
         if record:
             path.unlink(missing_ok=True)
@@ -239,8 +241,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     elif report.failed and excinfo is not None and excinfo.errisinstance(VerdictFailed):
         judgement = run.judgement()
     elif report.failed and excinfo is not None:
-        cassette = Path(run.cassette) if run.cassette else None
-        mismatch = explain_mismatch(excinfo.value, cassette.resolve(), run.id) if cassette else None
+        cassette = item.stash.get(CASSETTE_KEY, None)
+        test_name = getattr(item, "originalname", item.name)
+        mismatch = explain_mismatch(excinfo.value, cassette, test_name) if cassette else None
         text = "".join(traceback.format_exception(excinfo.value))
         judgement = run.judgement(Fault(mismatch or f"{excinfo.typename}: {excinfo.value}", text))
         if mismatch:

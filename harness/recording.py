@@ -10,6 +10,7 @@ as "a JWT" (their claims may legitimately differ: an expired token is only a pla
 from __future__ import annotations
 
 import copy
+import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,7 +22,7 @@ from vcr.request import Request
 
 from harness import scrubbing, tokens
 
-CASSETTE_ROOT = Path(__file__).resolve().parent.parent / "cassettes"
+CASSETTE_ROOT = Path(os.environ.get("CTE_CASSETTE_DIR") or Path(__file__).resolve().parent.parent / "cassettes")
 MATCH_ON = ("method", "scheme", "host", "port", "path", "query", "scrubbed_body")
 
 
@@ -100,8 +101,14 @@ def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) ->
     return recorder
 
 
-def rerecord_command(scenario: str) -> str:
-    return f"cte record -k {scenario!r}  (or: make record)"
+def display_path(cassette: Path) -> str:
+    """The cassette's path as the repository shows it (cassettes/area/feature/scenario.yaml)."""
+    root = CASSETTE_ROOT.resolve()
+    return str(cassette.relative_to(root.parent)) if cassette.is_relative_to(root) else str(cassette)
+
+
+def rerecord_command(test_name: str) -> str:
+    return f"cte record -k {test_name}  (or: make record)"
 
 
 def explain_mismatch(exc: BaseException, cassette: Path, scenario: str) -> str | None:

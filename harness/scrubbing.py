@@ -117,6 +117,11 @@ class Scrubber:
     def learn(self, value: str, replacement: str) -> str:
         if value and value != replacement and len(value) >= 3:
             self._known.setdefault(value.lower(), replacement)
+            # The same secret percent-encoded (a query string, a form body echoed elsewhere).
+            for encode in (urllib.parse.quote, urllib.parse.quote_plus):
+                encoded = encode(value, safe="")
+                if encoded != value:
+                    self._known.setdefault(encoded.lower(), encode(self._known[value.lower()], safe=""))
         return self._known.get(value.lower(), replacement)
 
     def _identity(self, value: str, kind: str) -> str:
@@ -193,7 +198,8 @@ class Scrubber:
         if not isinstance(value, str):
             return value
         if lowered in SECRET_KEYS and value:
-            return SECRET_KEYS[lowered]
+            # Learnt, so that the same value is scrubbed wherever it turns up later.
+            return self.learn(value, SECRET_KEYS[lowered])
         if lowered in VOLATILE_ID_KEYS:
             return ZERO_GUID if GUID.fullmatch(value) else value
         if lowered == "client_info":
@@ -246,7 +252,7 @@ class Scrubber:
             pairs = urllib.parse.parse_qsl(text, keep_blank_values=True)
             if pairs:
                 return urllib.parse.urlencode(
-                    [(k, OPAQUE_TOKEN if k == "code" else self.json_value(v, k)) for k, v in pairs]
+                    [(k, self.learn(v, OPAQUE_TOKEN) if k == "code" else self.json_value(v, k)) for k, v in pairs]
                 )
         return self.text(text)
 

@@ -1,0 +1,86 @@
+"""Reports of a real run: schema-valid conformance.json, the source table in Markdown, no secrets, verdicts
+that follow the observation (a tampered recording turns a PASS into a FAIL and the exit status non-zero)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from harness.reporting import SCHEMA_PATH
+
+ROOT = Path(__file__).resolve().parent.parent
+GARBAGE = (
+    "cassettes/identity/token-exchange/"
+    "a-bad-exchange-request-is-rejected-exactly-as-the-real-service-rejects-it--garbage-token.yaml"
+)
+
+
+def cte_run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", "-q", "--report-dir", str(tmp_path / "reports"), *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def sandbox_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("run")
+    result = cte_run(tmp, "--mode", "sandbox")
+    assert result.returncode == 0, result.stdout[-3000:]
+    return tmp / "reports"
+
+
+def test_conformance_json_follows_its_schema(sandbox_run: Path) -> None:
+    document = json.loads((sandbox_run / "conformance.json").read_text())
+    jsonschema.validate(document, json.loads(SCHEMA_PATH.read_text()))
+    assert document["run"]["mode"] == "sandbox" and document["run"]["profile"] == "sandbox"
+    assert sum(document["summary"].values()) == len(document["scenarios"]) >= 21
+    assert all(s["verdict"] == "PASS" for s in document["scenarios"])
+    emulated = [s for s in document["scenarios"] if "emulator-defined" in s["tags"]]
+    assert emulated and all(s["evidence"].get("emulator_defined") for s in emulated)
+
+
+def test_markdown_shows_the_source_table(sandbox_run: Path) -> None:
+    text = (sandbox_run / "conformance.md").read_text()
+    assert "| 8 | Join Teams live events | ❌ not supported |" in text
+    assert "## Identity scenarios" in text and "## Emulator-defined behaviour" in text
+
+
+def test_allure_results_are_written_for_every_scenario(sandbox_run: Path) -> None:
+    results = list((sandbox_run / "allure-results").glob("*-result.json"))
+    names = {json.loads(p.read_text())["name"] for p in results}
+    assert len(results) >= 21 and any("licensed Teams user" in n for n in names)
+
+
+def test_reports_hold_no_secret_of_the_sandbox(sandbox_run: Path) -> None:
+    text = "".join(p.read_text(errors="replace") for p in sandbox_run.rglob("*") if p.is_file())
+    for leak in ("onmicrosoft.com", "Pw!", "accesskey=", "cs~"):
+        assert leak not in text, leak
+
+
+def test_a_tampered_recording_turns_the_verdict_into_fail(tmp_path: Path) -> None:
+    cassettes = tmp_path / "cassettes"
+    shutil.copytree(ROOT / "cassettes", cassettes)
+    path = tmp_path / GARBAGE
+    recording = yaml.safe_load(path.read_text())
+    response = recording["interactions"][-1]["response"]["body"]
+    response["string"] = response["string"].replace("Provided access token is not valid.", "Token rejected.")
+    path.write_text(yaml.safe_dump(recording))
+    result = cte_run(tmp_path, "--mode", "replay", "-k", "garbage", env={"CTE_CASSETTE_DIR": str(cassettes)})
+    assert result.returncode != 0
+    document = json.loads((tmp_path / "reports" / "conformance.json").read_text())
+    (scenario,) = document["scenarios"]
+    assert scenario["verdict"] == "FAIL" and scenario["says"] == "rejected, but not as documented"
+    assert "Token rejected." in scenario["detail"]

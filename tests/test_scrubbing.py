@@ -1,0 +1,155 @@
+"""Secrets planted anywhere in recorded traffic never reach a written cassette (hypothesis property).
+
+Real HTTP through vcrpy in record mode against a loopback echo server that repeats the request in
+its response headers and body, then the cassette file's text is searched for every secret,
+including inside the (decoded) payloads of any JWT left in it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness import scrubbing, tokens
+from harness.recording import make_vcr
+
+
+class Echo(BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length).decode("utf-8", "replace")
+        echo = {"path": self.path, "headers": dict(self.headers), "body": body}
+        data = json.dumps(echo).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("x-ms-request-id", self.headers.get("x-echo", "none"))
+        self.send_header("set-cookie", f"session={self.headers.get('x-echo', 'none')}")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture(scope="module")
+def echo_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+token_text = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789", min_size=14, max_size=24)
+guids = st.uuids().map(str)
+
+
+def jwt_for(oid: str, upn: str, tid: str) -> str:
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    payload = {"oid": oid, "upn": upn, "tid": tid, "exp": 1767600000, "scp": "Teams.ManageCalls"}
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(payload)}.c2lnbmF0dXJlLW9mLWEtcmVhbC10b2tlbg"
+
+
+@st.composite
+def planted(draw):
+    password = "Pw!" + draw(token_text)
+    upn = f"{draw(token_text).lower()}@{draw(token_text).lower()}.example.com"
+    oid, tid = draw(guids), draw(guids)
+    access_key = base64.b64encode(draw(token_text).encode()).decode()
+    refresh = draw(token_text)
+    where = draw(st.lists(st.sampled_from(["header", "query", "form", "json", "path"]), min_size=1, max_size=5))
+    return {
+        "password": password,
+        "upn": upn,
+        "oid": oid,
+        "tid": tid,
+        "access_key": access_key,
+        "refresh": refresh,
+        "where": where,
+        "key": draw(st.sampled_from(["value", "note", "x", "payload"])),
+    }
+
+
+def secrets_in(text: str) -> str:
+    """The file's text plus the decoded payload of every JWT in it."""
+    decoded = []
+    for match in tokens.JWT_PATTERN.finditer(text):
+        with contextlib.suppress(ValueError):
+            decoded.append(json.dumps(tokens.claims(match.group(0))))
+    return text + "\n".join(decoded)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=planted())
+def test_planted_secrets_never_reach_the_cassette(echo_url: str, tmp_path_factory, case) -> None:
+    known = {
+        case["password"]: scrubbing.PASSWORD,
+        case["upn"]: "adele@" + scrubbing.UPN_DOMAIN,
+        case["tid"]: scrubbing.TENANT_ID,
+        case["access_key"]: scrubbing.ACS_ACCESS_KEY,
+    }
+    jwt = jwt_for(case["oid"], case["upn"], case["tid"])
+    values = [case["password"], case["upn"], case["oid"], jwt, f"endpoint=https://x/;accesskey={case['access_key']}"]
+    cassette = Path(tmp_path_factory.mktemp("cassette")) / "c.yaml"
+    recorder = make_vcr(lambda: known, record=True)
+    with recorder.use_cassette(str(cassette)):
+        for place in case["where"]:
+            headers = {"Authorization": f"Bearer {jwt}", "x-echo": case["password"], "x-custom": case["upn"]}
+            if place == "header":
+                requests.get(f"{echo_url}/h", headers={**headers, "x-other": case["oid"]}, timeout=5)
+            elif place == "query":
+                query = urllib.parse.urlencode({case["key"]: case["password"], "u": case["upn"], "t": jwt})
+                requests.get(f"{echo_url}/q?{query}", headers=headers, timeout=5)
+            elif place == "path":
+                requests.get(f"{echo_url}/common/userrealm/{case['upn']}/{case['tid']}", headers=headers, timeout=5)
+            elif place == "form":
+                form = {
+                    "password": case["password"],
+                    "username": case["upn"],
+                    "refresh_token": case["refresh"],
+                    case["key"]: " ".join(values),
+                }
+                requests.post(f"{echo_url}/f", data=form, headers=headers, timeout=5)
+            else:
+                body = {
+                    "token": jwt,
+                    "userId": case["oid"],
+                    "nested": {case["key"]: values},
+                    "refresh_token": case["refresh"],
+                    "access_token": jwt,
+                }
+                requests.post(f"{echo_url}/j", json=body, headers=headers, timeout=5)
+    text = secrets_in(cassette.read_text(encoding="utf-8"))
+    for name in ("password", "upn", "oid", "tid", "access_key", "refresh"):
+        assert case[name] not in text, f"{name} survived in the cassette"
+        assert urllib.parse.quote(case[name], safe="") not in text, f"{name} survived url-encoded"
+    assert jwt not in text
+    assert "c2lnbmF0dXJl" not in text, "a JWT signature survived"
+
+
+def test_a_scrubbed_jwt_keeps_the_claims_verdicts_need() -> None:
+    scrubber = scrubbing.Scrubber()
+    original = jwt_for(
+        "0e0c2f2a-1d0b-4b0e-9a43-5d6a1c2b3e4f", "megan@fabrikam.example.com", "7d9f1a52-2b1c-4e0a-8f4b-9c1d2e3f4a5b"
+    )
+    placeholder = scrubber.jwt(original)
+    claims = tokens.claims(placeholder)
+    assert claims["exp"] == 1767600000 and claims["scp"] == "Teams.ManageCalls"
+    assert claims["oid"].startswith("00000000-0000-0000-0000-") and claims["upn"].endswith("@" + scrubbing.UPN_DOMAIN)
+    assert placeholder.endswith(".") and tokens.is_placeholder(placeholder)
+    assert scrubber.jwt(placeholder) == placeholder, "scrubbing is idempotent on placeholders"
