@@ -239,11 +239,12 @@ def find_profile(name_or_path: str) -> Path:
             return candidate
         raise ProfileError(f"profile file {name_or_path} does not exist; pass a path to a .toml file or a profile name")
     directories = [Path(d) for d in os.environ.get("CTE_PROFILE_PATH", "").split(os.pathsep) if d]
-    for directory in [*directories, Path.cwd() / "profiles", PROFILE_DIR]:
+    searched = [*directories, Path.cwd() / "profiles", PROFILE_DIR]
+    for directory in searched:
         path = directory / f"{name_or_path}.toml"
         if path.is_file():
             return path
-    available = sorted({p.stem for d in (Path.cwd() / "profiles", PROFILE_DIR) if d.is_dir() for p in d.glob("*.toml")})
+    available = sorted({p.stem for d in searched if d.is_dir() for p in d.glob("*.toml")})
     raise ProfileError(
         f"no profile named {name_or_path!r}; available: {', '.join(available) or 'none'} "
         "(or pass a path to a .toml file, or add a directory to CTE_PROFILE_PATH)"
@@ -297,17 +298,17 @@ def validate(data: Mapping[str, Any], path: Path | None) -> Profile:
     if not isinstance(users, dict) or not users:
         raise ProfileError(f"{where}: no [users.<alias>] table; add one per test user with upn and password_env")
     for alias, table in users.items():
+        if isinstance(table, dict) and "password" in table:
+            raise ProfileError(
+                f"{where}: [users.{alias}].password holds a secret in the file; remove it and set "
+                "password_env to the name of an environment variable instead"
+            )
         for key in ("upn", "password_env"):
             if not isinstance(table, dict) or not isinstance(table.get(key), str) or not table[key]:
                 raise ProfileError(
                     f'{where}: [users.{alias}].{key} is missing; set upn = "user@domain" and '
                     'password_env = "NAME_OF_ENV_VAR"'
                 )
-        if "password" in table:
-            raise ProfileError(
-                f"{where}: [users.{alias}].password holds a secret in the file; remove it and set "
-                "password_env to the name of an environment variable instead"
-            )
     return Profile(name=name, path=path, kind="live", data=data)
 
 

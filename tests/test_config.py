@@ -195,11 +195,6 @@ def test_password_in_file_never_echoes_the_secret(tmp_path: Path) -> None:
     assert "hunter2-secret" not in one_line(excinfo, str(path))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validate() reports the missing password_env before the password in the file, so the fix it gives "
-    "(add password_env) leaves the secret in the profile",
-)
 def test_password_instead_of_password_env_is_reported_as_a_secret_in_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, live(**{"users.adele.password_env": None, "users.adele.password": "hunter2"}))
     with pytest.raises(ProfileError) as excinfo:
@@ -256,10 +251,6 @@ def test_profile_found_through_cte_profile_path(tmp_path: Path, monkeypatch: pyt
     assert load_profile("elsewhere").name == "elsewhere"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="find_profile searches CTE_PROFILE_PATH but its 'available:' list leaves those directories out",
-)
 def test_unknown_profile_name_lists_profiles_on_cte_profile_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
