@@ -64,6 +64,7 @@ class ScenarioRun:
                 "message": o.message,
                 "target": o.target,
                 "request_id": o.request_id,
+                "observed_at": o.at,
                 "emulator_defined": o.emulator_defined,
                 "diagnosis": o.diagnosis,
                 "remedy": o.remedy,

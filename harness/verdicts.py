@@ -17,6 +17,7 @@ observation (for example "the ACS token expires with the Entra token") must all 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -89,6 +90,7 @@ class Observation:
     remedy: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
 
     def summary(self) -> str:
         if self.outcome == "allowed":

@@ -349,23 +349,19 @@ class Acs:
         return self._json(request, {"token": token, "expiresOn": expires_on(exp)})
 
     async def revoke_tokens(self, request: Request) -> Response:
-        try:
-            await self._authenticated_body(request)
-            record = self._identity_or_404(request.path_params["id"])
-        except AcsError as err:
-            return self._error(request, err)
-        with self.ctx.lock:
-            record["revoked_before"] = self.ctx.epoch()
-        return Response(status_code=204, headers=self._headers(request))
+        return await self._change_identity(request, "revoked_before", self.ctx.epoch())
 
     async def delete_identity(self, request: Request) -> Response:
+        return await self._change_identity(request, "deleted", True)
+
+    async def _change_identity(self, request: Request, key: str, value: Any) -> Response:
         try:
             await self._authenticated_body(request)
             record = self._identity_or_404(request.path_params["id"])
         except AcsError as err:
             return self._error(request, err)
         with self.ctx.lock:
-            record["deleted"] = True
+            record[key] = value
         return Response(status_code=204, headers=self._headers(request))
 
 

@@ -1,0 +1,108 @@
+"""The emulated ACS Identity service driven by the real azure-communication-identity SDK."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import msal
+import pytest
+import requests
+from azure.communication.identity import CommunicationIdentityClient, CommunicationTokenScope
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+from harness import contract, tokens
+from harness.sandbox.server import Sandbox
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def info():
+    with Sandbox() as sandbox:
+        yield sandbox.tenant_info("contoso", canonical=False)
+
+
+def client(info: dict, **kwargs) -> CommunicationIdentityClient:
+    return CommunicationIdentityClient.from_connection_string(
+        info["acs_connection_string"], connection_verify=info["ca_bundle"], **kwargs
+    )
+
+
+@pytest.fixture(scope="module")
+def entra_token(info: dict) -> dict:
+    session = requests.Session()
+    session.verify, session.trust_env = info["ca_bundle"], False
+    app = msal.PublicClientApplication(
+        info["client_id"], authority=info["authority"], http_client=session, instance_discovery=False
+    )
+    flow = app.initiate_device_flow(scopes=list(contract.TEAMS_SCOPES))
+    user = info["users"][0]
+    session.post(
+        flow["verification_uri"],
+        data={"user_code": flow["user_code"], "username": user["upn"], "password": user["password"]},
+    ).raise_for_status()
+    return app.acquire_token_by_device_flow(flow)
+
+
+def test_identity_lifecycle(info: dict) -> None:
+    acs = client(info)
+    user, token = acs.create_user_and_token([CommunicationTokenScope.VOIP], token_expires_in=timedelta(minutes=60))
+    assert user.properties["id"].startswith("8:acs:")
+    claims = tokens.claims(token.token)
+    assert claims["acsScope"] == "voip" and "tid" not in claims
+    assert claims["exp"] - claims["iat"] == 3600
+    assert acs.get_token(user, [CommunicationTokenScope.CHAT]).token
+    acs.revoke_tokens(user)
+    acs.delete_user(user)
+    with pytest.raises(ResourceNotFoundError):
+        acs.get_token(user, [CommunicationTokenScope.CHAT])
+
+
+@pytest.mark.parametrize("minutes", [59, 1441])
+def test_token_lifetime_outside_60_to_1440_minutes_is_rejected(info: dict, minutes: int) -> None:
+    acs = client(info)
+    user = acs.create_user()
+    with pytest.raises(HttpResponseError) as raised:
+        acs.get_token(user, [CommunicationTokenScope.VOIP], token_expires_in=timedelta(minutes=minutes))
+    assert raised.value.status_code == 400
+
+
+@pytest.mark.parametrize("api_version", ["2022-06-01", "2022-10-01", "2023-10-01"])
+def test_exchange_on_every_ga_version(info: dict, entra_token: dict, api_version: str) -> None:
+    responses = []
+    token = client(info, api_version=api_version).get_token_for_teams_user(
+        entra_token["access_token"],
+        info["client_id"],
+        entra_token["id_token_claims"]["oid"],
+        raw_response_hook=responses.append,
+    )
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}\+00:00", token.expires_on)
+    headers = responses[-1].http_response.headers
+    assert headers["content-type"] == "application/json; charset=utf-8"
+    assert api_version in headers["api-supported-versions"]
+    claims = tokens.claims(token.token)
+    assert claims["skypeid"] == f"orgid:{entra_token['id_token_claims']['oid']}"
+    assert claims["exp"] == tokens.claims(entra_token["access_token"])["exp"]
+
+
+def test_an_unsupported_api_version_is_rejected_as_emulator_defined(info: dict, entra_token: dict) -> None:
+    with pytest.raises(HttpResponseError) as raised:
+        client(info, api_version="2020-01-01").get_token_for_teams_user(
+            entra_token["access_token"], info["client_id"], entra_token["id_token_claims"]["oid"]
+        )
+    assert raised.value.status_code == 400
+    assert contract.EMULATOR_DEFINED_HEADER in raised.value.response.headers
+
+
+def test_a_body_that_is_not_json_gets_a_4xx(info: dict) -> None:
+    """Malformed input gets a clear 4xx, never a 5xx (signed correctly, so it reaches validation)."""
+    from azure.core.pipeline.transport import HttpRequest
+
+    acs = client(info)
+    request = HttpRequest("POST", info["acs_endpoint"] + "/teamsUser/:exchangeAccessToken?api-version=2023-10-01")
+    request.body = "not json"
+    request.headers["Content-Type"] = "application/json"
+    response = acs._identity_service_client._client.send_request(request)  # the SDK's own signing pipeline
+    assert response.status_code == 400 and json.loads(response.text())["error"]["code"] == "ValidationError"
