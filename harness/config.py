@@ -32,6 +32,7 @@ SANDBOX_TENANTS = (
     "no-teams-license",
     "acs-sp-missing",
     "app-not-registered",
+    "graph-scope-missing",
 )
 
 

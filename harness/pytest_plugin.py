@@ -11,6 +11,8 @@ import contextlib
 import json
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import pytest
 from harness import __version__, transport
 from harness.config import Profile, ProfileError, Tenant, load_profile, resolve_mode
 from harness.flows import MissingPrerequisite
+from harness.graph import MarkerSource
 from harness.recording import cassette_path, display_path, explain_mismatch, make_vcr
 from harness.reporting import write_reports
 from harness.scenario import AREAS, ScenarioRun, VerdictFailed
@@ -151,6 +154,22 @@ def tenant_for(cte: CteSession):  # type: ignore[no-untyped-def]
     return lookup
 
 
+@dataclass
+class GraphPacing:
+    markers: MarkerSource
+    sleep: Callable[[float], None]
+
+
+@pytest.fixture
+def graph_pacing(cte: CteSession, request: pytest.FixtureRequest) -> GraphPacing:
+    """Message markers and the retry sleep: reproducible markers and no real waiting when a
+    cassette is involved; random markers and real waits against a service."""
+    if cte.mode in ("record", "replay"):
+        seed = request.node.nodeid
+        return GraphPacing(MarkerSource(seed), (lambda _: None) if cte.mode == "replay" else time.sleep)
+    return GraphPacing(MarkerSource(), time.sleep)
+
+
 @pytest.fixture
 def scenario_run(request: pytest.FixtureRequest) -> ScenarioRun:
     run = request.node.stash.get(RUN_KEY, None)
@@ -191,7 +210,7 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
     area = _area(feature.filename)
     run = ScenarioRun(
         id=item.nodeid.split("::")[-1],
-        name=scenario.name + (f" [{example}]" if example else ""),
+        name=scenario.name + (f" [{example}]" if example and example not in scenario.name else ""),
         feature=feature.name,
         area=area,
         row=_row(tags),

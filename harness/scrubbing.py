@@ -30,8 +30,9 @@ UPN_DOMAIN = "upn.invalid"
 PLACEHOLDER_GUID = re.compile(r"^00000000-0000-0000-0000-[0-9a-f]{12}$")
 
 GUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-ENCODED_EMAIL = re.compile(r"[A-Za-z0-9._+-]+%40[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Bounded repetitions keep these linear on long bodies (an unbounded local part is quadratic).
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,24}")
+ENCODED_EMAIL = re.compile(r"[A-Za-z0-9._+-]{1,64}%40[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,24}")
 TRACE_LABELS = re.compile(r"(Trace ID|Correlation ID): [0-9a-fA-F-]{36}")
 HMAC_SIGNATURE = re.compile(r"(Signature=)[A-Za-z0-9+/=]+")
 ACCESS_KEY = re.compile(r"(?i)(accesskey=)[^;\s\"&]+")
@@ -52,6 +53,9 @@ SECRET_KEYS = {
     "acs_connection_string": "<connection-string>",
     "acs_access_key": ACS_ACCESS_KEY,
 }
+# People's (and their teams') names: identifying, and no verdict reads them. Replaced where they
+# stand, never learnt: a first name is too short and common to hunt for elsewhere.
+NAME_KEYS = {"displayname": "<display-name>", "givenname": "<given-name>", "surname": "<surname>"}
 # Keys whose GUID values are volatile per request, not identities.
 VOLATILE_ID_KEYS = {"trace_id", "correlation_id", "uti", "request-id", "client-request-id"}
 # JWT claims a verdict may read; everything else in a scrubbed JWT is dropped.
@@ -197,6 +201,8 @@ class Scrubber:
             return [self.json_value(v, key) for v in value]
         if not isinstance(value, str):
             return value
+        if lowered in NAME_KEYS and value:
+            return NAME_KEYS[lowered]
         if lowered in SECRET_KEYS and value:
             # Learnt, so that the same value is scrubbed wherever it turns up later.
             return self.learn(value, SECRET_KEYS[lowered])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from harness.chat import ChatFlow
 from harness.config import Tenant
 from harness.flows import IdentityFlow
+from steps.chat import *  # noqa: F403
 from steps.identity import *  # noqa: F403
 
 
@@ -18,3 +20,10 @@ def flow_tenant(tenant: Tenant) -> Tenant:
 @pytest.fixture
 def identity_flow(flow_tenant: Tenant) -> IdentityFlow:
     return IdentityFlow(flow_tenant)
+
+
+@pytest.fixture
+def chat_flow(flow_tenant: Tenant, graph_pacing):  # type: ignore[no-untyped-def]
+    flow = ChatFlow(flow_tenant, markers=graph_pacing.markers, sleep=graph_pacing.sleep)
+    yield flow
+    flow.close()

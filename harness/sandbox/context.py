@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import urllib.parse
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,8 @@ class SandboxContext:
     refresh_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     device_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     acs_identities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_message_ms: int = 0  # chat message ids are epoch milliseconds, strictly increasing
+    rate_windows: dict[tuple[str, ...], deque[datetime]] = field(default_factory=dict)  # Graph throttling
 
     def now(self) -> datetime:
         return self.clock.now().astimezone(UTC)

@@ -27,6 +27,7 @@ from harness.contract import ACS_HOST_SUFFIX, ENTRA_HOST, GRAPH_HOST
 from harness.sandbox.acs import Acs
 from harness.sandbox.context import SandboxContext
 from harness.sandbox.entra import Entra
+from harness.sandbox.graph import Graph
 from harness.sandbox.state import SANDBOX_EPOCH, Clock, Directory, IdSource
 
 LOOPBACK = "127.0.0.1"
@@ -46,9 +47,22 @@ async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def build_app(ctx: SandboxContext) -> Starlette:
-    routes: list[Route] = [*Acs(ctx).routes(), *Entra(ctx).routes()]
-    return Starlette(routes=routes, exception_handlers={404: _not_found, 405: _method_not_allowed})
+class ClockTick:
+    """ASGI middleware: a fixed clock moves on by its step with every request (the system clock ignores it)."""
+
+    def __init__(self, app: Starlette, clock: Clock) -> None:
+        self.app, self.clock = app, clock
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] == "http":
+            self.clock.tick()
+        await self.app(scope, receive, send)
+
+
+def build_app(ctx: SandboxContext) -> ClockTick:
+    routes: list[Route] = [*Acs(ctx).routes(), *Graph(ctx).routes(), *Entra(ctx).routes()]
+    app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _method_not_allowed})
+    return ClockTick(app, ctx.clock)
 
 
 @dataclass
@@ -136,10 +150,20 @@ class Sandbox:
         self._server = self._thread = self.certificates = None
 
     def begin_stream(self, name: str, start: datetime = SANDBOX_EPOCH) -> None:
-        """Restart ids (and the fixed clock) so that one scenario's traffic does not depend on others."""
+        """Give one scenario a fresh world: the seeded tenants with no chats or messages yet, ids
+        restarted and the fixed clock back at its start, so that what it records does not depend on
+        which scenarios ran before it."""
         if self.deterministic:
-            self.ctx.ids.restart(name)
-            self.ctx.clock.restart(start)
+            with self.ctx.lock:
+                self.ctx.ids.restart("build")
+                self.ctx.directory = Directory.build(self.ctx.ids)
+                self.ctx.refresh_tokens.clear()
+                self.ctx.device_codes.clear()
+                self.ctx.acs_identities.clear()
+                self.ctx.last_message_ms = 0
+                self.ctx.rate_windows.clear()
+                self.ctx.ids.restart(name)
+                self.ctx.clock.restart(start)
 
     # -- what a client needs to use it -------------------------------------------------------------
 

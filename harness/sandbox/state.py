@@ -59,14 +59,24 @@ SANDBOX_EPOCH = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
 class Clock:
     """The sandbox's notion of now. `fixed()` makes every run see the same instants."""
 
-    def __init__(self, source: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, source: Callable[[], datetime] | None = None, step: timedelta = timedelta()) -> None:
         self._source = source or (lambda: datetime.now(UTC))
         self._offset = timedelta()
+        self._step = step
         self._lock = threading.Lock()
 
     @classmethod
-    def fixed(cls, start: datetime = SANDBOX_EPOCH) -> Clock:
-        return cls(lambda: start)
+    def fixed(cls, start: datetime = SANDBOX_EPOCH, step: timedelta = timedelta(milliseconds=300)) -> Clock:
+        """Starts at `start` and moves on by `step` with every request (`tick`), whatever real time does.
+
+        300 ms a request is 3.3 requests a second: below every documented Graph limit, so a
+        recording never depends on how fast the machine was.
+        """
+        return cls(lambda: start, step)
+
+    def tick(self) -> None:
+        with self._lock:
+            self._offset += self._step
 
     def now(self) -> datetime:
         with self._lock:
@@ -148,6 +158,58 @@ class AcsResource:
 
 
 @dataclass
+class Message:
+    id: str
+    created: datetime
+    last_modified: datetime
+    sender: str  # object id
+    content: str
+    content_type: str
+
+
+@dataclass
+class Chat:
+    id: str
+    chat_type: str  # oneOnOne | group | meeting
+    members: list[str]  # object ids
+    created: datetime
+    topic: str | None = None
+    meeting_id: str | None = None
+    messages: list[Message] = field(default_factory=list)
+
+
+@dataclass
+class Channel:
+    id: str
+    display_name: str
+    messages: list[Message] = field(default_factory=list)
+
+
+@dataclass
+class Team:
+    id: str
+    display_name: str
+    members: list[str]
+    channels: dict[str, Channel]
+
+
+@dataclass
+class Meeting:
+    """An online meeting. `kind` is what the calling model decides from (regular, channel, webinar,
+    live event); the join link's host says whether it is Teams for personal use."""
+
+    id: str
+    subject: str
+    organizer: str
+    attendees: list[str]
+    thread_id: str
+    join_url: str
+    start: datetime
+    end: datetime
+    kind: str = "regular"
+
+
+@dataclass
 class Tenant:
     name: str
     tenant_id: str
@@ -157,6 +219,9 @@ class Tenant:
     apps: dict[str, AppRegistration]
     service_principals: set[str]
     misconfiguration: str | None = None
+    teams: dict[str, Team] = field(default_factory=dict)
+    chats: dict[str, Chat] = field(default_factory=dict)
+    meetings: dict[str, Meeting] = field(default_factory=dict)
 
     def user_by_upn(self, upn: str) -> User | None:
         upn = upn.lower()
@@ -205,6 +270,12 @@ def _no_teams_license(tenant: Tenant) -> None:
 @misconfiguration("acs-sp-missing")
 def _acs_sp_missing(tenant: Tenant) -> None:
     tenant.service_principals.discard(ACS_FIRST_PARTY_APP_ID)
+
+
+@misconfiguration("graph-scope-missing")
+def _graph_scope_missing(tenant: Tenant) -> None:
+    for app in tenant.apps.values():
+        app.consented[GRAPH_RESOURCE_URI] = app.consented[GRAPH_RESOURCE_URI] - {"ChatMessage.Send", "Chat.ReadWrite"}
 
 
 @misconfiguration("app-not-registered")
@@ -256,6 +327,14 @@ def build_tenant(ids: IdSource, name: str, client_id: str) -> Tenant:
         users={u.alias: u for u in users},
         apps={app.client_id: app},
         service_principals={ACS_FIRST_PARTY_APP_ID, GRAPH_APP_ID},
+    )
+    team_id = ids.stable(f"{name}/team/sales")
+    general = f"19:{ids.stable(f'{name}/channel/general').replace('-', '')}@thread.tacv2"
+    tenant.teams[team_id] = Team(
+        id=team_id,
+        display_name="Sales and Marketing",
+        members=[u.oid for u in users if u.alias in ("adele", "megan", "pradeep")],
+        channels={general: Channel(id=general, display_name="General")},
     )
     if name in MISCONFIGURATIONS:
         MISCONFIGURATIONS[name](tenant)

@@ -1,0 +1,768 @@
+"""Microsoft Graph v1.0 for Teams chat: users, chats, messages, online meetings, teams and channels.
+
+Wire contract: contracts/graph.md. Authorisation follows the delegated `scp` of the bearer token,
+per route, with the permissions of the v1.0 reference pages (cross-checked in tests against
+specs/graph-permissions). Where Microsoft documents no answer (a message over the size limit, a
+malformed body, `$top` over 50, an unknown chat on send), the sandbox answers and marks the
+answer emulator-defined.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import urllib.parse
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from harness.sandbox.context import SandboxContext, base_url, emulator_defined
+from harness.sandbox.state import GRAPH_APP_ID, GRAPH_RESOURCE_URI, Chat, Meeting, Message, Team, Tenant, User
+
+MAX_MESSAGE_BYTES = 28 * 1024  # "Approximately 28 KB per post" (Teams limits); the exact edge is emulator-defined
+MAX_TOP = 50
+DEFAULT_TOP = 20  # emulator-defined: the page size when $top is absent is not documented
+CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+
+# Delegated permissions per route, from the v1.0 reference pages quoted in contracts/graph.md.
+READ_CHAT = ("Chat.ReadBasic", "Chat.Read", "Chat.ReadWrite")
+PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "GET /me": ("User.Read", "User.ReadWrite", "User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All"),
+    "GET /users/{id}": ("User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All"),
+    "POST /chats": ("Chat.Create", "Chat.ReadWrite"),
+    "GET /me/chats": READ_CHAT,
+    "GET /chats/{id}": READ_CHAT,
+    "POST /chats/{id}/messages": ("ChatMessage.Send", "Chat.ReadWrite"),
+    "GET /chats/{id}/messages": ("Chat.Read", "Chat.ReadWrite"),
+    "GET /chats/{id}/messages/{id}": ("Chat.Read", "Chat.ReadWrite"),
+    "POST /me/onlineMeetings": ("OnlineMeetings.ReadWrite",),
+    "GET /me/joinedTeams": ("Team.ReadBasic.All", "TeamSettings.Read.All", "TeamSettings.ReadWrite.All"),
+    "GET /teams/{id}/channels": ("Channel.ReadBasic.All", "ChannelSettings.Read.All", "ChannelSettings.ReadWrite.All"),
+    "POST /teams/{id}/channels/{id}/messages": ("ChannelMessage.Send",),
+    "GET /teams/{id}/channels/{id}/messages": ("ChannelMessage.Read.All",),
+}
+
+# Requests per second per app per tenant (throttling-limits.md, the newer revision), and the
+# per-team/channel cap that both revisions state.
+RATE_LIMITS = {"chat-post": 20, "chat-get": 20, "channel-post": 50, "channel-get": 20, "other-get": 30, "other": 30}
+PER_TEAM_LIMIT = 4
+
+
+class GraphError(Exception):
+    def __init__(self, status: int, code: str, message: str, *, emulated: str = "", headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.emulated = status, code, message, emulated
+        self.headers = headers or {}
+
+
+def graph_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _bad_request(message: str, emulated: str) -> GraphError:
+    return GraphError(400, "BadRequest", message, emulated=emulated)
+
+
+class Caller:
+    """Who is calling: the token's tenant, user and app, and its delegated scopes."""
+
+    def __init__(self, tenant: Tenant, user: User, app_id: str, scopes: set[str]) -> None:
+        self.tenant, self.user, self.app_id, self.scopes = tenant, user, app_id, scopes
+
+
+class Graph:
+    def __init__(self, ctx: SandboxContext) -> None:
+        self.ctx = ctx
+
+    def routes(self) -> list[Route]:
+        v = "/v1.0"
+        return [
+            Route(f"{v}/me", self._handler("GET /me", self.me), methods=["GET"]),
+            Route(f"{v}/users/{{id}}", self._handler("GET /users/{id}", self.user), methods=["GET"]),
+            Route(f"{v}/chats", self._handler("POST /chats", self.create_chat), methods=["POST"]),
+            Route(f"{v}/me/chats", self._handler("GET /me/chats", self.list_chats), methods=["GET"]),
+            Route(f"{v}/chats/{{chat}}", self._handler("GET /chats/{id}", self.get_chat), methods=["GET"]),
+            Route(
+                f"{v}/chats/{{chat}}/messages",
+                self._handler("POST /chats/{id}/messages", self.post_message),
+                methods=["POST"],
+            ),
+            Route(
+                f"{v}/chats/{{chat}}/messages",
+                self._handler("GET /chats/{id}/messages", self.list_messages),
+                methods=["GET"],
+            ),
+            Route(
+                f"{v}/chats/{{chat}}/messages/{{message}}",
+                self._handler("GET /chats/{id}/messages/{id}", self.get_message),
+                methods=["GET"],
+            ),
+            Route(
+                f"{v}/me/onlineMeetings",
+                self._handler("POST /me/onlineMeetings", self.create_meeting),
+                methods=["POST"],
+            ),
+            Route(f"{v}/me/joinedTeams", self._handler("GET /me/joinedTeams", self.joined_teams), methods=["GET"]),
+            Route(
+                f"{v}/teams/{{team}}/channels",
+                self._handler("GET /teams/{id}/channels", self.channels),
+                methods=["GET"],
+            ),
+            Route(
+                f"{v}/teams/{{team}}/channels/{{channel}}/messages",
+                self._handler("POST /teams/{id}/channels/{id}/messages", self.post_channel_message),
+                methods=["POST"],
+            ),
+            Route(
+                f"{v}/teams/{{team}}/channels/{{channel}}/messages",
+                self._handler("GET /teams/{id}/channels/{id}/messages", self.list_channel_messages),
+                methods=["GET"],
+            ),
+        ]
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _headers(self, request: Request, request_id: str) -> dict[str, str]:
+        return {
+            "request-id": request_id,
+            "client-request-id": request.headers.get("client-request-id", request_id),
+            "Strict-Transport-Security": "max-age=31536000",
+            "Cache-Control": "no-store, no-cache",
+        }
+
+    def _json(self, request: Request, body: Any, status: int, request_id: str) -> JSONResponse:
+        return JSONResponse(
+            body, status_code=status, headers=self._headers(request, request_id), media_type=CONTENT_TYPE
+        )
+
+    def _error(self, request: Request, err: GraphError, request_id: str) -> JSONResponse:
+        inner = {
+            "date": self.ctx.now().strftime("%Y-%m-%dT%H:%M:%S"),
+            "request-id": request_id,
+            "client-request-id": request.headers.get("client-request-id", request_id),
+        }
+        body = {"error": {"code": err.code, "message": err.message, "innerError": inner}}
+        response = JSONResponse(
+            body, status_code=err.status, headers={**self._headers(request, request_id), **err.headers}
+        )
+        return emulator_defined(response, err.emulated) if err.emulated else response
+
+    def _handler(self, route: str, fn: Callable[[Request, Caller], Awaitable[Response]]):
+        async def handle(request: Request) -> Response:
+            request_id = self.ctx.ids.next("graph-request")
+            try:
+                caller = self._authenticate(request)
+                self._authorise(caller, route)
+                self._throttle(caller, route, request)
+                return await fn(request, caller, request_id)
+            except GraphError as err:
+                return self._error(request, err, request_id)
+
+        return handle
+
+    def _authenticate(self, request: Request) -> Caller:
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
+        try:
+            claims = self.ctx.entra_signer.verify(token.strip())
+        except jwt.InvalidTokenError:
+            raise GraphError(
+                401,
+                "InvalidAuthenticationToken",
+                "IDX14100: JWT is not well formed.",
+                emulated="the exact message for a token Entra ID did not sign",
+            ) from None
+        if claims.get("aud") not in (GRAPH_RESOURCE_URI, GRAPH_APP_ID, f"{GRAPH_RESOURCE_URI}/"):
+            raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
+        if int(claims.get("exp", 0)) <= self.ctx.epoch():
+            raise GraphError(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
+        tenant = self.ctx.directory.tenant(str(claims.get("tid", "")))
+        user = tenant.user_by_oid(str(claims.get("oid", ""))) if tenant else None
+        if tenant is None or user is None:
+            raise GraphError(
+                401,
+                "InvalidAuthenticationToken",
+                "Access token validation failure.",
+                emulated="an app-only or foreign token on a delegated-only route",
+            )
+        return Caller(tenant, user, str(claims.get("appid", "")), set(str(claims.get("scp", "")).split()))
+
+    @staticmethod
+    def _authorise(caller: Caller, route: str) -> None:
+        allowed = PERMISSIONS[route]
+        if not caller.scopes & set(allowed):
+            raise GraphError(
+                403,
+                "Forbidden",
+                f"Missing scope permissions on the request. API requires one of '{', '.join(allowed)}'. "
+                f"Scopes on the request '{', '.join(sorted(caller.scopes))}'",
+            )
+
+    def _throttle(self, caller: Caller, route: str, request: Request) -> None:
+        method = route.split(" ", 1)[0]
+        if "/channels/{id}/messages" in route:
+            workload = "channel-post" if method == "POST" else "channel-get"
+        elif "/chats/{id}/messages" in route:
+            workload = "chat-post" if method == "POST" else "chat-get"
+        else:
+            workload = "other-get" if method == "GET" else "other"
+        keys = [((caller.tenant.name, caller.app_id, workload), RATE_LIMITS[workload])]
+        if team := request.path_params.get("team"):
+            keys.append(((caller.tenant.name, caller.app_id, "team", team), PER_TEAM_LIMIT))
+        now = self.ctx.now()
+        with self.ctx.lock:
+            for key, limit in keys:
+                window = self.ctx.rate_windows.setdefault(key, deque())
+                while window and now - window[0] >= timedelta(seconds=1):
+                    window.popleft()
+                if len(window) >= limit:
+                    wait = max(1, math.ceil((window[0] + timedelta(seconds=1) - now).total_seconds()))
+                    raise GraphError(
+                        429, "TooManyRequests", "Please retry again later.", headers={"Retry-After": str(wait)}
+                    )
+            for key, _ in keys:
+                self.ctx.rate_windows[key].append(now)
+
+    async def _body(self, request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        try:
+            body = json.loads(raw.decode("utf-8")) if raw else None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            body = None
+        if not isinstance(body, dict):
+            raise _bad_request(
+                "The request body is not a valid JSON object.", "the 400 body for a malformed request is not documented"
+            )
+        return body
+
+    def _context(self, request: Request, fragment: str) -> str:
+        return f"{base_url(request)}/v1.0/$metadata#{fragment}"
+
+    # -- users -----------------------------------------------------------------------------------
+
+    def _user_json(self, request: Request, user: User, context: str) -> dict[str, Any]:
+        given, _, surname = user.display_name.partition(" ")
+        return {
+            "@odata.context": self._context(request, context),
+            "businessPhones": [],
+            "displayName": user.display_name,
+            "givenName": given,
+            "jobTitle": None,
+            "mail": user.upn,
+            "mobilePhone": None,
+            "officeLocation": None,
+            "preferredLanguage": "en-US",
+            "surname": surname,
+            "userPrincipalName": user.upn,
+            "id": user.oid,
+        }
+
+    async def me(self, request: Request, caller: Caller, request_id: str) -> Response:
+        return self._json(request, self._user_json(request, caller.user, "users/$entity"), 200, request_id)
+
+    async def user(self, request: Request, caller: Caller, request_id: str) -> Response:
+        key = request.path_params["id"]
+        user = caller.tenant.user_by_oid(key) or caller.tenant.user_by_upn(key)
+        if user is None:
+            raise GraphError(
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.",
+            )
+        return self._json(request, self._user_json(request, user, "users/$entity"), 200, request_id)
+
+    # -- chats -----------------------------------------------------------------------------------
+
+    def _member_oid(self, tenant: Tenant, member: Any) -> str:
+        if not isinstance(member, dict):
+            raise _bad_request("Each member must be a conversationMember object.", "malformed members")
+        bind = str(member.get("user@odata.bind", ""))
+        match = re.search(r"users\('([^']+)'\)", bind)
+        user = (tenant.user_by_oid(match.group(1)) or tenant.user_by_upn(match.group(1))) if match else None
+        if user is None:
+            raise GraphError(
+                404,
+                "NotFound",
+                f"User '{match.group(1) if match else bind}' was not found.",
+                emulated="the error for an unknown chat member is not documented",
+            )
+        roles = member.get("roles", [])
+        if not isinstance(roles, list) or not set(roles) <= {"owner", "guest"} or not roles:
+            raise _bad_request("Each member must be assigned a role of owner or guest.", "member roles")
+        return user.oid
+
+    def _chat_json(
+        self,
+        request: Request,
+        tenant: Tenant,
+        chat: Chat,
+        *,
+        expand_members: bool = False,
+        context: str = "chats/$entity",
+    ) -> dict[str, Any]:
+        encoded = urllib.parse.quote(chat.id, safe="")
+        body: dict[str, Any] = {
+            "@odata.context": self._context(request, context),
+            "id": chat.id,
+            "topic": chat.topic,
+            "createdDateTime": graph_time(chat.created),
+            "lastUpdatedDateTime": graph_time(chat.created),
+            "chatType": chat.chat_type,
+            "webUrl": f"https://teams.microsoft.com/l/chat/{encoded}/0?tenantId={tenant.tenant_id}",
+            "tenantId": tenant.tenant_id,
+            "onlineMeetingInfo": None,
+            "viewpoint": {"isHidden": False, "lastMessageReadDateTime": "0001-01-01T00:00:00Z"},
+            "isHiddenForAllMembers": False,
+        }
+        if chat.meeting_id:
+            meeting = tenant.meetings[chat.meeting_id]
+            body["onlineMeetingInfo"] = {
+                "calendarEventId": None,
+                "joinWebUrl": meeting.join_url,
+                "organizer": {"id": meeting.organizer, "displayName": None, "userIdentityType": "aadUser"},
+            }
+        if expand_members:
+            body["members"] = [self._member_json(tenant, chat, oid) for oid in chat.members]
+        return body
+
+    def _member_json(self, tenant: Tenant, chat: Chat, oid: str) -> dict[str, Any]:
+        user = tenant.user_by_oid(oid)
+        member_id = base64.b64encode(f"{chat.id}##{oid}".encode()).decode()
+        return {
+            "@odata.type": "#microsoft.graph.aadUserConversationMember",
+            "id": member_id,
+            "roles": ["owner"],
+            "displayName": user.display_name if user else None,
+            "visibleHistoryStartDateTime": "0001-01-01T00:00:00Z",
+            "userId": oid,
+            "email": user.upn if user else None,
+            "tenantId": tenant.tenant_id,
+        }
+
+    async def create_chat(self, request: Request, caller: Caller, request_id: str) -> Response:
+        body = await self._body(request)
+        chat_type = body.get("chatType")
+        if chat_type not in ("oneOnOne", "group"):
+            raise _bad_request("chatType must be oneOnOne or group.", "the message for a bad chatType")
+        members = body.get("members")
+        if not isinstance(members, list) or not members:
+            raise _bad_request("Members are required.", "the message for missing members")
+        oids = list(dict.fromkeys(self._member_oid(caller.tenant, m) for m in members))
+        if caller.user.oid not in oids:
+            raise _bad_request(
+                "The caller must be one of the members of the chat.", "the message when the caller is not listed"
+            )
+        topic = body.get("topic")
+        if chat_type == "oneOnOne":
+            if len(oids) != 2 or topic:
+                raise _bad_request(
+                    "A oneOnOne chat has exactly two members and no topic.", "the message for a malformed oneOnOne chat"
+                )
+            chat_id = f"19:{'_'.join(sorted(oids))}@unq.gbl.spaces"
+        else:
+            if len(oids) < 2 or (topic is not None and not isinstance(topic, str)):
+                raise _bad_request("A group chat needs at least two members.", "the message for a small group")
+            chat_id = f"19:{self.ctx.ids.next('group-chat').replace('-', '')}@thread.v2"
+        with self.ctx.lock:
+            chat = caller.tenant.chats.get(chat_id)
+            if chat is None:  # oneOnOne is idempotent on the member pair; group always creates
+                chat = Chat(chat_id, chat_type, oids, self.ctx.now(), topic if chat_type == "group" else None)
+                caller.tenant.chats[chat_id] = chat
+        return self._json(request, self._chat_json(request, caller.tenant, chat), 201, request_id)
+
+    def _chat_for(self, caller: Caller, chat_id: str) -> Chat:
+        chat = caller.tenant.chats.get(chat_id)
+        if chat is None:
+            raise GraphError(404, "NotFound", "Unknown chat type")
+        if caller.user.oid not in chat.members:
+            raise GraphError(403, "Forbidden", "Forbidden")
+        return chat
+
+    async def get_chat(self, request: Request, caller: Caller, request_id: str) -> Response:
+        chat = self._chat_for(caller, request.path_params["chat"])
+        expand = "members" in request.query_params.get("$expand", "")
+        context = "chats(members())/$entity" if expand else "chats/$entity"
+        body = self._chat_json(request, caller.tenant, chat, expand_members=expand, context=context)
+        return self._json(request, body, 200, request_id)
+
+    async def list_chats(self, request: Request, caller: Caller, request_id: str) -> Response:
+        top = self._top(request)
+        mine = [c for c in caller.tenant.chats.values() if caller.user.oid in c.members]
+        mine.sort(key=lambda c: c.created, reverse=True)
+        start = self._skip(request)
+        page = mine[start : start + top]
+        body: dict[str, Any] = {
+            "@odata.context": self._context(request, "chats"),
+            "@odata.count": len(page),
+            "value": [self._chat_json(request, caller.tenant, c, context="chats/$entity") for c in page],
+        }
+        if start + top < len(mine):
+            body["@odata.nextLink"] = self._next_link(request, {"$top": str(top)}, {"offset": start + top})
+        for item in body["value"]:
+            item.pop("@odata.context", None)
+        return self._json(request, body, 200, request_id)
+
+    # -- messages ----------------------------------------------------------------------------------
+
+    def _new_message(self, sender: str, body: dict[str, Any]) -> Message:
+        item = body.get("body")
+        if not isinstance(item, dict) or not isinstance(item.get("content"), str):
+            raise _bad_request("Message body cannot be empty.", "the 400 body for a message without body.content")
+        content_type = item.get("contentType", "text")
+        if content_type not in ("text", "html"):
+            raise _bad_request("contentType must be text or html.", "the message for an unknown contentType")
+        if len(item["content"].encode("utf-8")) > MAX_MESSAGE_BYTES:
+            raise GraphError(
+                413,
+                "RequestEntityTooLarge",
+                "The request size exceeds the maximum limit.",
+                emulated="Teams documents ~28 KB per post; the status and body when exceeded are not",
+            )
+        with self.ctx.lock:
+            now = self.ctx.now()
+            millis = int(now.timestamp() * 1000)
+            self.ctx.last_message_ms = millis = max(millis, self.ctx.last_message_ms + 1)
+        moment = datetime.fromtimestamp(millis / 1000, now.tzinfo)
+        return Message(str(millis), moment, moment, sender, item["content"], content_type)
+
+    def _message_json(
+        self,
+        tenant: Tenant,
+        message: Message,
+        *,
+        chat_id: str | None = None,
+        team: Team | None = None,
+        channel_id: str | None = None,
+    ) -> dict[str, Any]:
+        sender = tenant.user_by_oid(message.sender)
+        web_url = None
+        if team and channel_id:
+            web_url = (
+                f"https://teams.microsoft.com/l/message/{urllib.parse.quote(channel_id, safe='')}/"
+                f"{message.id}?groupId={team.id}&tenantId={tenant.tenant_id}&createdTime={message.id}"
+                f"&parentMessageId={message.id}"
+            )
+        return {
+            "id": message.id,
+            "replyToId": None,
+            "etag": message.id,
+            "messageType": "message",
+            "createdDateTime": graph_time(message.created),
+            "lastModifiedDateTime": graph_time(message.last_modified),
+            "lastEditedDateTime": None,
+            "deletedDateTime": None,
+            "subject": None,
+            "summary": None,
+            "chatId": chat_id,
+            "importance": "normal",
+            "locale": "en-us",
+            "webUrl": web_url,
+            "channelIdentity": {"teamId": team.id, "channelId": channel_id} if team else None,
+            "policyViolation": None,
+            "eventDetail": None,
+            "from": {
+                "application": None,
+                "device": None,
+                "user": {
+                    "@odata.type": "#microsoft.graph.teamworkUserIdentity",
+                    "id": message.sender,
+                    "displayName": sender.display_name if sender else None,
+                    "userIdentityType": "aadUser",
+                    "tenantId": tenant.tenant_id,
+                },
+            },
+            "body": {"contentType": message.content_type, "content": message.content},
+            "attachments": [],
+            "mentions": [],
+            "reactions": [],
+        }
+
+    async def post_message(self, request: Request, caller: Caller, request_id: str) -> Response:
+        chat_id = request.path_params["chat"]
+        if chat_id not in caller.tenant.chats:
+            raise GraphError(
+                404, "NotFound", "Unknown chat type", emulated="the 404 for an unknown chat is documented for GET only"
+            )
+        chat = self._chat_for(caller, chat_id)
+        message = self._new_message(caller.user.oid, await self._body(request))
+        with self.ctx.lock:
+            chat.messages.append(message)
+        body = self._message_json(caller.tenant, message, chat_id=chat.id)
+        encoded = urllib.parse.quote(chat.id, safe="")
+        body = {"@odata.context": self._context(request, f"chats('{encoded}')/messages/$entity"), **body}
+        return self._json(request, body, 201, request_id)
+
+    async def get_message(self, request: Request, caller: Caller, request_id: str) -> Response:
+        chat = self._chat_for(caller, request.path_params["chat"])
+        message = next((m for m in chat.messages if m.id == request.path_params["message"]), None)
+        if message is None:
+            raise GraphError(404, "NotFound", "Message not found.", emulated="the 404 body for an unknown message")
+        encoded = urllib.parse.quote(chat.id, safe="")
+        body = {
+            "@odata.context": self._context(request, f"chats('{encoded}')/messages/$entity"),
+            **self._message_json(caller.tenant, message, chat_id=chat.id),
+        }
+        return self._json(request, body, 200, request_id)
+
+    async def list_messages(self, request: Request, caller: Caller, request_id: str) -> Response:
+        chat = self._chat_for(caller, request.path_params["chat"])
+        encoded = urllib.parse.quote(chat.id, safe="")
+        return self._message_page(
+            request, caller, request_id, chat.messages, f"chats('{encoded}')/messages", chat_id=chat.id
+        )
+
+    def _top(self, request: Request) -> int:
+        raw = request.query_params.get("$top")
+        if raw is None:
+            return DEFAULT_TOP
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP:
+            raise _bad_request(
+                f"Invalid page size specified: '{raw}'. Must be between 1 and {MAX_TOP}",
+                "the message for $top outside 1..50 is not documented",
+            )
+        return int(raw)
+
+    @staticmethod
+    def _skip(request: Request) -> int:
+        token = request.query_params.get("$skiptoken")
+        if not token:
+            return 0
+        try:
+            return int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
+        except (ValueError, KeyError, TypeError):
+            raise _bad_request("The skip token is not valid.", "the message for a bad $skiptoken") from None
+
+    @staticmethod
+    def _cursor(request: Request) -> tuple[str, str] | None:
+        token = request.query_params.get("$skiptoken")
+        if not token:
+            return None
+        try:
+            data = json.loads(base64.urlsafe_b64decode(token.encode()))
+            return str(data["after"]), str(data["id"])
+        except (ValueError, KeyError, TypeError):
+            raise _bad_request("The skip token is not valid.", "the message for a bad $skiptoken") from None
+
+    def _next_link(self, request: Request, params: dict[str, str], state: dict[str, Any]) -> str:
+        token = base64.urlsafe_b64encode(json.dumps(state, sort_keys=True).encode()).decode()
+        query = urllib.parse.urlencode({**params, "$skiptoken": token}, safe="$", quote_via=urllib.parse.quote)
+        return f"{base_url(request)}{request.url.path}?{query}"
+
+    def _message_page(
+        self, request: Request, caller: Caller, request_id: str, messages: list[Message], context: str, **where: Any
+    ) -> Response:
+        top = self._top(request)
+        order = request.query_params.get("$orderby") or request.query_params.get("$orderBy") or ""
+        prop, _, direction = order.strip().partition(" ")
+        prop = prop or "lastModifiedDateTime"
+        if prop not in ("lastModifiedDateTime", "createdDateTime") or direction.strip() not in ("", "desc"):
+            raise _bad_request(
+                f"$orderby '{order}' is not supported: only lastModifiedDateTime or createdDateTime "
+                "in descending order.",
+                "the message for an unsupported $orderby",
+            )
+        attr = "last_modified" if prop == "lastModifiedDateTime" else "created"
+        selected = [
+            m for m in messages if self._matches(m, attr, prop, request.query_params.get("$filter"), bool(order))
+        ]
+        selected.sort(key=lambda m: (getattr(m, attr), int(m.id)), reverse=True)
+        cursor = self._cursor(request)
+        if cursor:
+            after, last_id = cursor
+            selected = [m for m in selected if (graph_time(getattr(m, attr)), int(m.id)) < (after, int(last_id))]
+        page = selected[:top]
+        body: dict[str, Any] = {
+            "@odata.context": self._context(request, context),
+            "@odata.count": len(page),
+            "value": [self._message_json(caller.tenant, m, **where) for m in page],
+        }
+        if len(selected) > top:
+            last = page[-1]
+            params = {"$top": str(top)}
+            for key in ("$orderby", "$orderBy", "$filter"):
+                if request.query_params.get(key):
+                    params[key] = request.query_params[key]
+            body["@odata.nextLink"] = self._next_link(
+                request, params, {"after": graph_time(getattr(last, attr)), "id": last.id}
+            )
+        return self._json(request, body, 200, request_id)
+
+    @staticmethod
+    def _matches(message: Message, attr: str, prop: str, expression: str | None, ordered: bool) -> bool:
+        """`$filter` on the date properties; ignored unless `$orderby` names the same property."""
+        if not expression or not ordered:
+            return True
+        value = graph_time(getattr(message, attr))
+        clauses = re.findall(r"(\w+)\s+(gt|lt)\s+([0-9T:\-.Z]+)", expression)
+        if not clauses or any(name != prop for name, _, _ in clauses):
+            return True  # "otherwise, the $filter query option is ignored"
+        for _, operator, bound in clauses:
+            bound = bound if bound.endswith("Z") else bound + "Z"
+            if operator == "gt" and not value > _normal_time(bound):
+                return False
+            if operator == "lt" and not value < _normal_time(bound):
+                return False
+        return True
+
+    # -- online meetings ---------------------------------------------------------------------------
+
+    async def create_meeting(self, request: Request, caller: Caller, request_id: str) -> Response:
+        body = await self._body(request)
+        subject = body.get("subject") or ""
+        try:
+            now = self.ctx.now()
+            start = datetime.fromisoformat(str(body.get("startDateTime") or graph_time(now)))
+            end = datetime.fromisoformat(str(body.get("endDateTime") or graph_time(now + timedelta(hours=1))))
+        except ValueError:
+            raise _bad_request(
+                "startDateTime and endDateTime must be ISO 8601 date-times.", "the message for a bad meeting time"
+            ) from None
+        attendees = []
+        participants = body.get("participants") or {}
+        for attendee in (participants.get("attendees") or []) if isinstance(participants, dict) else []:
+            ident = ((attendee or {}).get("identity") or {}).get("user") or {}
+            user = caller.tenant.user_by_oid(str(ident.get("id", ""))) or caller.tenant.user_by_upn(
+                str((attendee or {}).get("upn", ""))
+            )
+            if user is None:
+                raise GraphError(404, "NotFound", "An attendee was not found.", emulated="unknown meeting attendee")
+            attendees.append(user.oid)
+        ids = self.ctx.ids
+        meeting_id = base64.b64encode(f"1*{caller.user.oid}*0**{ids.next('meeting')}".encode()).decode()
+        thread_key = base64.b64encode(ids.next("meeting-thread").encode()).decode().rstrip("=")
+        thread = f"19:meeting_{thread_key}@thread.v2"
+        context = urllib.parse.quote(
+            json.dumps({"Tid": caller.tenant.tenant_id, "Oid": caller.user.oid}, separators=(",", ":")), safe=""
+        )
+        join_url = (
+            f"https://teams.microsoft.com/l/meetup-join/{urllib.parse.quote(thread, safe='')}/0?context={context}"
+        )
+        meeting = Meeting(meeting_id, subject, caller.user.oid, attendees, thread, join_url, start, end)
+        with self.ctx.lock:
+            caller.tenant.meetings[meeting_id] = meeting
+            caller.tenant.chats[thread] = Chat(
+                thread, "meeting", [caller.user.oid, *attendees], self.ctx.now(), subject or None, meeting_id
+            )
+        organizer = caller.user
+        result = {
+            "@odata.type": "#microsoft.graph.onlineMeeting",
+            "@odata.context": self._context(request, f"users('{organizer.oid}')/onlineMeetings/$entity"),
+            "id": meeting_id,
+            "creationDateTime": graph_time(self.ctx.now()),
+            "startDateTime": graph_time(start),
+            "endDateTime": graph_time(end),
+            "joinWebUrl": join_url,
+            "subject": subject,
+            "chatInfo": {"threadId": thread, "messageId": "0", "replyChainMessageId": None},
+            "participants": {
+                "organizer": {
+                    "identity": {"user": {"id": organizer.oid, "displayName": organizer.display_name}},
+                    "upn": organizer.upn,
+                    "role": "presenter",
+                },
+                "attendees": [{"identity": {"user": {"id": oid}}, "role": "attendee"} for oid in attendees],
+            },
+        }
+        return self._json(request, result, 201, request_id)
+
+    # -- teams and channels ------------------------------------------------------------------------
+
+    async def joined_teams(self, request: Request, caller: Caller, request_id: str) -> Response:
+        teams = [t for t in caller.tenant.teams.values() if caller.user.oid in t.members]
+        value = [
+            {
+                "id": t.id,
+                "displayName": t.display_name,
+                "description": None,
+                "isArchived": False,
+                "tenantId": caller.tenant.tenant_id,
+            }
+            for t in teams
+        ]
+        return self._json(
+            request,
+            {"@odata.context": self._context(request, "teams"), "@odata.count": len(value), "value": value},
+            200,
+            request_id,
+        )
+
+    def _team_for(self, caller: Caller, team_id: str) -> Team:
+        team = caller.tenant.teams.get(team_id)
+        if team is None:
+            raise GraphError(
+                404, "NotFound", "No team found with Group Id " + team_id, emulated="the 404 body for an unknown team"
+            )
+        if caller.user.oid not in team.members:
+            raise GraphError(403, "Forbidden", "Forbidden", emulated="the 403 body for a team the user is not in")
+        return team
+
+    async def channels(self, request: Request, caller: Caller, request_id: str) -> Response:
+        team = self._team_for(caller, request.path_params["team"])
+        value = [
+            {
+                "id": c.id,
+                "displayName": c.display_name,
+                "description": None,
+                "membershipType": "standard",
+                "tenantId": caller.tenant.tenant_id,
+            }
+            for c in team.channels.values()
+        ]
+        context = f"teams('{team.id}')/channels"
+        return self._json(
+            request,
+            {"@odata.context": self._context(request, context), "@odata.count": len(value), "value": value},
+            200,
+            request_id,
+        )
+
+    def _channel_for(self, caller: Caller, request: Request) -> tuple[Team, Any]:
+        team = self._team_for(caller, request.path_params["team"])
+        channel = team.channels.get(request.path_params["channel"])
+        if channel is None:
+            raise GraphError(404, "NotFound", "Channel not found.", emulated="the 404 body for an unknown channel")
+        return team, channel
+
+    async def post_channel_message(self, request: Request, caller: Caller, request_id: str) -> Response:
+        team, channel = self._channel_for(caller, request)
+        message = self._new_message(caller.user.oid, await self._body(request))
+        with self.ctx.lock:
+            channel.messages.append(message)
+        encoded = urllib.parse.quote(channel.id, safe="")
+        body = {
+            "@odata.context": self._context(request, f"teams('{team.id}')/channels('{encoded}')/messages/$entity"),
+            **self._message_json(caller.tenant, message, team=team, channel_id=channel.id),
+        }
+        return self._json(request, body, 201, request_id)
+
+    async def list_channel_messages(self, request: Request, caller: Caller, request_id: str) -> Response:
+        team, channel = self._channel_for(caller, request)
+        encoded = urllib.parse.quote(channel.id, safe="")
+        return self._message_page(
+            request,
+            caller,
+            request_id,
+            channel.messages,
+            f"teams('{team.id}')/channels('{encoded}')/messages",
+            team=team,
+            channel_id=channel.id,
+        )
+
+
+def _normal_time(value: str) -> str:
+    """A filter bound in the same form graph_time() writes, so string comparison orders correctly."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad_request(f"Invalid date-time in $filter: {value}", "the message for a bad $filter date") from None
+    return graph_time(moment)
