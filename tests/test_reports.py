@@ -84,3 +84,14 @@ def test_a_tampered_recording_turns_the_verdict_into_fail(tmp_path: Path) -> Non
     (scenario,) = document["scenarios"]
     assert scenario["verdict"] == "FAIL" and scenario["says"] == "rejected, but not as documented"
     assert "Token rejected." in scenario["detail"]
+
+
+def test_a_tenant_without_graph_send_consent_fails_row_11_with_the_permission_to_grant(tmp_path: Path) -> None:
+    result = cte_run(tmp_path, "--mode", "sandbox", "--profile", "graph-scope-missing", "-k", "sends_a_message")
+    assert result.returncode != 0
+    document = json.loads((tmp_path / "reports" / "conformance.json").read_text())
+    row_11 = [s for s in document["scenarios"] if s["row"] == 11]
+    assert len(row_11) == 3 and all(s["verdict"] == "FAIL" for s in row_11)
+    assert all(s["says"] == "unexpectedly rejected" and "ChatMessage.Send" in s["detail"] for s in row_11)
+    markdown = (tmp_path / "reports" / "conformance.md").read_text()
+    assert "| 11 | Send a message to 1:1 chat, group chat or Teams meeting chat | ✔️ supported |" in markdown

@@ -27,6 +27,7 @@ from harness.contract import ACS_HOST_SUFFIX, ENTRA_HOST, GRAPH_HOST
 from harness.sandbox.acs import Acs
 from harness.sandbox.context import SandboxContext
 from harness.sandbox.entra import Entra
+from harness.sandbox.faults import FaultInjection
 from harness.sandbox.graph import Graph
 from harness.sandbox.state import SANDBOX_EPOCH, Clock, Directory, IdSource
 
@@ -62,7 +63,7 @@ class ClockTick:
 def build_app(ctx: SandboxContext) -> ClockTick:
     routes: list[Route] = [*Acs(ctx).routes(), *Graph(ctx).routes(), *Entra(ctx).routes()]
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _method_not_allowed})
-    return ClockTick(app, ctx.clock)
+    return ClockTick(FaultInjection(app, ctx.faults), ctx.clock)
 
 
 @dataclass
