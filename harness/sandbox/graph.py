@@ -432,7 +432,7 @@ class Graph:
             now = self.ctx.now()
             millis = int(now.timestamp() * 1000)
             self.ctx.last_message_ms = millis = max(millis, self.ctx.last_message_ms + 1)
-        moment = datetime.fromtimestamp(millis / 1000, now.tzinfo)
+        moment = datetime.fromtimestamp(millis // 1000, now.tzinfo) + timedelta(milliseconds=millis % 1000)
         return Message(str(millis), moment, moment, sender, item["content"], content_type)
 
     def _message_json(
@@ -578,8 +578,9 @@ class Graph:
         selected.sort(key=lambda m: (getattr(m, attr), int(m.id)), reverse=True)
         cursor = self._cursor(request)
         if cursor:
-            after, last_id = cursor
-            selected = [m for m in selected if (graph_time(getattr(m, attr)), int(m.id)) < (after, int(last_id))]
+            after = datetime.fromisoformat(cursor[0])
+            bound = (after, int(cursor[1]))
+            selected = [m for m in selected if (getattr(m, attr), int(m.id)) < bound]
         page = selected[:top]
         body: dict[str, Any] = {
             "@odata.context": self._context(request, context),

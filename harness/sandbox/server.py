@@ -144,6 +144,7 @@ class Sandbox:
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
+            self._server.force_exit = True  # idle keep-alive connections need no grace period
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self.certificates is not None:
