@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import scrubbing, tokens
+from harness.scenario import MissingPrerequisite
 
 MODES = ("sandbox", "replay", "record", "live")
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
@@ -33,6 +34,8 @@ SANDBOX_TENANTS = (
     "acs-sp-missing",
     "app-not-registered",
     "graph-scope-missing",
+    "no-enterprise-voice",
+    "live-events-joinable",
 )
 
 
@@ -56,6 +59,34 @@ class UserCredentials:
 
 
 @dataclass(frozen=True)
+class MeetingLocators:
+    """The three ways the Calling SDK can name a Teams meeting."""
+
+    join_url: str
+    meeting_id: str | None = None
+    passcode: str | None = None
+    thread_id: str | None = None
+    organizer_id: str | None = None
+    tenant_id: str | None = None
+    message_id: str = "0"
+
+    def placeholders(self, kind: str, number: int) -> dict[str, str]:
+        """This meeting's identifying values -> what recordings show instead."""
+        shown = shown_meeting(kind, number)
+        pairs = [
+            (self.join_url, shown.join_url),
+            (self.thread_id, shown.thread_id),
+            (self.meeting_id, shown.meeting_id),
+            (self.passcode, shown.passcode),
+        ]
+        return {real: placeholder for real, placeholder in pairs if real and placeholder}
+
+
+MEETING_KINDS = ("regular", "channel", "webinar", "live-event")
+PHONE_PLACEHOLDERS = {"outbound": "+15550100001", "inbound_caller": "+15550100002"}
+
+
+@dataclass(frozen=True)
 class Tenant:
     """Everything the client side needs to reach one tenant, in any mode."""
 
@@ -72,6 +103,24 @@ class Tenant:
     host_routes: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     expired_teams_token: Secret | None = field(default=None, repr=False)
     misconfiguration: str | None = None
+    calling_base_url: str | None = None
+    calling_driver: str = "sandbox"
+    meetings: Mapping[str, MeetingLocators] = field(default_factory=dict, repr=False)
+    phone_numbers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def meeting(self, kind: str) -> MeetingLocators:
+        if kind not in self.meetings:
+            raise MissingPrerequisite(
+                f"profile {self.profile!r} names no {kind} meeting; add a [meetings.{kind}] table with join_url"
+            )
+        return self.meetings[kind]
+
+    def phone_number(self, role: str) -> str:
+        if role not in self.phone_numbers:
+            raise MissingPrerequisite(
+                f"profile {self.profile!r} names no {role} phone number; add it under [phone_numbers]"
+            )
+        return self.phone_numbers[role]
 
     @property
     def acs_connection_string(self) -> Secret:
@@ -100,7 +149,11 @@ class Tenant:
             known[user.upn.rpartition("@")[2]] = scrubbing.UPN_DOMAIN
             known[str(user.password)] = scrubbing.PASSWORD
             if user.oid:
-                known[user.oid] = f"00000000-0000-0000-0000-0000000b{0x100 + index:04x}"
+                known[user.oid] = oid_placeholder(index)
+        for number, kind in enumerate(sorted(self.meetings), start=1):
+            known.update(self.meetings[kind].placeholders(kind, number))
+        for role, value in self.phone_numbers.items():
+            known[value] = PHONE_PLACEHOLDERS.get(role, "+15550100099")
         return known
 
 
@@ -133,14 +186,19 @@ class Profile:
             host_routes=dict(routes),
             expired_teams_token=Secret(info["expired_teams_token"]),
             misconfiguration=info.get("misconfiguration"),
+            calling_base_url=info.get("calling_base_url"),
+            meetings={kind: MeetingLocators(**m) for kind, m in info.get("meetings", {}).items()},
+            phone_numbers=dict(info.get("phone_numbers", {})),
         )
 
     def for_replay(self) -> Tenant:
         """The tenant as cassettes show it: every identifier and secret is its placeholder."""
         aliases = self._aliases()
         users = {
-            alias: UserCredentials(alias, f"{alias}@{scrubbing.UPN_DOMAIN}", Secret(scrubbing.PASSWORD))
-            for alias in aliases
+            alias: UserCredentials(
+                alias, f"{alias}@{scrubbing.UPN_DOMAIN}", Secret(scrubbing.PASSWORD), oid_placeholder(index)
+            )
+            for index, alias in enumerate(sorted(aliases))
         }
         expired = tokens.placeholder({"exp": 0, "aud": "https://auth.msft.communication.azure.com"})
         return Tenant(
@@ -171,9 +229,8 @@ class Profile:
         secrets = self.data.get("secrets", {})
         users = {}
         for alias, table in self.data.get("users", {}).items():
-            users[alias] = UserCredentials(
-                alias, table["upn"], Secret(self._env(env, table["password_env"], f"users.{alias}.password_env"))
-            )
+            password = Secret(self._env(env, table["password_env"], f"users.{alias}.password_env"))
+            users[alias] = UserCredentials(alias, table["upn"], password, table.get("oid"))
         access_key = _access_key(
             self._env(env, secrets["acs_connection_string_env"], "secrets.acs_connection_string_env"), self
         )
@@ -190,6 +247,12 @@ class Profile:
             graph_base_url=tenant.get("graph_base_url", "https://graph.microsoft.com/v1.0").rstrip("/"),
             users=users,
             expired_teams_token=Secret(expired) if expired else None,
+            calling_driver=str(self.data.get("calling", {}).get("driver", "browser")),
+            meetings={
+                kind: MeetingLocators(**{k: str(v) for k, v in table.items()})
+                for kind, table in self.data.get("meetings", {}).items()
+            },
+            phone_numbers={k: str(v) for k, v in self.data.get("phone_numbers", {}).items()},
         )
 
     def _env(self, env: Mapping[str, str], name: str, field_name: str) -> str:
@@ -208,6 +271,23 @@ class Profile:
 
     def _where(self) -> str:
         return str(self.path) if self.path else f"profile {self.name!r}"
+
+
+def oid_placeholder(index: int) -> str:
+    """The placeholder of the object id of the profile's index-th user (aliases in sorted order)."""
+    return f"00000000-0000-0000-0000-0000000b{0x100 + index:04x}"
+
+
+def shown_meeting(kind: str, number: int, organizer_id: str | None = None) -> MeetingLocators:
+    """A meeting as recordings show it."""
+    return MeetingLocators(
+        join_url=f"https://teams.microsoft.com/l/meetup-join/19%3Ameeting_{kind}%40thread.v2/0",
+        meeting_id=f"99999999990{number:02d}",
+        passcode=f"Pass{number:02d}",
+        thread_id=f"19:meeting_{kind}@thread.v2",
+        organizer_id=organizer_id,
+        tenant_id=scrubbing.TENANT_ID,
+    )
 
 
 def _access_key(connection_string: str, profile: Profile) -> str:

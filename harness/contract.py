@@ -14,7 +14,13 @@ GRAPH_USER_READ = "https://graph.microsoft.com/User.Read"
 ENTRA_HOST = "login.microsoftonline.com"
 GRAPH_HOST = "graph.microsoft.com"
 ACS_HOST_SUFFIX = ".communication.azure.com"
-CANONICAL_HOSTS = (ENTRA_HOST, GRAPH_HOST, f"*{ACS_HOST_SUFFIX}")
+# The sandbox calling model's own API (there is no public Microsoft REST API for call signalling).
+SANDBOX_CALLING_HOST = "calling.cte-sandbox.invalid"
+CANONICAL_HOSTS = (ENTRA_HOST, GRAPH_HOST, f"*{ACS_HOST_SUFFIX}", SANDBOX_CALLING_HOST)
+
+# A meeting link of Teams for personal use (teams.live.com): the Calling SDK refuses any such
+# link before contacting a service, so any link of that form serves in every mode.
+PERSONAL_USE_MEETING_LINK = "https://teams.live.com/meet/9398765432101?p=CteSandbox1"
 
 # Set by the sandbox on every answer whose behaviour Microsoft does not document. Its value says
 # which behaviour was emulated. Live services never send it, so evidence shows where a verdict

@@ -12,6 +12,7 @@ from harness import contract, diagnosis
 from harness.auth import EntraSignIn, SignIn
 from harness.config import Tenant
 from harness.identity import AcsIdentity, Exchange
+from harness.scenario import MissingPrerequisite
 from harness.verdicts import Observation
 
 # A well-formed GUID that is nobody's object id or app id (a placeholder in every tenant).
@@ -20,10 +21,6 @@ SCOPE_SETS = {
     "with the Teams scopes": contract.TEAMS_SCOPES,
     "for Microsoft Graph only": (contract.GRAPH_USER_READ,),
 }
-
-
-class MissingPrerequisite(Exception):
-    """The profile lacks something a scenario needs: the scenario is skipped with this reason."""
 
 
 def sign_in_observation(result: SignIn) -> Observation:

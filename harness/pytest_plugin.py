@@ -21,11 +21,10 @@ import pytest
 
 from harness import __version__, transport
 from harness.config import Profile, ProfileError, Tenant, load_profile, resolve_mode
-from harness.flows import MissingPrerequisite
 from harness.graph import MarkerSource
 from harness.recording import cassette_path, display_path, explain_mismatch, make_vcr
 from harness.reporting import write_reports
-from harness.scenario import AREAS, ScenarioRun, VerdictFailed
+from harness.scenario import AREAS, MissingPrerequisite, ScenarioRun, VerdictFailed
 from harness.verdicts import Fault, Skipped
 
 RUN_KEY = pytest.StashKey[ScenarioRun]()
@@ -104,6 +103,8 @@ GHERKIN_TAGS = {
     **{area: f"scenarios of the {area} area" for area in AREAS},
     "emulator-defined": "the expected answer is the sandbox's choice: Microsoft documents none",
     "caveat": "a supported row with a documented caveat (WARN when confirmed)",
+    "supported": "a row the source table marks supported",
+    "unsupported": "a row the source table marks not supported",
     **{f"row-{n}": f"covers row {n} of the source document's table" for n in range(1, 13)},
 }
 

@@ -4,7 +4,8 @@
 - Replay: answered from the cassette; the network is blocked; a request the cassette does not
   hold fails with the request, the cassette and the command that re-records it.
 Matching uses method, scheme, host, port, path, query and the scrubbed body, with JWTs compared
-as "a JWT" (their claims may legitimately differ: an expired token is only a placeholder in replay).
+as "a JWT" and GUIDs as "a GUID" (an expired token is only a placeholder in replay, and a meeting's
+organizer id is whichever placeholder the replay profile carries).
 """
 
 from __future__ import annotations
@@ -66,9 +67,11 @@ def scrub_response(scrubber: scrubbing.Scrubber, response: dict[str, Any]) -> di
 
 
 def _normalised_body(request: Request) -> str:
+    """The body with what scrubbing stands in for (tokens, identifiers) reduced to its kind: each
+    cassette holds one scenario, so requests differ in what they do, not in whose ids they carry."""
     body = request.body
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
-    return tokens.JWT_PATTERN.sub("<jwt>", text)
+    return scrubbing.GUID.sub("<guid>", tokens.JWT_PATTERN.sub("<jwt>", text))
 
 
 def scrubbed_body_matcher(r1: Request, r2: Request) -> None:

@@ -13,6 +13,10 @@ from harness.verdicts import Check, Expectation, Fault, Judgement, Observation, 
 AREAS = ("identity", "chat", "notifications", "calling", "policies", "tenant")
 
 
+class MissingPrerequisite(Exception):
+    """Something a scenario needs is not there (in the profile, or not reached): it is skipped with this reason."""
+
+
 class VerdictFailed(AssertionError):
     """Raised by a Then step when the scenario's verdict is FAIL: the test fails with the verdict's words."""
 
@@ -50,6 +54,8 @@ class ScenarioRun:
             raise VerdictFailed(f"{judgement.says}: {judgement.detail}")
         if judgement.verdict == "ERROR":
             raise RuntimeError(f"{judgement.says}: {judgement.detail}")
+        if judgement.verdict == "SKIP":
+            raise MissingPrerequisite(f"{judgement.says} ({judgement.detail})")
         return judgement
 
     def report(self, judgement: Judgement, duration_s: float) -> dict[str, Any]:

@@ -5,7 +5,7 @@
 | unsupported | rejected | PASS | correctly rejected |
 | supported   | rejected | FAIL | unexpectedly rejected (+ diagnosis and remedy) |
 | unsupported | allowed  | FAIL | unexpectedly allowed |
-| caveat      | allowed  | WARN | caveat confirmed |
+| caveat      | allowed  | WARN | caveat confirmed (PASS "caveat not observed" if the service enforces it) |
 | any         | skipped  | SKIP | reason |
 | any         | fault    | ERROR | traceback |
 
@@ -61,6 +61,9 @@ class Expectation:
     outcome: Literal["supported", "unsupported", "caveat"]
     source: str
     rejection: ExpectedRejection | None = None
+    # For a "not supported" row: where in the chain the rejection must come from. A rejection at an
+    # earlier stage (sign-in, token exchange) never reached what the row is about: not a PASS.
+    stage: str | None = None
 
     @property
     def documented(self) -> str:
@@ -90,6 +93,8 @@ class Observation:
     remedy: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
+    # For a caveat row: True when the caveat showed (e.g. attendee-restricted actions succeeded).
+    caveat_confirmed: bool | None = None
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
 
     def summary(self) -> str:
@@ -138,7 +143,9 @@ def judge(expectation: Expectation | None, observed: Observation | Skipped | Fau
         if failed:
             return Judgement(Verdict.FAIL, "allowed, but a check failed", failed_text)
         if expectation.outcome == "caveat":
-            return Judgement(Verdict.WARN, "caveat confirmed: enforce roles in your UX", observed.summary())
+            if observed.caveat_confirmed:
+                return Judgement(Verdict.WARN, "caveat confirmed: enforce roles in your UX", observed.summary())
+            return Judgement(Verdict.PASS, "caveat not observed", "the service enforced the restriction")
         return Judgement(Verdict.PASS, "supported")
     # rejected
     if expectation.outcome in ("supported", "caveat"):
@@ -150,6 +157,8 @@ def judge(expectation: Expectation | None, observed: Observation | Skipped | Fau
         if observed.remedy:
             detail += f"; remedy: {observed.remedy}"
         return Judgement(Verdict.FAIL, "unexpectedly rejected", detail)
+    if expectation.stage and observed.stage != expectation.stage:
+        return Judgement(Verdict.SKIP, f"not reached: rejected at {observed.stage}", observed.summary())
     differences = expectation.rejection.differences(observed) if expectation.rejection else []
     if differences:
         return Judgement(Verdict.FAIL, "rejected, but not as documented", "; ".join(differences))

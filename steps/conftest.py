@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from harness.calling.flow import CallingFlow
 from harness.chat import ChatFlow
 from harness.config import Tenant
 from harness.flows import IdentityFlow
+from steps.calling import *  # noqa: F403
 from steps.chat import *  # noqa: F403
 from steps.identity import *  # noqa: F403
 
@@ -25,5 +27,12 @@ def identity_flow(flow_tenant: Tenant) -> IdentityFlow:
 @pytest.fixture
 def chat_flow(flow_tenant: Tenant, graph_pacing):  # type: ignore[no-untyped-def]
     flow = ChatFlow(flow_tenant, markers=graph_pacing.markers, sleep=graph_pacing.sleep)
+    yield flow
+    flow.close()
+
+
+@pytest.fixture
+def calling_flow(flow_tenant: Tenant, graph_pacing):  # type: ignore[no-untyped-def]
+    flow = CallingFlow(flow_tenant, sleep=graph_pacing.sleep)
     yield flow
     flow.close()

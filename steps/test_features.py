@@ -4,3 +4,4 @@ from pytest_bdd import scenarios
 
 scenarios("identity")
 scenarios("chat")
+scenarios("calling")

@@ -25,8 +25,8 @@ def expect(outcome: str, rejection: ExpectedRejection | None = None) -> Expectat
     return Expectation(outcome, SOURCE, rejection)  # type: ignore[arg-type]
 
 
-def allowed(*checks: Check) -> Observation:
-    return Observation("allowed", "exchange", checks=list(checks))
+def allowed(*checks: Check, caveat_confirmed: bool | None = None) -> Observation:
+    return Observation("allowed", "exchange", checks=list(checks), caveat_confirmed=caveat_confirmed)
 
 
 def rejected(
@@ -66,10 +66,24 @@ def rejected(
         ),
         pytest.param(
             expect("caveat"),
-            allowed(),
+            allowed(caveat_confirmed=True),
             Verdict.WARN,
             "caveat confirmed: enforce roles in your UX",
             id="caveat/allowed",
+        ),
+        pytest.param(
+            expect("caveat"),
+            allowed(caveat_confirmed=False),
+            Verdict.PASS,
+            "caveat not observed",
+            id="caveat/allowed-but-enforced",
+        ),
+        pytest.param(
+            Expectation("unsupported", SOURCE, stage="join"),
+            Observation("rejected", "exchange", status=401, code="InvalidAccessToken"),
+            Verdict.SKIP,
+            "not reached: rejected at exchange",
+            id="unsupported/rejected-before-the-stage-under-test",
         ),
         pytest.param(expect("supported"), Skipped("no meeting in the profile"), Verdict.SKIP, "skipped", id="skip"),
         pytest.param(None, Skipped("no meeting in the profile"), Verdict.SKIP, "skipped", id="skip-no-expectation"),
@@ -252,7 +266,7 @@ def test_require_verdict_raises_on_a_failed_check() -> None:
     [
         (expect("supported"), allowed(), Verdict.PASS),
         (expect("unsupported"), rejected(), Verdict.PASS),
-        (expect("caveat"), allowed(), Verdict.WARN),
+        (expect("caveat"), allowed(caveat_confirmed=True), Verdict.WARN),
     ],
 )
 def test_require_verdict_returns_other_verdicts(

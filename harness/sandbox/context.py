@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from harness.contract import EMULATOR_DEFINED_HEADER
+from harness.sandbox.calling_state import CallingState
 from harness.sandbox.faults import Faults
 from harness.sandbox.signing import Signer
 from harness.sandbox.state import Clock, Directory, IdSource
@@ -34,6 +35,7 @@ class SandboxContext:
     acs_identities: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_message_ms: int = 0  # chat message ids are epoch milliseconds, strictly increasing
     faults: Faults = field(default_factory=Faults)
+    calling: CallingState = field(default_factory=CallingState)
     rate_windows: dict[tuple[str, ...], deque[datetime]] = field(default_factory=dict)  # Graph throttling
 
     def now(self) -> datetime:

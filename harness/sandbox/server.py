@@ -23,8 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from harness.contract import ACS_HOST_SUFFIX, ENTRA_HOST, GRAPH_HOST
+from harness.contract import ACS_HOST_SUFFIX, ENTRA_HOST, GRAPH_HOST, SANDBOX_CALLING_HOST
 from harness.sandbox.acs import Acs
+from harness.sandbox.calling import Calling
 from harness.sandbox.context import SandboxContext
 from harness.sandbox.entra import Entra
 from harness.sandbox.faults import FaultInjection
@@ -61,7 +62,7 @@ class ClockTick:
 
 
 def build_app(ctx: SandboxContext) -> ClockTick:
-    routes: list[Route] = [*Acs(ctx).routes(), *Graph(ctx).routes(), *Entra(ctx).routes()]
+    routes: list[Route] = [*Acs(ctx).routes(), *Graph(ctx).routes(), *Calling(ctx).routes(), *Entra(ctx).routes()]
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _method_not_allowed})
     return ClockTick(FaultInjection(app, ctx.faults), ctx.clock)
 
@@ -76,7 +77,9 @@ class Certificates:
     @classmethod
     def issue(cls, acs_host: str) -> Certificates:
         ca = trustme.CA(organization_name="cte-conformance sandbox CA")
-        leaf = ca.issue_cert("localhost", LOOPBACK, "::1", ENTRA_HOST, GRAPH_HOST, acs_host, f"*{ACS_HOST_SUFFIX}")
+        leaf = ca.issue_cert(
+            "localhost", LOOPBACK, "::1", ENTRA_HOST, GRAPH_HOST, acs_host, f"*{ACS_HOST_SUFFIX}", SANDBOX_CALLING_HOST
+        )
         directory = tempfile.TemporaryDirectory(prefix="cte-sandbox-")
         base = Path(directory.name)
         ca.cert_pem.write_to_path(str(base / "ca.pem"))
@@ -164,6 +167,7 @@ class Sandbox:
                 self.ctx.acs_identities.clear()
                 self.ctx.last_message_ms = 0
                 self.ctx.rate_windows.clear()
+                self.ctx.calling.clear()
                 self.ctx.ids.restart(name)
                 self.ctx.clock.restart(start)
 
@@ -175,11 +179,8 @@ class Sandbox:
 
     def host_routes(self) -> dict[str, tuple[str, int]]:
         """Canonical host names -> this server, for clients that keep canonical URLs."""
-        return {
-            ENTRA_HOST: (LOOPBACK, self.port),
-            GRAPH_HOST: (LOOPBACK, self.port),
-            f"*{ACS_HOST_SUFFIX}": (LOOPBACK, self.port),
-        }
+        hosts = (ENTRA_HOST, GRAPH_HOST, f"*{ACS_HOST_SUFFIX}", SANDBOX_CALLING_HOST)
+        return {host: (LOOPBACK, self.port) for host in hosts}
 
     def tenant_info(self, name: str = "contoso", *, canonical: bool = True) -> dict[str, Any]:
         """Everything a client of tenant `name` needs, as `cte sandbox serve` prints it."""
@@ -190,6 +191,7 @@ class Sandbox:
         entra_base = f"https://{ENTRA_HOST}" if canonical else self.loopback_base
         acs_endpoint = f"https://{acs.host}" if canonical else self.loopback_base
         graph_base = f"https://{GRAPH_HOST}/v1.0" if canonical else f"{self.loopback_base}/v1.0"
+        calling_base = f"https://{SANDBOX_CALLING_HOST}/v1" if canonical else f"{self.loopback_base}/v1"
         app = next(iter(tenant.apps.values()), None)
         return {
             "tenant": tenant.name,
@@ -201,6 +203,20 @@ class Sandbox:
             "acs_connection_string": f"endpoint={acs_endpoint}/;accesskey={acs.access_key}",
             "acs_access_key": acs.access_key,
             "graph_base_url": graph_base,
+            "calling_base_url": calling_base,
+            "meetings": {
+                m.kind: {
+                    "join_url": m.join_url,
+                    "meeting_id": m.meeting_code,
+                    "passcode": m.passcode,
+                    "thread_id": m.thread_id,
+                    "organizer_id": m.organizer,
+                    "tenant_id": tenant.tenant_id,
+                    "message_id": "0",
+                }
+                for m in tenant.meetings.values()
+            },
+            "phone_numbers": {"outbound": "+14255550100", "inbound_caller": "+14255550199"},
             "ca_bundle": str(self.certificates.ca_bundle),
             "users": [
                 {

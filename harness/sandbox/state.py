@@ -132,6 +132,9 @@ class User:
     oid: str
     teams_license: bool = True
     mfa_required: bool = False
+    enterprise_voice: bool = False  # Teams Phone / Enterprise Voice: needed to call phone numbers
+    # The user's own Teams client: "answers" (online, picks up), "offline" (no endpoint registered).
+    teams_client: str = "offline"
 
 
 @dataclass
@@ -206,7 +209,12 @@ class Meeting:
     join_url: str
     start: datetime
     end: datetime
-    kind: str = "regular"
+    kind: str = "regular"  # regular | channel | webinar | live-event
+    meeting_code: str | None = None  # the numeric meeting id people type in, with a passcode
+    passcode: str | None = None
+    presenters: list[str] = field(default_factory=list)  # webinar presenters (besides the organizer)
+    team_id: str | None = None  # channel meetings
+    channel_id: str | None = None
 
 
 @dataclass
@@ -278,12 +286,64 @@ def _graph_scope_missing(tenant: Tenant) -> None:
         app.consented[GRAPH_RESOURCE_URI] = app.consented[GRAPH_RESOURCE_URI] - {"ChatMessage.Send", "Chat.ReadWrite"}
 
 
+@misconfiguration("no-enterprise-voice")
+def _no_enterprise_voice(tenant: Tenant) -> None:
+    for user in tenant.users.values():
+        user.enterprise_voice = False
+
+
+@misconfiguration("live-events-joinable")
+def _live_events_joinable(tenant: Tenant) -> None:
+    """A deliberately wrong sandbox: it admits Teams users to live events. It exists to show that
+    a verdict follows the observation (row 8 then FAILs as unexpectedly allowed)."""
+    for meeting in tenant.meetings.values():
+        if meeting.kind == "live-event":
+            meeting.kind = "regular-live-event-admitted"
+
+
 @misconfiguration("app-not-registered")
 def _app_not_registered(tenant: Tenant) -> None:
     tenant.apps.clear()
 
 
 TENANT_NAMES = ("contoso", *MISCONFIGURATIONS)
+
+
+def meeting_thread(ids: IdSource, key: str) -> str:
+    return f"19:meeting_{base64.b64encode(ids.stable(key).encode()).decode().rstrip('=')}@thread.v2"
+
+
+def join_url(thread: str, tenant_id: str, organizer: str) -> str:
+    """The long meetup-join form Teams and Graph hand out."""
+    import json
+    import urllib.parse
+
+    context = urllib.parse.quote(json.dumps({"Tid": tenant_id, "Oid": organizer}, separators=(",", ":")), safe="")
+    return f"https://teams.microsoft.com/l/meetup-join/{urllib.parse.quote(thread, safe='')}/0?context={context}"
+
+
+def seed_meetings(ids: IdSource, tenant: Tenant, team: Team, channel_id: str) -> None:
+    """One meeting of each kind, organised by megan, with adele invited: what a test tenant would set up."""
+    megan, adele = tenant.users["megan"].oid, tenant.users["adele"].oid
+    for number, kind in enumerate(("regular", "channel", "webinar", "live-event"), start=1):
+        thread = meeting_thread(ids, f"{tenant.name}/meeting/{kind}")
+        meeting = Meeting(
+            id=ids.stable(f"{tenant.name}/meeting-id/{kind}"),
+            subject=f"{kind.replace('-', ' ').title()} (sandbox)",
+            organizer=megan,
+            attendees=[adele],
+            thread_id=thread,
+            join_url=join_url(thread, tenant.tenant_id, megan),
+            start=SANDBOX_EPOCH,
+            end=SANDBOX_EPOCH + timedelta(hours=1),
+            kind=kind,
+            meeting_code=f"34{number:02d}{int(ids.stable(f'{tenant.name}/code/{kind}')[:8], 16) % 10**9:09d}",
+            passcode=base64.b32encode(ids.secret(f"{tenant.name}/passcode/{kind}", 5)).decode()[:6],
+            team_id=team.id if kind == "channel" else None,
+            channel_id=channel_id if kind == "channel" else None,
+        )
+        tenant.meetings[meeting.id] = meeting
+        tenant.chats[thread] = Chat(thread, "meeting", [megan, adele], SANDBOX_EPOCH, meeting.subject, meeting.id)
 
 
 def _password(ids: IdSource, name: str) -> str:
@@ -294,7 +354,7 @@ def build_tenant(ids: IdSource, name: str, client_id: str) -> Tenant:
     """A healthy tenant named `name`, then its misconfiguration (if `name` is one) applied."""
     domain = f"{name}-sandbox.onmicrosoft.com"
 
-    def user(alias: str, display: str, **facts: bool) -> User:
+    def user(alias: str, display: str, **facts: bool | str) -> User:
         return User(
             alias=alias,
             upn=f"{alias}@{domain}",
@@ -305,8 +365,8 @@ def build_tenant(ids: IdSource, name: str, client_id: str) -> Tenant:
         )
 
     users = [
-        user("adele", "Adele Vance"),
-        user("megan", "Megan Bowen"),
+        user("adele", "Adele Vance", enterprise_voice=True),
+        user("megan", "Megan Bowen", teams_client="answers"),
         user("lynne", "Lynne Robbins", mfa_required=True),
         user("pradeep", "Pradeep Gupta", teams_license=False),
     ]
@@ -336,6 +396,7 @@ def build_tenant(ids: IdSource, name: str, client_id: str) -> Tenant:
         members=[u.oid for u in users if u.alias in ("adele", "megan", "pradeep")],
         channels={general: Channel(id=general, display_name="General")},
     )
+    seed_meetings(ids, tenant, tenant.teams[team_id], general)
     if name in MISCONFIGURATIONS:
         MISCONFIGURATIONS[name](tenant)
         tenant.misconfiguration = name

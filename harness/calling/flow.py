@@ -1,0 +1,271 @@
+"""Calling rows 1-10 and the webinar caveat, as scenarios drive them.
+
+Each Teams user gets the real chain: sign in (MSAL) -> exchange (ACS) -> createTeamsCallAgent; then
+the call is started, received or joined through the configured driver, and the observation is
+what the SDK reports: a synchronous CallingCommunicationError, or the call's state history and
+callEndReason once it settles.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from harness import contract
+from harness.calling import DriverUnavailable, driver_for
+from harness.calling.protocol import (
+    Call,
+    CallingCommunicationError,
+    CallingDriver,
+    CallView,
+    GroupLocator,
+    IncomingCall,
+    Locator,
+    MeetingCoordinates,
+    MeetingId,
+    MeetingLink,
+    PhoneNumber,
+    TeamsCallAgent,
+    TeamsUser,
+)
+from harness.config import Tenant
+from harness.flows import IdentityFlow
+from harness.scenario import MissingPrerequisite
+from harness.verdicts import Observation
+
+# What a callEndReason means (call-end.md, calling-sdk.md; contracts/calling.md §2).
+END_REASONS: dict[tuple[int, int | None], tuple[str, str]] = {
+    (480, 10037): (
+        "the callee has no endpoint online (no Teams client, no app signed in)",
+        "ask the callee to sign in to Teams or to your app",
+    ),
+    (412, 41056): (
+        "the caller has no Teams Phone / Enterprise Voice",
+        "assign a Teams Phone licence and enable Enterprise Voice for the user",
+    ),
+    (403, 40231): ("the token is not a Teams user's token", "exchange the user's Entra token for an ACS token"),
+    (401, 44113): ("the ACS token lacks the voip scope", "issue a token with voip"),
+    (0, 603): ("the callee declined the call", ""),
+    (404, 0): ("the meeting or callee was not found", "check the meeting link, id or coordinates"),
+}
+RESTRICTED_ACTIONS = ("unmute", "start_video", "start_screen_sharing")
+GROUP_CALL_ID = "00000000-0000-0000-0000-00000000ca11"  # any group id: TeamsCallAgent cannot join group calls
+
+
+def call_observation(stage: str, view: CallView) -> Observation:
+    evidence: dict[str, object] = {"states": " → ".join(view.state_history), "role": view.role}
+    if view.end_reason:
+        evidence["callEndReason"] = {"code": view.end_reason.code, "subCode": view.end_reason.sub_code}
+    if view.state == "Connected":
+        return Observation(
+            "allowed", stage, request_id=view.request_id, emulator_defined=view.emulator_defined, evidence=evidence
+        )
+    code = view.end_reason.code if view.end_reason else None
+    sub = view.end_reason.sub_code if view.end_reason else None
+    meaning, remedy = END_REASONS.get((code or 0, sub), (None, None))
+    return Observation(
+        "rejected",
+        stage,
+        status=code,
+        code=sub,
+        message=f"call ended in state {view.state}",
+        request_id=view.request_id,
+        emulator_defined=view.emulator_defined,
+        diagnosis=meaning,
+        remedy=remedy or None,
+        evidence=evidence,
+    )
+
+
+def error_observation(stage: str, err: CallingCommunicationError) -> Observation:
+    meaning, remedy = END_REASONS.get((err.code, err.sub_code), (None, None))
+    return Observation(
+        "rejected",
+        stage,
+        status=err.code,
+        code=err.sub_code,
+        message=err.message,
+        request_id=err.request_id,
+        emulator_defined=err.emulator_defined,
+        diagnosis=meaning,
+        remedy=remedy or None,
+        evidence={"error": "CallingCommunicationError (thrown synchronously)"},
+    )
+
+
+@dataclass
+class CallingFlow:
+    tenant: Tenant
+    sleep: Callable[[float], None] = time.sleep
+    driver: CallingDriver | None = None
+    identities: dict[str, IdentityFlow] = field(default_factory=dict)
+    agents: dict[str, TeamsCallAgent] = field(default_factory=dict)
+    calls: dict[str, Call] = field(default_factory=dict)
+    incoming: dict[str, IncomingCall] = field(default_factory=dict)
+    observations: list[Observation] = field(default_factory=list)
+    actions: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def last(self) -> Observation:
+        return self.observations[-1]
+
+    @property
+    def blocked(self) -> bool:
+        return any(o.outcome == "rejected" for o in self.observations)
+
+    def _record(self, observation: Observation) -> Observation:
+        self.observations.append(observation)
+        return observation
+
+    def _driver(self) -> CallingDriver:
+        if self.driver is None:
+            try:
+                self.driver = driver_for(self.tenant, sleep=self.sleep)
+            except DriverUnavailable as err:
+                raise MissingPrerequisite(str(err)) from None
+        return self.driver
+
+    def close(self) -> None:
+        for agent in self.agents.values():
+            agent.dispose()
+        if self.driver is not None:
+            self.driver.close()
+
+    # -- agents ------------------------------------------------------------------------------------
+
+    def agent(self, alias: str) -> Observation:
+        """Sign `alias` in, exchange the token, create a TeamsCallAgent."""
+        driver = self._driver()
+        identity = self.identities.setdefault(alias, IdentityFlow(self.tenant))
+        identity.sign_in_with_password(alias, contract.TEAMS_SCOPES)
+        exchanged = identity.exchange_token()
+        if exchanged.outcome == "rejected":
+            return self._record(exchanged)
+        assert identity.exchange is not None and identity.exchange.token
+        try:
+            self.agents[alias] = driver.create_teams_call_agent(str(identity.exchange.token))
+        except CallingCommunicationError as err:
+            return self._record(error_observation("create agent", err))
+        return self._record(Observation("allowed", "create agent", evidence={"agent": "TeamsCallAgent"}))
+
+    def agent_from_acs_user_token(self, alias: str) -> Observation:
+        """createTeamsCallAgent with an ACS user's token (not a Teams user's)."""
+        identity = self.identities.setdefault(alias, IdentityFlow(self.tenant))
+        created = identity.create_acs_user()
+        if created.outcome == "rejected":
+            return self._record(created)
+        assert identity.acs_user is not None and identity.acs_user.token
+        try:
+            self.agents[alias] = self._driver().create_teams_call_agent(str(identity.acs_user.token))
+        except CallingCommunicationError as err:
+            return self._record(error_observation("create agent", err))
+        return self._record(Observation("allowed", "create agent"))
+
+    def _oid(self, alias: str) -> str:
+        identity = self.identities.get(alias)
+        if identity and identity.sign_in and identity.sign_in.oid:
+            return identity.sign_in.oid
+        user = self.tenant.user(alias)
+        if user.oid:
+            return user.oid
+        raise MissingPrerequisite(f"profile {self.tenant.profile!r} gives no object id for {alias!r}")
+
+    # -- outgoing calls and joins ------------------------------------------------------------------
+
+    def _settle(self, stage: str, alias: str, start: Callable[[], Call]) -> Observation:
+        if self.blocked:
+            return self.last
+        try:
+            call = start()
+        except CallingCommunicationError as err:
+            return self._record(error_observation(stage, err))
+        self.calls[alias] = call
+        return self._record(call_observation(stage, call.wait_until()))
+
+    def call_teams_user(self, caller: str, callee: str) -> Observation:
+        target = TeamsUser(self._oid(callee))
+        return self._settle("start call", caller, lambda: self.agents[caller].start_call(target))
+
+    def call_phone(self, caller: str, role: str = "outbound") -> Observation:
+        target = PhoneNumber(self.tenant.phone_number(role))
+        return self._settle("start call", caller, lambda: self.agents[caller].start_call(target))
+
+    def ring(self, caller: str, callee: str) -> Observation:
+        """`caller` calls `callee`, who has an agent: the call rings there (it does not settle yet)."""
+        if self.blocked:
+            return self.last
+        try:
+            self.calls[caller] = self.agents[caller].start_call(TeamsUser(self._oid(callee)))
+        except CallingCommunicationError as err:
+            return self._record(error_observation("start call", err))
+        return self._record(Observation("allowed", "start call", evidence={"state": self.calls[caller].view().state}))
+
+    def phone_dials(self, callee: str) -> Observation:
+        network = self._driver().phone_network()
+        if network is None:
+            raise MissingPrerequisite(f"the {self._driver().name} calling driver has no phone network to call from")
+        network.dial(self.tenant.phone_number("inbound_caller"), TeamsUser(self._oid(callee)))
+        return self._record(Observation("allowed", "phone network dials", evidence={}))
+
+    def accept(self, callee: str) -> Observation:
+        if self.blocked:
+            return self.last
+        incoming = self.agents[callee].wait_for_incoming_call(timeout=10)
+        if incoming is None:
+            return self._record(Observation("rejected", "incoming call", message="no incoming call arrived"))
+        self.incoming[callee] = incoming
+        return self._settle("accept", callee, incoming.accept)
+
+    def reject(self, callee: str, caller: str) -> Observation:
+        if self.blocked:
+            return self.last
+        incoming = self.agents[callee].wait_for_incoming_call(timeout=10)
+        if incoming is None:
+            return self._record(Observation("rejected", "incoming call", message="no incoming call arrived"))
+        incoming.reject()
+        return self._record(call_observation("start call", self.calls[caller].view()))
+
+    def locator(self, kind: str, by: str) -> Locator:
+        meeting = self.tenant.meeting(kind)
+        if by == "link":
+            return MeetingLink(meeting.join_url)
+        if by == "meeting id and passcode":
+            if not meeting.meeting_id:
+                raise MissingPrerequisite(f"profile {self.tenant.profile!r} has no meeting_id for the {kind} meeting")
+            return MeetingId(meeting.meeting_id, meeting.passcode)
+        if not (meeting.thread_id and meeting.organizer_id and meeting.tenant_id):
+            raise MissingPrerequisite(f"profile {self.tenant.profile!r} has no coordinates for the {kind} meeting")
+        return MeetingCoordinates(meeting.thread_id, meeting.organizer_id, meeting.tenant_id, meeting.message_id)
+
+    def join(self, alias: str, locator: Locator) -> Observation:
+        return self._settle("join", alias, lambda: self.agents[alias].join(locator))
+
+    def join_personal_use_meeting(self, alias: str) -> Observation:
+        return self.join(alias, MeetingLink(contract.PERSONAL_USE_MEETING_LINK))
+
+    def join_group_call(self, alias: str) -> Observation:
+        return self.join(alias, GroupLocator(GROUP_CALL_ID))
+
+    # -- in a call ---------------------------------------------------------------------------------
+
+    def try_restricted_actions(self, alias: str) -> dict[str, bool]:
+        """Unmute, start video, share screen: which succeed (the webinar caveat is about these)."""
+        call = self.calls[alias]
+        results = {name: getattr(call, name)() for name in RESTRICTED_ACTIONS}
+        self.actions = {name: result.succeeded for name, result in results.items()}
+        observation = self.last
+        observation.evidence["restricted_actions"] = {
+            name: ("succeeded" if r.succeeded else f"blocked ({r.error})") for name, r in results.items()
+        }
+        view = call.view()
+        observation.evidence["capabilities"] = {
+            name: f"{'present' if c.is_present else 'absent'} ({c.reason})"
+            for name, c in view.capabilities.items()
+            if name in ("unmuteMic", "turnVideoOn", "shareScreen")
+        }
+        observation.caveat_confirmed = any(self.actions.values())
+        return self.actions
+
+    def role(self, alias: str) -> str:
+        return self.calls[alias].view().role

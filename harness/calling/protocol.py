@@ -1,0 +1,165 @@
+"""The calling driver protocol: the Calling SDK's TeamsCallAgent in Python terms.
+
+Names follow `@azure/communication-calling` 2.0.0 (contracts/calling.md §1): `createTeamsCallAgent`,
+`startCall` (a Teams user or a phone number; a group with a thread id), `join` (meeting link,
+meeting id + passcode, meeting coordinates), `incomingCall` with `accept`/`reject`, call `state`,
+`callEndReason {code, subCode}`, `role`, the Capabilities feature, and the actions an attendee may
+be restricted from (unmute, start video, share screen). A driver is chosen by configuration; step
+code never knows which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+CALL_STATES = (
+    "None",
+    "Connecting",
+    "Ringing",
+    "EarlyMedia",
+    "Connected",
+    "InLobby",
+    "LocalHold",
+    "RemoteHold",
+    "Disconnecting",
+    "Disconnected",
+)
+SETTLED = frozenset({"Connected", "InLobby", "Disconnected"})
+
+
+@dataclass(frozen=True)
+class TeamsUser:
+    """MicrosoftTeamsUserIdentifier: `{microsoftTeamsUserId}`."""
+
+    oid: str
+
+
+@dataclass(frozen=True)
+class PhoneNumber:
+    """PhoneNumberIdentifier: `{phoneNumber}` in E.164."""
+
+    number: str
+
+
+@dataclass(frozen=True)
+class MeetingLink:
+    meeting_link: str
+
+
+@dataclass(frozen=True)
+class MeetingId:
+    meeting_id: str
+    passcode: str | None = None
+
+
+@dataclass(frozen=True)
+class MeetingCoordinates:
+    thread_id: str
+    organizer_id: str
+    tenant_id: str
+    message_id: str = "0"
+
+
+@dataclass(frozen=True)
+class GroupLocator:
+    """The ACS-identity CallAgent's group-call locator; TeamsCallAgent has no join for group calls."""
+
+    group_id: str
+
+
+Locator = MeetingLink | MeetingId | MeetingCoordinates | GroupLocator
+Target = TeamsUser | PhoneNumber
+
+
+class CallingCommunicationError(Exception):
+    """What the SDK throws synchronously: `{code, subCode, message}`."""
+
+    def __init__(
+        self,
+        code: int,
+        sub_code: int | None,
+        message: str,
+        *,
+        emulator_defined: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(f"{code}/{sub_code}: {message}")
+        self.code, self.sub_code, self.message = code, sub_code, message
+        self.emulator_defined, self.request_id = emulator_defined, request_id
+
+
+@dataclass(frozen=True)
+class Capability:
+    is_present: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class EndReason:
+    code: int
+    sub_code: int | None
+
+
+@dataclass
+class CallView:
+    """A call as the SDK shows it at one moment."""
+
+    id: str
+    direction: str
+    state: str
+    state_history: list[str] = field(default_factory=list)
+    end_reason: EndReason | None = None
+    role: str = "Unknown"
+    capabilities: dict[str, Capability] = field(default_factory=dict)
+    emulator_defined: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    action: str
+    succeeded: bool
+    error: str | None = None
+
+
+class Call(Protocol):
+    id: str
+
+    def view(self) -> CallView: ...
+    def wait_until(self, states: frozenset[str] = SETTLED, timeout: float = 30.0) -> CallView: ...
+    def hang_up(self) -> CallView: ...
+    def unmute(self) -> ActionResult: ...
+    def start_video(self) -> ActionResult: ...
+    def start_screen_sharing(self) -> ActionResult: ...
+
+
+class IncomingCall(Protocol):
+    id: str
+    caller: str
+
+    def accept(self) -> Call: ...
+    def reject(self) -> None: ...
+
+
+class TeamsCallAgent(Protocol):
+    identity: str
+
+    def start_call(self, targets: Target | list[Target], thread_id: str | None = None) -> Call: ...
+    def join(self, locator: Locator) -> Call: ...
+    def wait_for_incoming_call(self, timeout: float = 30.0) -> IncomingCall | None: ...
+    def dispose(self) -> None: ...
+
+
+class PhoneNetwork(Protocol):
+    """Someone on the public phone network: dials a Teams user."""
+
+    def dial(self, from_number: str, to: TeamsUser) -> None: ...
+
+
+class CallingDriver(Protocol):
+    name: str
+
+    def create_teams_call_agent(self, acs_token: str) -> TeamsCallAgent: ...
+    def phone_network(self) -> PhoneNetwork | None: ...
+    def close(self) -> None: ...

@@ -1,0 +1,482 @@
+"""The sandbox calling model: what the ACS calling service (and the Calling SDK's own checks) decide
+for a Teams user's TeamsCallAgent, reachable over HTTP so that recordings hold it.
+
+This HTTP API is the emulator's own (Microsoft's calling signalling is not a public REST API); its
+host is `calling.cte-sandbox.invalid`. Decisions follow facts in the tenant model, never the table:
+
+- agent: the ACS token must be a Teams-user token (an ACS-user token -> 403/40231) carrying voip
+  (else 401/44113): the Calling SDK's own checks (contracts/calling.md §2, bundle catalogue);
+- start a call to a Teams user: ring their registered agents, or their Teams client if it is
+  online and answers; nobody reachable -> Disconnected 480/10037 (call-end.md);
+- call a phone number: the caller needs Enterprise Voice (else 412/41056) and an E.164 number;
+- join: a teams.live.com link -> 400/40238, a malformed link -> 400/40210, a group-call locator
+  -> 400/40209 (synchronous SDK checks, reproduced with the real SDK); a live event -> rejected with
+  an emulator-defined end reason (Microsoft documents none); a webinar admits the Teams user as an
+  Attendee whose restricted actions still succeed (the documented caveat; the capability values the
+  service reports there are unverified, so they are emulator-defined);
+- incoming calls from another agent or from the emulator's phone network; accept -> Connected,
+  reject -> the caller's call ends 0/603.
+
+Everything advances synchronously with requests (no timers), so recordings are reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from typing import Any
+
+import jwt
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from harness.sandbox.calling_state import Agent, Call, CallingState, Incoming
+from harness.sandbox.context import SandboxContext, emulator_defined
+from harness.sandbox.state import Meeting, Tenant, User
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+SHORT_LINK = re.compile(r"/meet/([^/?]+)(\?p=([^/?]+))?$")  # the SDK's ECS regex (contracts/calling.md §2)
+LONG_LINK = re.compile(r"/l/meetup-join/([^/]+)/([^/?]+)\?context=(.+)$")
+LIVE_EVENT_END = (403, 0)  # emulator-defined: no documented code for a live event
+PERSONAL_USE_HOSTS = ("teams.live.com",)
+MEETING_CAPABILITIES = (
+    "unmuteMic",
+    "turnVideoOn",
+    "shareScreen",
+    "removeParticipant",
+    "hangUpForEveryOne",
+    "addTeamsUser",
+    "addPhoneNumber",
+    "manageLobby",
+    "spotlightParticipant",
+    "raiseHand",
+)
+ATTENDEE_RESTRICTED = {
+    "shareScreen",
+    "removeParticipant",
+    "hangUpForEveryOne",
+    "addTeamsUser",
+    "addPhoneNumber",
+    "manageLobby",
+    "spotlightParticipant",
+}
+ACTIONS = {"unmute": "unmuteMic", "startVideo": "turnVideoOn", "startScreenSharing": "shareScreen"}
+
+
+class CallingError(Exception):
+    """A CallingCommunicationError: code (an HTTP-like status) and subCode."""
+
+    def __init__(self, code: int, sub_code: int, message: str, *, emulated: str = "") -> None:
+        super().__init__(message)
+        self.code, self.sub_code, self.message, self.emulated = code, sub_code, message, emulated
+
+
+def capabilities_for(role: str, *, honour_roles: bool) -> dict[str, dict[str, Any]]:
+    """Meeting capabilities for a role. In a webinar roles are not honoured for Teams users."""
+    result = {}
+    for name in MEETING_CAPABILITIES:
+        restricted = honour_roles and role == "Attendee" and name in ATTENDEE_RESTRICTED
+        result[name] = {"isPresent": not restricted, "reason": "RoleRestricted" if restricted else "Capable"}
+    return result
+
+
+class Calling:
+    def __init__(self, ctx: SandboxContext) -> None:
+        self.ctx = ctx
+
+    @property
+    def state(self) -> CallingState:
+        return self.ctx.calling
+
+    def routes(self) -> list[Route]:
+        v = "/v1"
+        return [
+            Route(f"{v}/agents", self.create_agent, methods=["POST"]),
+            Route(f"{v}/agents/{{agent}}/calls", self.start, methods=["POST"]),
+            Route(f"{v}/agents/{{agent}}/incomingCalls", self.list_incoming, methods=["GET"]),
+            Route(f"{v}/calls/{{call}}", self.get_call, methods=["GET"]),
+            Route(f"{v}/calls/{{call}}/hangUp", self.hang_up, methods=["POST"]),
+            Route(f"{v}/calls/{{call}}/actions", self.action, methods=["POST"]),
+            Route(f"{v}/incomingCalls/{{incoming}}/accept", self.accept, methods=["POST"]),
+            Route(f"{v}/incomingCalls/{{incoming}}/reject", self.reject, methods=["POST"]),
+            Route(f"{v}/pstn/calls", self.phone_network_call, methods=["POST"]),
+        ]
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _json(self, body: Any, status: int = 200, emulated: str = "") -> JSONResponse:
+        response = JSONResponse(body, status_code=status, headers={"request-id": self.ctx.ids.next("calling")})
+        return emulator_defined(response, emulated) if emulated else response
+
+    def _error(self, err: CallingError) -> JSONResponse:
+        body = {"error": {"code": err.code, "subCode": err.sub_code, "message": err.message}}
+        return self._json(body, err.code, err.emulated)
+
+    async def _body(self, request: Request) -> dict[str, Any]:
+        try:
+            body = json.loads((await request.body()).decode("utf-8") or "{}")
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            body = None
+        if not isinstance(body, dict):
+            raise CallingError(400, 0, "The request body is not a JSON object.", emulated="malformed request body")
+        return body
+
+    def _agent(self, request: Request) -> Agent:
+        """The agent named in the path, owned by the bearer of the token."""
+        caller = self._token_user(request)
+        agent = self.state.agents.get(request.path_params["agent"])
+        if agent is None or agent.oid != caller[1].oid:
+            raise CallingError(404, 0, "Unknown call agent.", emulated="unknown or foreign agent id")
+        return agent
+
+    def _token_user(self, request: Request) -> tuple[Tenant, User]:
+        claims = self._claims(request)
+        tenant = self.ctx.directory.tenant(str(claims.get("tid", "")))
+        oid = str(claims.get("skypeid", "")).removeprefix("orgid:")
+        user = tenant.user_by_oid(oid) if tenant else None
+        if tenant is None or user is None:
+            raise CallingError(403, 40231, "TeamsCallAgent must be created only with Teams token")
+        return tenant, user
+
+    def _claims(self, request: Request) -> dict[str, Any]:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            raise CallingError(401, 0, "An ACS access token is required.", emulated="missing token")
+        try:
+            claims = self.ctx.acs_signer.verify(token.strip())
+        except jwt.InvalidTokenError:
+            raise CallingError(401, 0, "The access token is not valid.", emulated="a token ACS did not issue") from None
+        if int(claims.get("exp", 0)) <= self.ctx.epoch():
+            raise CallingError(401, 0, "The access token has expired.", emulated="expired ACS token")
+        return claims
+
+    def _call(self, request: Request) -> Call:
+        tenant, user = self._token_user(request)
+        call = self.state.calls.get(request.path_params["call"])
+        agent = self.state.agents.get(call.agent or "") if call else None
+        if call is None or agent is None or agent.oid != user.oid:
+            raise CallingError(404, 0, "Unknown call.", emulated="unknown or foreign call id")
+        return call
+
+    def snapshot(self, call: Call) -> dict[str, Any]:
+        return {
+            "id": call.id,
+            "direction": call.direction,
+            "state": call.state,
+            "stateHistory": list(call.history),
+            "callEndReason": {"code": call.end_reason[0], "subCode": call.end_reason[1]} if call.end_reason else None,
+            "role": call.role,
+            "capabilities": call.capabilities,
+            "meetingKind": call.meeting_kind,
+            "remoteParticipant": call.peer,
+            "emulatorDefined": call.emulated or None,
+        }
+
+    def _respond_call(self, call: Call, status: int = 200) -> JSONResponse:
+        return self._json(self.snapshot(call), status, call.emulated)
+
+    # -- agents ------------------------------------------------------------------------------------
+
+    async def create_agent(self, request: Request) -> Response:
+        try:
+            claims = self._claims(request)
+            scopes = str(claims.get("acsScope", "")).split(",")
+            if not {"voip", "voip.join"} & set(scopes):
+                raise CallingError(401, 44113, "AccessToken does not contain 'voip' or 'voip.join' scope")
+            if not claims.get("tid"):
+                raise CallingError(403, 40231, "TeamsCallAgent must be created only with Teams token")
+            tenant, user = self._token_user(request)
+        except CallingError as err:
+            return self._error(err)
+        agent = Agent(self.ctx.ids.next("agent"), tenant.name, user.oid)
+        with self.ctx.lock:
+            self.state.agents[agent.id] = agent
+        return self._json({"agentId": agent.id, "kind": "TeamsCallAgent", "identity": f"8:orgid:{user.oid}"}, 201)
+
+    # -- starting and joining ----------------------------------------------------------------------
+
+    async def start(self, request: Request) -> Response:
+        try:
+            agent = self._agent(request)
+            body = await self._body(request)
+            tenant = self.ctx.directory.tenants[agent.tenant]
+            user = tenant.user_by_oid(agent.oid)
+            assert user is not None
+            if body.get("operation") == "join":
+                call = self._join(agent, tenant, user, body.get("locator"))
+            elif body.get("operation") == "startCall":
+                call = self._start_call(agent, tenant, user, body.get("targets"), body.get("threadId"))
+            else:
+                raise CallingError(400, 0, "operation must be startCall or join.", emulated="unknown operation")
+        except CallingError as err:
+            return self._error(err)
+        return self._respond_call(call, 201)
+
+    def _new_call(self, agent: str | None, direction: str, peer: str) -> Call:
+        call = Call(self.ctx.ids.next("call"), agent, direction, peer)
+        self.state.calls[call.id] = call
+        return call
+
+    def _start_call(self, agent: Agent, tenant: Tenant, user: User, targets: Any, thread_id: Any) -> Call:
+        if not isinstance(targets, list) or not targets or not all(isinstance(t, dict) for t in targets):
+            raise CallingError(400, 0, "startCall needs at least one target.", emulated="empty target list")
+        if len(targets) > 1 and not thread_id:
+            raise CallingError(
+                400, 40212, "Starting a group call must include thread ID in StartTeamsGroupCallOptions."
+            )
+        target = targets[0]
+        with self.ctx.lock:
+            if "phoneNumber" in target:
+                return self._call_phone(agent, user, str(target["phoneNumber"]))
+            if "microsoftTeamsUserId" in target:
+                return self._call_teams_user(agent, tenant, str(target["microsoftTeamsUserId"]))
+        raise CallingError(400, 40236, "Unsupported target participant type in ACS-Teams call")
+
+    def _call_phone(self, agent: Agent, user: User, number: str) -> Call:
+        if not user.enterprise_voice:
+            raise CallingError(
+                412,
+                41056,
+                "Failed to start a call: Teams Enterprise voice policy is not enabled "
+                "for this Azure Communication Services resource.",
+            )
+        if not E164.match(number):
+            raise CallingError(
+                400,
+                0,
+                f"'{number}' is not an E.164 phone number.",
+                emulated="the error for a malformed phone number is not documented",
+            )
+        call = self._new_call(agent.id, "Outgoing", f"4:{number}")
+        call.move("Connecting", "EarlyMedia", "Ringing", "Connected")  # the phone network answers
+        return call
+
+    def _call_teams_user(self, agent: Agent, tenant: Tenant, oid: str) -> Call:
+        call = self._new_call(agent.id, "Outgoing", f"8:orgid:{oid}")
+        call.move("Connecting")
+        callee = tenant.user_by_oid(oid)
+        if callee is None:
+            call.end(404, 0)
+            call.emulated = "the end reason for an unknown Teams user is not documented"
+            return call
+        if self._ring(tenant, callee, f"8:orgid:{agent.oid}", call):
+            return call
+        if callee.teams_client == "answers":
+            call.move("Ringing", "Connected")
+            return call
+        call.move("Ringing")
+        call.end(480, 10037)  # "Target user didn't have any endpoints registered"
+        return call
+
+    def _ring(self, tenant: Tenant, callee: User, caller: str, caller_call: Call | None) -> bool:
+        """Offer the call to every agent the callee has registered; True if there was one."""
+        agents = [a for a in self.state.agents.values() if a.tenant == tenant.name and a.oid == callee.oid]
+        for target in agents:
+            incoming = Incoming(
+                self.ctx.ids.next("incoming"), target.id, caller, caller_call.id if caller_call else None
+            )
+            self.state.incoming[incoming.id] = incoming
+        if agents and caller_call is not None:
+            caller_call.move("Ringing")
+        return bool(agents)
+
+    def _join(self, agent: Agent, tenant: Tenant, user: User, locator: Any) -> Call:
+        meeting = self._meeting_for(tenant, locator)
+        with self.ctx.lock:
+            call = self._new_call(agent.id, "Outgoing", "meeting")
+            call.move("Connecting")
+            if meeting is None:
+                call.end(404, 0)  # "Call not found. Ensure that ... (or call you're joining) exists."
+                return call
+            call.meeting_kind = meeting.kind
+            if meeting.kind == "live-event":
+                call.end(*LIVE_EVENT_END)
+                call.emulated = "Microsoft documents no rejection for a Teams user joining a live event"
+                return call
+            call.role = self._role(meeting, user)
+            webinar = meeting.kind == "webinar"
+            call.capabilities = capabilities_for(call.role, honour_roles=not webinar)
+            if webinar:
+                call.emulated = (
+                    "roles are not honoured for Teams users in webinars (documented); the capability "
+                    "values the service reports are not, so these are emulator-defined"
+                )
+            call.move("Connected")
+        return call
+
+    @staticmethod
+    def _role(meeting: Meeting, user: User) -> str:
+        if user.oid == meeting.organizer:
+            return "Organizer"
+        if meeting.kind == "webinar":
+            return "Presenter" if user.oid in meeting.presenters else "Attendee"
+        return "Presenter"  # Teams' default "who can present" admits organisation members as presenters
+
+    def _meeting_for(self, tenant: Tenant, locator: Any) -> Meeting | None:
+        """The meeting a locator names; the SDK's synchronous locator checks raise first."""
+        if not isinstance(locator, dict):
+            raise CallingError(400, 40209, "Invalid join locator specified.")
+        meetings = list(tenant.meetings.values())
+        if "meetingLink" in locator:
+            link = str(locator["meetingLink"])
+            if any(host in link.lower() for host in PERSONAL_USE_HOSTS):
+                raise CallingError(400, 40238, "Joining a Teams for life meeting is not supported")
+            if long := LONG_LINK.search(link):
+                thread = urllib.parse.unquote(long.group(1))
+                return next((m for m in meetings if m.thread_id == thread), None)
+            if short := SHORT_LINK.search(link):
+                return next(
+                    (
+                        m
+                        for m in meetings
+                        if m.meeting_code == short.group(1) and (short.group(3) or "") == (m.passcode or "")
+                    ),
+                    None,
+                )
+            raise CallingError(400, 40210, "The provided Teams meeting link is invalid.")
+        if "meetingId" in locator:
+            code = str(locator["meetingId"]).replace(" ", "")
+            return next(
+                (
+                    m
+                    for m in meetings
+                    if m.meeting_code == code and str(locator.get("passcode", "")) == (m.passcode or "")
+                ),
+                None,
+            )
+        if {"threadId", "organizerId", "tenantId", "messageId"} <= locator.keys():
+            return next(
+                (m for m in meetings if m.thread_id == locator["threadId"] and m.organizer == locator["organizerId"]),
+                None,
+            )
+        raise CallingError(400, 40209, "Invalid join locator specified.")
+
+    # -- during a call -----------------------------------------------------------------------------
+
+    async def get_call(self, request: Request) -> Response:
+        try:
+            return self._respond_call(self._call(request))
+        except CallingError as err:
+            return self._error(err)
+
+    async def hang_up(self, request: Request) -> Response:
+        try:
+            call = self._call(request)
+        except CallingError as err:
+            return self._error(err)
+        with self.ctx.lock:
+            call.end(0, 0)
+            if call.linked and (other := self.state.calls.get(call.linked)):
+                other.end(0, 0)
+        return self._respond_call(call)
+
+    async def action(self, request: Request) -> Response:
+        """An attendee-restricted action (unmute, start video, share screen): does it succeed?"""
+        try:
+            call = self._call(request)
+            action = (await self._body(request)).get("action")
+            if action not in ACTIONS:
+                raise CallingError(400, 0, f"Unknown action {action!r}.", emulated="unknown action")
+        except CallingError as err:
+            return self._error(err)
+        if call.state != "Connected":
+            err = CallingError(412, 41071, f"{action} is only possible in a connected call.")
+            return self._json(
+                {
+                    "action": action,
+                    "succeeded": False,
+                    "error": {"code": err.code, "subCode": err.sub_code, "message": err.message},
+                }
+            )
+        capability = call.capabilities.get(ACTIONS[action], {"isPresent": True, "reason": "Capable"})
+        if capability["isPresent"]:
+            return self._json({"action": action, "succeeded": True}, emulated=call.emulated)
+        return self._json(
+            {
+                "action": action,
+                "succeeded": False,
+                "error": {"code": 403, "subCode": 0, "message": f"{action} is not allowed: {capability['reason']}"},
+            },
+            emulated="the error for a blocked action",
+        )
+
+    # -- incoming calls ----------------------------------------------------------------------------
+
+    async def list_incoming(self, request: Request) -> Response:
+        try:
+            agent = self._agent(request)
+        except CallingError as err:
+            return self._error(err)
+        value = [
+            {"id": i.id, "callerInfo": {"identifier": i.caller}, "state": i.state}
+            for i in self.state.incoming.values()
+            if i.agent == agent.id and i.state == "Ringing"
+        ]
+        return self._json({"value": value})
+
+    def _incoming(self, request: Request) -> Incoming:
+        tenant, user = self._token_user(request)
+        incoming = self.state.incoming.get(request.path_params["incoming"])
+        agent = self.state.agents.get(incoming.agent) if incoming else None
+        if incoming is None or agent is None or agent.oid != user.oid:
+            raise CallingError(404, 0, "Unknown incoming call.", emulated="unknown or foreign incoming call")
+        if incoming.state != "Ringing":
+            raise CallingError(400, 41006, "Accept or reject is only possible while the call is ringing.")
+        return incoming
+
+    async def accept(self, request: Request) -> Response:
+        try:
+            incoming = self._incoming(request)
+        except CallingError as err:
+            return self._error(err)
+        with self.ctx.lock:
+            incoming.state = "Accepted"
+            call = self._new_call(incoming.agent, "Incoming", incoming.caller)
+            call.move("Connecting", "Connected")
+            if incoming.caller_call and (caller := self.state.calls.get(incoming.caller_call)):
+                caller.move("Connected")
+                caller.linked, call.linked = call.id, caller.id
+            for other in self.state.incoming.values():  # answered elsewhere: stop ringing the rest
+                if other.caller_call == incoming.caller_call and other is not incoming and other.state == "Ringing":
+                    other.state = "Rejected"
+        return self._respond_call(call, 201)
+
+    async def reject(self, request: Request) -> Response:
+        try:
+            incoming = self._incoming(request)
+        except CallingError as err:
+            return self._error(err)
+        with self.ctx.lock:
+            incoming.state = "Rejected"
+            if incoming.caller_call and (caller := self.state.calls.get(incoming.caller_call)):
+                caller.end(0, 603)  # "0/603 declined"
+        return Response(status_code=204)
+
+    # -- the emulator's phone network: a phone caller rings a Teams user -----------------------------
+
+    async def phone_network_call(self, request: Request) -> Response:
+        try:
+            body = await self._body(request)
+            number, target = str(body.get("from", "")), body.get("to") or {}
+            if not E164.match(number):
+                raise CallingError(400, 0, "from must be an E.164 number.", emulated="phone network input")
+            oid = str(target.get("microsoftTeamsUserId", "")) if isinstance(target, dict) else ""
+            tenant = next((t for t in self.ctx.directory.tenants.values() if t.user_by_oid(oid)), None)
+            if tenant is None:
+                raise CallingError(404, 0, "No such Teams user.", emulated="phone network input")
+        except CallingError as err:
+            return self._error(err)
+        callee = tenant.user_by_oid(oid)
+        assert callee is not None
+        with self.ctx.lock:
+            call = self._new_call(None, "Outgoing", f"8:orgid:{oid}")
+            call.move("Connecting")
+            if not self._ring(tenant, callee, f"4:{number}", call):
+                call.end(480, 10037)
+        return self._json(
+            {"id": call.id, "state": call.state, "stateHistory": call.history},
+            201,
+            "the emulator's phone network: a simulated PSTN caller",
+        )
