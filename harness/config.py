@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import scrubbing, tokens
+from harness import contract, scrubbing, tokens
 from harness.scenario import MissingPrerequisite
 
 MODES = ("sandbox", "replay", "record", "live")
@@ -215,6 +215,11 @@ class Profile:
             misconfiguration=self.sandbox_tenant
             if self.kind == "sandbox" and self.sandbox_tenant != "contoso"
             else None,
+            calling_base_url=f"https://{contract.SANDBOX_CALLING_HOST}/v1",
+            meetings={
+                kind: shown_meeting(kind, n, oid_placeholder(0)) for n, kind in enumerate(sorted(MEETING_KINDS), 1)
+            },
+            phone_numbers=dict(PHONE_PLACEHOLDERS),
         )
 
     def for_live(self, env: Mapping[str, str] | None = None) -> Tenant:

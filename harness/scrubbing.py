@@ -28,6 +28,15 @@ CLIENT_SECRET = "<client-secret>"
 OPAQUE_TOKEN = "<opaque-token>"
 UPN_DOMAIN = "upn.invalid"
 PLACEHOLDER_GUID = re.compile(r"^00000000-0000-0000-0000-[0-9a-f]{12}$")
+# Public, well-known ids that identify Microsoft's own apps and permissions, not a tenant or a person.
+PUBLIC_GUIDS = frozenset(
+    {
+        "1fd5118e-2576-4263-8130-9503064c837a",  # Azure Communication Services (first-party app)
+        "00000003-0000-0000-c000-000000000000",  # Microsoft Graph
+        "de8ec1df-066a-4817-bc5d-9a985b986262",  # Teams.ManageCalls
+        "6290af7f-b407-49f9-92d5-bf584fdc4019",  # Teams.ManageChats
+    }
+)
 
 GUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 # Bounded repetitions keep these linear on long bodies (an unbounded local part is quadratic).
@@ -107,7 +116,9 @@ VOLATILE_HEADERS = {
 class Scrubber:
     """Replaces secrets by placeholders; one instance per cassette so numbering is stable."""
 
-    def __init__(self, known: dict[str, str] | None = None) -> None:
+    def __init__(self, known: Mapping[str, str] | None = None, *, unknown_guids: bool = True) -> None:
+        """`unknown_guids=False` keeps GUIDs nobody declared an identity (request ids in a report)."""
+        self._unknown_guids = unknown_guids
         self._known: dict[str, str] = {}
         self._counters: dict[str, int] = {}
         self.learn_all(known or {})
@@ -130,7 +141,7 @@ class Scrubber:
 
     def _identity(self, value: str, kind: str) -> str:
         """The placeholder for an identity value, minting one on first sight."""
-        if not value or PLACEHOLDER_GUID.match(value) or value.endswith("@" + UPN_DOMAIN):
+        if not value or PLACEHOLDER_GUID.match(value) or value.endswith("@" + UPN_DOMAIN) or value in PUBLIC_GUIDS:
             return value
         if value.lower() in self._known:
             return self._known[value.lower()]
@@ -156,6 +167,10 @@ class Scrubber:
             if secret in value.lower():
                 value = re.sub(re.escape(secret), self._known[secret].replace("\\", r"\\"), value, flags=re.I)
         value = EMAIL.sub(lambda m: self._identity(m.group(0), "upn"), value)
+        # Any other GUID: an id of something in the tenant (a call, an agent, a chat member, ...).
+        # The same GUID gets the same placeholder everywhere in a recording, request and response.
+        if self._unknown_guids:
+            value = GUID.sub(lambda m: self._identity(m.group(0).lower(), "guid"), value)
         value = ENCODED_EMAIL.sub(
             lambda m: urllib.parse.quote(self._identity(urllib.parse.unquote(m.group(0)), "upn")), value
         )

@@ -28,7 +28,7 @@ def build(results: list[dict[str, Any]], run: Mapping[str, Any]) -> dict[str, An
 
 
 def redact(document: dict[str, Any], known_secrets: Mapping[str, str]) -> dict[str, Any]:
-    scrubber = scrubbing.Scrubber(known_secrets)
+    scrubber = scrubbing.Scrubber(known_secrets, unknown_guids=False)  # request ids stay: support asks for them
     return scrubber.json_value(document)
 
 
@@ -53,16 +53,15 @@ def markdown(document: dict[str, Any]) -> str:
         "",
         "## The source table",
         "",
-        "| # | Scenario | Documented | Observed | Verdict |",
-        "| --- | --- | --- | --- | --- |",
+        "| # | Scenario | Documented | Observed | Verdict | Evidence |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for row in ROWS:
         covering = [s for s in scenarios if s["row"] == row.number]
-        observed = "; ".join(f"{s['says']}" for s in covering) or "not covered in this run"
         documented = "✔️ supported" if row.supported else "❌ not supported"
-        lines.append(
-            f"| {row.number} | {_cell(row.scenario)} | {documented} | {_cell(observed)} | {row_verdict(covering)} |"
-        )
+        lines.append(_table_row(str(row.number), row.scenario, documented, covering))
+    caveat = [s for s in scenarios if "caveat" in s["tags"]]
+    lines.append(_table_row("[1]", "Webinar roles are not honoured for Teams users (footnote)", "⚠️ caveat", caveat))
     for area in sorted({s["area"] for s in scenarios}):
         lines += [
             "",
@@ -90,6 +89,30 @@ def markdown(document: dict[str, Any]) -> str:
         ]
         lines += [f"- {s['name']}: {s['evidence']['emulator_defined']}" for s in emulated]
     return "\n".join(lines) + "\n"
+
+
+def _table_row(number: str, text: str, documented: str, covering: list[dict[str, Any]]) -> str:
+    observed = "; ".join(s["says"] for s in covering) or "not covered in this run"
+    evidence = "; ".join(filter(None, (_codes(s) for s in covering)))
+    return (
+        f"| {number} | {_cell(text)} | {documented} | {_cell(observed)} | {row_verdict(covering)} | {_cell(evidence)} |"
+    )
+
+
+def _codes(scenario: dict[str, Any]) -> str:
+    """The codes behind a verdict, compactly: status/subcode (or code), request id, emulator-defined."""
+    evidence = scenario["evidence"]
+    parts = []
+    status, code = evidence.get("status"), evidence.get("code")
+    if status is not None or code is not None:
+        parts.append("/".join(str(p) for p in (status, code) if p is not None))
+    if evidence.get("states"):
+        parts.append(evidence["states"])
+    if evidence.get("request_id"):
+        parts.append(f"request {evidence['request_id']}")
+    if evidence.get("emulator_defined"):
+        parts.append("emulator-defined")
+    return " · ".join(parts)
 
 
 def _evidence_text(scenario: dict[str, Any]) -> str:

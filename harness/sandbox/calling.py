@@ -291,7 +291,7 @@ class Calling:
                 call.end(404, 0)  # "Call not found. Ensure that ... (or call you're joining) exists."
                 return call
             call.meeting_kind = meeting.kind
-            if meeting.kind == "live-event":
+            if meeting.kind == "live-event" and not tenant.admits_teams_users_to_live_events:
                 call.end(*LIVE_EVENT_END)
                 call.emulated = "Microsoft documents no rejection for a Teams user joining a live event"
                 return call

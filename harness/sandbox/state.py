@@ -229,6 +229,7 @@ class Tenant:
     misconfiguration: str | None = None
     teams: dict[str, Team] = field(default_factory=dict)
     chats: dict[str, Chat] = field(default_factory=dict)
+    admits_teams_users_to_live_events: bool = False  # only the deliberately wrong sandbox sets this
     meetings: dict[str, Meeting] = field(default_factory=dict)
 
     def user_by_upn(self, upn: str) -> User | None:
@@ -296,9 +297,7 @@ def _no_enterprise_voice(tenant: Tenant) -> None:
 def _live_events_joinable(tenant: Tenant) -> None:
     """A deliberately wrong sandbox: it admits Teams users to live events. It exists to show that
     a verdict follows the observation (row 8 then FAILs as unexpectedly allowed)."""
-    for meeting in tenant.meetings.values():
-        if meeting.kind == "live-event":
-            meeting.kind = "regular-live-event-admitted"
+    tenant.admits_teams_users_to_live_events = True
 
 
 @misconfiguration("app-not-registered")

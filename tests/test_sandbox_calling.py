@@ -1,0 +1,125 @@
+"""The sandbox calling model through the sandbox driver, with tokens from the real identity chain."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import contract, transport
+from harness.calling.protocol import (
+    CallingCommunicationError,
+    GroupLocator,
+    MeetingId,
+    MeetingLink,
+    PhoneNumber,
+    TeamsUser,
+)
+from harness.calling.sandbox_driver import SandboxCallingDriver
+from harness.config import load_profile
+from harness.flows import IdentityFlow
+from harness.identity import AcsIdentity
+from harness.sandbox.calling import capabilities_for
+from harness.sandbox.server import Sandbox
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def world():
+    with Sandbox() as sandbox, transport.route_hosts(sandbox.host_routes()):
+        tenant = load_profile("sandbox").for_sandbox(sandbox.tenant_info("contoso"), sandbox.host_routes(), "sandbox")
+        driver = SandboxCallingDriver(tenant.calling_base_url, tenant.ca_bundle, sleep=lambda _: None)
+        tokens = {}
+        for alias in ("adele", "megan"):
+            flow = IdentityFlow(tenant)
+            flow.sign_in_with_password(alias)
+            flow.exchange_token()
+            tokens[alias] = str(flow.exchange.token)
+        yield sandbox, tenant, driver, tokens
+        driver.close()
+
+
+def agent(world, alias: str = "adele"):
+    _, _, driver, tokens = world
+    return driver.create_teams_call_agent(tokens[alias])
+
+
+@pytest.mark.parametrize("scopes, code, sub", [(("voip",), 403, 40231), (("chat",), 401, 44113)])
+def test_acs_user_tokens_cannot_create_a_teams_call_agent(world, scopes, code, sub) -> None:
+    _, tenant, driver, _ = world
+    token = AcsIdentity(tenant).create_user_with_token(scopes).token
+    with pytest.raises(CallingCommunicationError) as raised:
+        driver.create_teams_call_agent(str(token))
+    assert (raised.value.code, raised.value.sub_code) == (code, sub)
+
+
+@pytest.mark.parametrize(
+    "locator, code, sub",
+    [
+        (MeetingLink("HTTPS://TEAMS.LIVE.COM/meet/123?p=abc"), 400, 40238),
+        (MeetingLink("https://teams.microsoft.com/not-a-meeting"), 400, 40210),
+        (GroupLocator("00000000-0000-0000-0000-000000000123"), 400, 40209),
+    ],
+)
+def test_the_sdk_locator_checks_throw_synchronously(world, locator, code, sub) -> None:
+    with pytest.raises(CallingCommunicationError) as raised:
+        agent(world).join(locator)
+    assert (raised.value.code, raised.value.sub_code) == (code, sub)
+
+
+def test_a_short_link_and_a_meeting_id_need_the_right_passcode(world) -> None:
+    _, tenant, _, _ = world
+    meeting = tenant.meeting("regular")
+    short = f"https://teams.microsoft.com/meet/{meeting.meeting_id}?p={meeting.passcode}"
+    assert agent(world).join(MeetingLink(short)).wait_until().state == "Connected"
+    wrong = agent(world).join(MeetingId(meeting.meeting_id, "WRONG1")).wait_until()
+    assert wrong.state == "Disconnected" and (wrong.end_reason.code, wrong.end_reason.sub_code) == (404, 0)
+
+
+def test_regular_meetings_make_teams_users_presenters_and_webinars_attendees(world) -> None:
+    _, tenant, _, _ = world
+    regular = agent(world).join(MeetingLink(tenant.meeting("regular").join_url)).wait_until()
+    webinar_call = agent(world).join(MeetingLink(tenant.meeting("webinar").join_url))
+    webinar = webinar_call.wait_until()
+    assert regular.role == "Presenter" and webinar.role == "Attendee"
+    assert webinar.emulator_defined, "webinar capability values are the emulator's choice"
+    assert webinar_call.start_screen_sharing().succeeded, "roles are not honoured in webinars"
+
+
+def test_an_attendee_whose_role_is_honoured_is_restricted() -> None:
+    honoured = capabilities_for("Attendee", honour_roles=True)
+    assert honoured["shareScreen"] == {"isPresent": False, "reason": "RoleRestricted"}
+    assert honoured["unmuteMic"]["isPresent"]
+    assert capabilities_for("Attendee", honour_roles=False)["shareScreen"]["isPresent"]
+
+
+def test_a_call_rings_every_agent_of_the_callee_and_stops_once_answered(world) -> None:
+    _, tenant, _, _ = world
+    first, second, caller = agent(world), agent(world), agent(world, "megan")
+    call = caller.start_call(TeamsUser(tenant.user("adele").oid))
+    assert call.view().state == "Ringing"
+    incoming = first.wait_for_incoming_call(timeout=1)
+    assert second.wait_for_incoming_call(timeout=1) is not None
+    answered = incoming.accept().wait_until()
+    assert answered.state == "Connected" and call.view().state == "Connected"
+    assert second.wait_for_incoming_call(timeout=0) is None, "answered elsewhere: no longer ringing"
+    assert answered.id and call.hang_up().end_reason.code == 0
+
+
+def test_a_phone_number_must_be_e164(world) -> None:
+    with pytest.raises(CallingCommunicationError) as raised:
+        agent(world).start_call(PhoneNumber("425-555-0100"))
+    assert raised.value.code == 400 and raised.value.emulator_defined
+
+
+def test_a_group_call_needs_a_thread_id(world) -> None:
+    _, tenant, _, _ = world
+    targets = [TeamsUser(tenant.user("megan").oid), PhoneNumber("+14255550100")]
+    with pytest.raises(CallingCommunicationError) as raised:
+        agent(world).start_call(targets)
+    assert (raised.value.code, raised.value.sub_code) == (400, 40212)
+
+
+def test_personal_use_link_constant_is_refused_before_any_service(world) -> None:
+    with pytest.raises(CallingCommunicationError) as raised:
+        agent(world).join(MeetingLink(contract.PERSONAL_USE_MEETING_LINK))
+    assert raised.value.sub_code == 40238
