@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 from harness.contract import EMULATOR_DEFINED_HEADER
 from harness.sandbox.calling_state import CallingState
 from harness.sandbox.faults import Faults
+from harness.sandbox.notifier import Notifier, Subscription
 from harness.sandbox.signing import Signer
 from harness.sandbox.state import Clock, Directory, IdSource
 
@@ -36,6 +37,9 @@ class SandboxContext:
     last_message_ms: int = 0  # chat message ids are epoch milliseconds, strictly increasing
     faults: Faults = field(default_factory=Faults)
     calling: CallingState = field(default_factory=CallingState)
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    notifier: Notifier | None = None
+    reauthorized: list[str] = field(default_factory=list)
     rate_windows: dict[tuple[str, ...], deque[datetime]] = field(default_factory=dict)  # Graph throttling
 
     def now(self) -> datetime:

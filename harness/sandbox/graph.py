@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from harness.sandbox.context import SandboxContext, base_url, emulator_defined
 from harness.sandbox.state import GRAPH_APP_ID, GRAPH_RESOURCE_URI, Chat, Meeting, Message, Team, Tenant, User
+from harness.sandbox.subscriptions import Subscriptions
 
 MAX_MESSAGE_BYTES = 28 * 1024  # "Approximately 28 KB per post" (Teams limits); the exact edge is emulator-defined
 MAX_TOP = 50
@@ -48,6 +49,12 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "GET /teams/{id}/channels": ("Channel.ReadBasic.All", "ChannelSettings.Read.All", "ChannelSettings.ReadWrite.All"),
     "POST /teams/{id}/channels/{id}/messages": ("ChannelMessage.Send",),
     "GET /teams/{id}/channels/{id}/messages": ("ChannelMessage.Read.All",),
+    # Subscriptions: the permission depends on the subscribed resource; checked by the handler.
+    "POST /subscriptions": (),
+    "GET /subscriptions": (),
+    "PATCH /subscriptions/{id}": (),
+    "DELETE /subscriptions/{id}": (),
+    "POST /subscriptions/{id}/reauthorize": (),
 }
 
 # Requests per second per app per tenant (throttling-limits.md, the newer revision), and the
@@ -82,9 +89,28 @@ class Graph:
     def __init__(self, ctx: SandboxContext) -> None:
         self.ctx = ctx
 
+    def _base(self, request: Request) -> str:
+        return base_url(request)
+
     def routes(self) -> list[Route]:
         v = "/v1.0"
+        subs = Subscriptions(self)
         return [
+            Route(f"{v}/subscriptions", self._handler("POST /subscriptions", subs.create), methods=["POST"]),
+            Route(f"{v}/subscriptions", self._handler("GET /subscriptions", subs.list), methods=["GET"]),
+            Route(
+                f"{v}/subscriptions/{{id}}", self._handler("PATCH /subscriptions/{id}", subs.renew), methods=["PATCH"]
+            ),
+            Route(
+                f"{v}/subscriptions/{{id}}",
+                self._handler("DELETE /subscriptions/{id}", subs.delete),
+                methods=["DELETE"],
+            ),
+            Route(
+                f"{v}/subscriptions/{{id}}/reauthorize",
+                self._handler("POST /subscriptions/{id}/reauthorize", subs.reauthorize),
+                methods=["POST"],
+            ),
             Route(f"{v}/me", self._handler("GET /me", self.me), methods=["GET"]),
             Route(f"{v}/users/{{id}}", self._handler("GET /users/{id}", self.user), methods=["GET"]),
             Route(f"{v}/chats", self._handler("POST /chats", self.create_chat), methods=["POST"]),
@@ -200,7 +226,7 @@ class Graph:
     @staticmethod
     def _authorise(caller: Caller, route: str) -> None:
         allowed = PERMISSIONS[route]
-        if not caller.scopes & set(allowed):
+        if allowed and not caller.scopes & set(allowed):
             raise GraphError(
                 403,
                 "Forbidden",
@@ -498,9 +524,24 @@ class Graph:
         with self.ctx.lock:
             chat.messages.append(message)
         body = self._message_json(caller.tenant, message, chat_id=chat.id)
+        self._publish(caller.tenant, chat, "created", body)
         encoded = urllib.parse.quote(chat.id, safe="")
         body = {"@odata.context": self._context(request, f"chats('{encoded}')/messages/$entity"), **body}
         return self._json(request, body, 201, request_id)
+
+    def _publish(self, tenant: Tenant, chat: Chat, change_type: str, message: dict[str, Any]) -> None:
+        """Hand the change to every subscription that covers it."""
+        notifier = self.ctx.notifier
+        if notifier is None:
+            return
+        for subscription in list(self.ctx.subscriptions.values()):
+            covers = subscription.chat_id == chat.id or (
+                subscription.chat_id is None and subscription.creator in chat.members
+            )
+            if subscription.tenant == tenant.name and covers and change_type in subscription.change_types:
+                notifier.message_changed(
+                    subscription, tenant.tenant_id, change_type, chat.id, message, self.ctx.epoch()
+                )
 
     async def get_message(self, request: Request, caller: Caller, request_id: str) -> Response:
         chat = self._chat_for(caller, request.path_params["chat"])

@@ -6,18 +6,11 @@ the canonical Microsoft host (in-process clients route those names to this port)
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import tempfile
 import threading
-import time
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from email.utils import format_datetime
 from typing import Any
 
-import trustme
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -30,9 +23,9 @@ from harness.sandbox.context import SandboxContext
 from harness.sandbox.entra import Entra
 from harness.sandbox.faults import FaultInjection
 from harness.sandbox.graph import Graph
+from harness.sandbox.notifier import Notifier
 from harness.sandbox.state import SANDBOX_EPOCH, Clock, Directory, IdSource
-
-LOOPBACK = "127.0.0.1"
+from harness.serving import LOOPBACK, Certificates, ServerThread
 
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:
@@ -56,38 +49,24 @@ class ClockTick:
         self.app, self.clock = app, clock
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
-        if scope["type"] == "http":
-            self.clock.tick()
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.clock.tick()
+        date = format_datetime(self.clock.now(), usegmt=True).encode()
+
+        async def dated(message):  # type: ignore[no-untyped-def]
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"date", date)]}
+            await send(message)
+
+        await self.app(scope, receive, dated)
 
 
 def build_app(ctx: SandboxContext) -> ClockTick:
     routes: list[Route] = [*Acs(ctx).routes(), *Graph(ctx).routes(), *Calling(ctx).routes(), *Entra(ctx).routes()]
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _method_not_allowed})
     return ClockTick(FaultInjection(app, ctx.faults), ctx.clock)
-
-
-@dataclass
-class Certificates:
-    ca_bundle: Path
-    cert_file: Path
-    key_file: Path
-    directory: tempfile.TemporaryDirectory[str]
-
-    @classmethod
-    def issue(cls, acs_host: str) -> Certificates:
-        ca = trustme.CA(organization_name="cte-conformance sandbox CA")
-        leaf = ca.issue_cert(
-            "localhost", LOOPBACK, "::1", ENTRA_HOST, GRAPH_HOST, acs_host, f"*{ACS_HOST_SUFFIX}", SANDBOX_CALLING_HOST
-        )
-        directory = tempfile.TemporaryDirectory(prefix="cte-sandbox-")
-        base = Path(directory.name)
-        ca.cert_pem.write_to_path(str(base / "ca.pem"))
-        leaf.private_key_pem.write_to_path(str(base / "key.pem"))
-        leaf.cert_chain_pems[0].write_to_path(str(base / "cert.pem"))
-        for extra in leaf.cert_chain_pems[1:]:
-            extra.write_to_path(str(base / "cert.pem"), append=True)
-        return cls(base / "ca.pem", base / "cert.pem", base / "key.pem", directory)
 
 
 class Sandbox:
@@ -103,8 +82,7 @@ class Sandbox:
         self.ctx = SandboxContext(directory=Directory.build(ids), clock=clock, ids=ids)
         self.app = build_app(self.ctx)
         self._requested_port = port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ServerThread | None = None
         self.port = 0
         self.certificates: Certificates | None = None
 
@@ -115,44 +93,30 @@ class Sandbox:
         self.stop()
 
     def start(self, timeout: float = 10.0) -> Sandbox:
-        self.certificates = Certificates.issue(self.ctx.directory.acs.host)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted connections inherit this (Linux): without it Nagle holds a response body back
-        # ~40 ms behind its headers, for every request.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((LOOPBACK, self._requested_port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            ssl_certfile=str(self.certificates.cert_file),
-            ssl_keyfile=str(self.certificates.key_file),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=0.2,
+        self.certificates = Certificates.issue(
+            ENTRA_HOST,
+            GRAPH_HOST,
+            self.ctx.directory.acs.host,
+            f"*{ACS_HOST_SUFFIX}",
+            SANDBOX_CALLING_HOST,
+            organization="cte-conformance sandbox",
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve(sockets=[sock])), name="cte-sandbox", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the sandbox did not start on {LOOPBACK}:{self.port}")
-            time.sleep(0.01)
+        self.ctx.notifier = Notifier(self.ctx.entra_signer.sign)
+        self.ctx.notifier.start()
+        self._server = ServerThread(self.app, self.certificates, port=self._requested_port, name="cte-sandbox")
+        self._server.start(timeout)
+        self.port = self._server.port
         return self
 
     def stop(self) -> None:
+        if self.ctx.notifier is not None:
+            self.ctx.notifier.stop()
+            self.ctx.notifier = None
         if self._server is not None:
-            self._server.should_exit = True
-            self._server.force_exit = True  # idle keep-alive connections need no grace period
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._server.stop()
         if self.certificates is not None:
             self.certificates.directory.cleanup()
-        self._server = self._thread = self.certificates = None
+        self._server = self.certificates = None
 
     def begin_stream(self, name: str, start: datetime = SANDBOX_EPOCH) -> None:
         """Give one scenario a fresh world: the seeded tenants with no chats or messages yet, ids
@@ -168,6 +132,8 @@ class Sandbox:
                 self.ctx.last_message_ms = 0
                 self.ctx.rate_windows.clear()
                 self.ctx.calling.clear()
+                self.ctx.subscriptions.clear()
+                self.ctx.reauthorized.clear()
                 self.ctx.ids.restart(name)
                 self.ctx.clock.restart(start)
 
@@ -234,6 +200,13 @@ class Sandbox:
             "tenants": sorted(directory.tenants),
         }
 
+    def lifecycle_event(self, subscription_id: str, event: str = "reauthorizationRequired") -> None:
+        """Make Graph send a lifecycle notification for a subscription (a test's control)."""
+        subscription = self.ctx.subscriptions[subscription_id]
+        tenant = self.ctx.directory.tenants[subscription.tenant]
+        assert self.ctx.notifier is not None
+        self.ctx.notifier.lifecycle(subscription, tenant.tenant_id, event)
+
     def expired_teams_token(self, name: str = "contoso", alias: str = "adele") -> str:
         """An Entra token for the Teams scopes that expired an hour ago (real suites keep one recorded)."""
         tenant = self.ctx.directory.tenants[name]
@@ -266,5 +239,5 @@ def serve_forever(port: int, *, deterministic: bool, tenant: str, canonical: boo
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        while not stop.is_set() and sandbox._thread is not None and sandbox._thread.is_alive():
+        while not stop.is_set() and sandbox._server is not None and sandbox._server.alive:
             stop.wait(0.5)

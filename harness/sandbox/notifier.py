@@ -1,0 +1,252 @@
+"""Graph change notifications as the sandbox delivers them (contracts/graph.md §4).
+
+- resource data encrypted as Graph does: a fresh 32-byte AES key per notification, AES-CBC with
+  PKCS7 and the key's first 16 bytes as IV, HMAC-SHA256 of the ciphertext as `dataSignature`, the
+  key wrapped with RSA-OAEP (SHA-1) for the subscription's certificate;
+- `validationTokens`: JWTs signed by the sandbox's Entra key, `aud` the subscribing app, `appid`
+  Graph's change-notification app `0bf30f3b-4a52-48df-9a82-234910c4a086`;
+- delivery: one worker, in order; a 2xx within 3 s is success; otherwise retried (the real service
+  retries for up to 4 hours; the sandbox's schedule 1, 2, 4, 8 s is emulator-defined); an endpoint
+  whose answers take over 2,900 ms for 10% of 100 notifications is throttled (delayed), at 15% its
+  notifications are dropped, counts flushed every 10 minutes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import queue
+import threading
+import time
+import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, padding
+from cryptography.hazmat.primitives.asymmetric import padding as asymmetric
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+NOTIFICATION_APP_ID = "0bf30f3b-4a52-48df-9a82-234910c4a086"
+RETRY_DELAYS_S = (1, 2, 4, 8)
+TIMEOUT_S = 3.0
+SLOW_MS = 2900
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def verify_for(url: str) -> bool:
+    """TLS verification for a notification URL: on, except for the loopback receivers of tests, whose
+    self-signed certificates the sandbox cannot know (emulator-defined; Graph requires public CAs)."""
+    return urllib.parse.urlsplit(url).hostname not in LOOPBACK_HOSTS
+
+
+def encrypt_resource(certificate_b64: str, plaintext: bytes) -> dict[str, str]:
+    """encryptedContent for one notification, as Graph builds it."""
+    certificate = x509.load_der_x509_certificate(base64.b64decode(certificate_b64))
+    public_key = certificate.public_key()
+    if not isinstance(public_key, RSAPublicKey):
+        raise ValueError("the encryption certificate's key is not RSA")
+    key = os.urandom(32)
+    padder = padding.PKCS7(128).padder()
+    padded = padder.update(plaintext) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+    ciphertext = encryptor.update(padded) + encryptor.finalize()
+    wrapped = public_key.encrypt(
+        key, asymmetric.OAEP(mgf=asymmetric.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
+    )
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    thumbprint = hashlib.sha1(certificate.public_bytes(Encoding.DER)).hexdigest().upper()  # noqa: S324 (Graph's format)
+    return {
+        "data": base64.b64encode(ciphertext).decode(),
+        "dataSignature": base64.b64encode(hmac.new(key, ciphertext, hashlib.sha256).digest()).decode(),
+        "dataKey": base64.b64encode(wrapped).decode(),
+        "encryptionCertificateThumbprint": thumbprint,
+    }
+
+
+@dataclass
+class Subscription:
+    id: str
+    tenant: str
+    creator: str  # object id
+    app_id: str
+    resource: str
+    change_types: set[str]
+    notification_url: str
+    lifecycle_url: str | None
+    expiration: str
+    client_state: str | None
+    include_resource_data: bool
+    certificate: str | None
+    certificate_id: str | None
+    chat_id: str | None  # None: every chat of the creator (getAllMessages)
+
+
+@dataclass
+class Delivery:
+    url: str
+    body: dict[str, Any]
+    attempt: int = 0
+    not_before: float = 0.0
+
+
+@dataclass
+class EndpointHealth:
+    delivered: int = 0
+    slow: int = 0
+    since: float = field(default_factory=time.monotonic)
+
+    def record(self, elapsed_ms: float) -> None:
+        if time.monotonic() - self.since > 600:  # "the accumulation of responses is flushed every 10 minutes"
+            self.delivered, self.slow, self.since = 0, 0, time.monotonic()
+        self.delivered += 1
+        self.slow += elapsed_ms > SLOW_MS
+
+    @property
+    def slow_share(self) -> float:
+        return self.slow / self.delivered if self.delivered >= 100 else 0.0
+
+
+class Notifier:
+    """Builds and delivers change notifications from a worker thread."""
+
+    def __init__(self, sign_token: Any) -> None:
+        self._sign_token = sign_token
+        self._queue: queue.Queue[Delivery | None] = queue.Queue()
+        self._health: dict[str, EndpointHealth] = {}
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+        self.delivered: list[dict[str, Any]] = []  # what was acknowledged, for tests
+        self.dropped: list[dict[str, Any]] = []
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="cte-sandbox-notifier", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        return self._idle.wait(timeout)
+
+    # -- building ----------------------------------------------------------------------------------
+
+    def validation_token(self, subscription: Subscription, tenant_id: str, now: int) -> str:
+        return self._sign_token(
+            {
+                "aud": subscription.app_id,
+                "iss": f"https://sts.windows.net/{tenant_id}/",
+                "iat": now,
+                "nbf": now,
+                "exp": now + 3600,
+                "appid": NOTIFICATION_APP_ID,
+                "azp": NOTIFICATION_APP_ID,
+                "tid": tenant_id,
+                "ver": "1.0",
+                "idtyp": "app",
+            }
+        )
+
+    def message_changed(
+        self,
+        subscription: Subscription,
+        tenant_id: str,
+        change_type: str,
+        chat_id: str,
+        message: dict[str, Any],
+        now: int,
+    ) -> None:
+        resource = f"chats('{chat_id}')/messages('{message['id']}')"
+        notification: dict[str, Any] = {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{subscription.id}/{change_type}/{resource}/{message['etag']}")),
+            "subscriptionId": subscription.id,
+            "changeType": change_type,
+            "clientState": subscription.client_state,
+            "subscriptionExpirationDateTime": subscription.expiration,
+            "resource": resource,
+            "resourceData": {"id": message["id"], "@odata.type": "#Microsoft.Graph.chatMessage", "@odata.id": resource},
+            "tenantId": tenant_id,
+        }
+        body: dict[str, Any] = {"value": [notification]}
+        if subscription.include_resource_data and subscription.certificate:
+            plaintext = json.dumps({**message, "replies": [], "hostedContents": []}).encode()
+            notification["encryptedContent"] = {
+                **encrypt_resource(subscription.certificate, plaintext),
+                "encryptionCertificateId": subscription.certificate_id,
+            }
+            body["validationTokens"] = [self.validation_token(subscription, tenant_id, now)]
+        self._queue.put(Delivery(subscription.notification_url, body))
+        self._idle.clear()
+
+    def lifecycle(self, subscription: Subscription, tenant_id: str, event: str) -> None:
+        if not subscription.lifecycle_url:
+            raise ValueError(f"subscription {subscription.id} has no lifecycleNotificationUrl")
+        body = {
+            "value": [
+                {
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{subscription.id}/{event}/{subscription.expiration}")),
+                    "subscriptionId": subscription.id,
+                    "subscriptionExpirationDateTime": subscription.expiration,
+                    "tenantId": tenant_id,
+                    "clientState": subscription.client_state,
+                    "lifecycleEvent": event,
+                }
+            ]
+        }
+        self._queue.put(Delivery(subscription.lifecycle_url, body))
+        self._idle.clear()
+
+    # -- delivering --------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        clients: dict[bool, httpx.Client] = {}
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            wait = item.not_before - time.monotonic()
+            if wait > 0:
+                time.sleep(min(wait, 10.0))
+            verify = verify_for(item.url)
+            client = clients.setdefault(verify, httpx.Client(verify=verify, timeout=TIMEOUT_S))
+            self._deliver(client, item)
+            if self._queue.empty():
+                self._idle.set()
+        for client in clients.values():
+            client.close()
+
+    def _deliver(self, client: httpx.Client, item: Delivery) -> None:
+        health = self._health.setdefault(item.url.split("?")[0], EndpointHealth())
+        if health.slow_share >= 0.15:
+            self.dropped.append(item.body)  # "dropped if ... slow percentage is greater than or equal to 15%"
+            return
+        if health.slow_share >= 0.10 and item.attempt == 0:
+            item.attempt, item.not_before = 1, time.monotonic() + 600  # throttled: "a delay of 10 minutes"
+            self._queue.put(item)
+            return
+        started = time.monotonic()
+        try:
+            response = client.post(item.url, json=item.body)
+            ok = 200 <= response.status_code < 300
+        except httpx.HTTPError:
+            ok = False
+        health.record((time.monotonic() - started) * 1000)
+        if ok:
+            self.delivered.append(item.body)
+            return
+        if item.attempt < len(RETRY_DELAYS_S):
+            item.not_before = time.monotonic() + RETRY_DELAYS_S[item.attempt]
+            item.attempt += 1
+            self._queue.put(item)
+        else:
+            self.dropped.append(item.body)

@@ -1,0 +1,228 @@
+"""Graph `/subscriptions` for chat messages: create (with the validation handshake), list, renew,
+delete, reauthorize. Rules from contracts/graph.md §4.1-4.3: both URLs validated (200, text/plain,
+the decoded token, within 10 s), at most 4,320 minutes, more than 60 minutes needs a
+lifecycleNotificationUrl, resource data needs an encryption certificate, quotas per chat and user.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import urllib.parse
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from cryptography import x509
+
+from harness.sandbox.notifier import Subscription, verify_for
+
+if TYPE_CHECKING:
+    from harness.sandbox.graph import Caller, Graph
+
+MAX_MINUTES = 4320
+LIFECYCLE_REQUIRED_AFTER = timedelta(hours=1)
+PER_CHAT_QUOTA = 1
+PER_USER_QUOTA = 10
+CHANGE_TYPES = {"created", "updated", "deleted"}
+CHAT_RESOURCE = re.compile(r"^/?chats/([^/]+)/messages$")
+USER_RESOURCE = re.compile(r"^/?(?:me|users/([^/]+))/chats/getAllMessages$", re.IGNORECASE)
+VALIDATION_FAILED = (
+    "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request."
+)
+
+
+class Subscriptions:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.ctx = graph.ctx
+
+    def _error(self, status: int, code: str, message: str, emulated: str = "") -> Exception:
+        from harness.sandbox.graph import GraphError
+
+        return GraphError(status, code, message, emulated=emulated)
+
+    def _bad(self, message: str, emulated: str = "") -> Exception:
+        return self._error(400, "InvalidRequest", message, emulated)
+
+    def _json(self, subscription: Subscription, base: str) -> dict[str, Any]:
+        return {
+            "@odata.context": f"{base}/v1.0/$metadata#subscriptions/$entity",
+            "id": subscription.id,
+            "resource": subscription.resource,
+            "applicationId": subscription.app_id,
+            "changeType": ",".join(sorted(subscription.change_types)),
+            "clientState": subscription.client_state,
+            "notificationUrl": subscription.notification_url,
+            "notificationQueryOptions": None,
+            "lifecycleNotificationUrl": subscription.lifecycle_url,
+            "expirationDateTime": subscription.expiration,
+            "creatorId": subscription.creator,
+            "includeResourceData": subscription.include_resource_data,
+            "latestSupportedTlsVersion": "v1_2",
+            "encryptionCertificate": subscription.certificate,
+            "encryptionCertificateId": subscription.certificate_id,
+            "notificationUrlAppId": None,
+            "notificationContentType": "application/json",
+        }
+
+    def _expiration(self, value: Any, lifecycle_url: str | None) -> str:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise self._bad("expirationDateTime must be an ISO 8601 date-time.", "the message for a bad date") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        now = self.ctx.now()
+        if moment <= now:
+            raise self._bad("Subscription expiration can only be in the future.", "the text for a past expiry")
+        if moment - now > timedelta(minutes=MAX_MINUTES):
+            raise self._bad(
+                f"Subscription expiration can only be {MAX_MINUTES} minutes in the future.",
+                "the text for an expiry beyond the maximum",
+            )
+        if moment - now > LIFECYCLE_REQUIRED_AFTER and not lifecycle_url:
+            raise self._bad(
+                "lifecycleNotificationUrl is a required property for subscription creation on this "
+                "resource when the expirationDateTime value is set to greater than 1 hour."
+            )
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+
+    async def _validate_url(self, url: str) -> None:
+        """The handshake: POST ?validationToken=..., expect 200 text/plain with the decoded token."""
+        token = (
+            f"Validation: Testing client application reachability for subscription Request-Id: "
+            f"{self.ctx.ids.next('validation')}"
+        )
+        target = url + ("&" if "?" in url else "?") + urllib.parse.urlencode({"validationToken": token})
+        try:
+            async with httpx.AsyncClient(verify=verify_for(url), timeout=10.0) as client:
+                response = await client.post(target, headers={"Content-Type": "text/plain; charset=utf-8"})
+        except httpx.HTTPError:
+            raise self._bad(VALIDATION_FAILED) from None
+        content_type = response.headers.get("content-type", "")
+        if response.status_code != 200 or not content_type.startswith("text/plain") or response.text != token:
+            raise self._bad(VALIDATION_FAILED)
+
+    async def create(self, request: Any, caller: Caller, request_id: str) -> Any:
+        body = await self.graph._body(request)
+        change_types = {c.strip() for c in str(body.get("changeType", "")).split(",") if c.strip()}
+        if not change_types or not change_types <= CHANGE_TYPES:
+            raise self._bad("changeType must be one or more of created, updated, deleted.", "bad changeType")
+        urls = [body.get("notificationUrl"), body.get("lifecycleNotificationUrl")]
+        for url in (u for u in urls if u is not None):
+            if not isinstance(url, str) or not url.lower().startswith("https://"):
+                raise self._bad("The notification URL must use https.", "the text for a non-https URL")
+        if not urls[0]:
+            raise self._bad("notificationUrl is required.", "the text for a missing notificationUrl")
+        resource = str(body.get("resource", ""))
+        chat_id = None
+        if match := CHAT_RESOURCE.match(resource):
+            chat_id = urllib.parse.unquote(match.group(1))
+            self.graph._chat_for(caller, chat_id)
+        elif not USER_RESOURCE.match(resource):
+            raise self._bad(
+                f"Resource '{resource}' is not supported for subscriptions in the sandbox.",
+                "only chat message resources are emulated",
+            )
+        if not caller.scopes & {"Chat.Read", "Chat.ReadWrite"}:
+            raise self._error(
+                403,
+                "Forbidden",
+                "Missing scope permissions on the request. API requires one of "
+                f"'Chat.Read, Chat.ReadWrite'. Scopes on the request '{', '.join(sorted(caller.scopes))}'",
+            )
+        certificate, certificate_id = body.get("encryptionCertificate"), body.get("encryptionCertificateId")
+        include = bool(body.get("includeResourceData"))
+        if include:
+            if not certificate or not certificate_id:
+                raise self._bad(
+                    "encryptionCertificate and encryptionCertificateId are required when includeResourceData is true.",
+                    "the text for a missing certificate",
+                )
+            try:
+                x509.load_der_x509_certificate(base64.b64decode(str(certificate), validate=True))
+            except ValueError:
+                raise self._bad("encryptionCertificate is not a base64 X.509 certificate.", "bad certificate") from None
+        client_state = body.get("clientState")
+        if client_state is not None and (not isinstance(client_state, str) or len(client_state) > 128):
+            raise self._bad("clientState can be at most 128 characters.", "the text for a long clientState")
+        expiration = self._expiration(body.get("expirationDateTime"), urls[1])
+        mine = [s for s in self.ctx.subscriptions.values() if s.tenant == caller.tenant.name]
+        if chat_id and sum(s.chat_id == chat_id and s.app_id == caller.app_id for s in mine) >= PER_CHAT_QUOTA:
+            raise self._error(
+                403,
+                "Forbidden",
+                "Subscription quota exceeded: an app can have 1 subscription per chat.",
+                "the quota message's text is not documented (its status is)",
+            )
+        if not chat_id and sum(s.chat_id is None and s.creator == caller.user.oid for s in mine) >= PER_USER_QUOTA:
+            raise self._error(
+                403,
+                "Forbidden",
+                "Subscription quota exceeded: a user can have 10 subscriptions to getAllMessages.",
+                "the quota message's text is not documented (its status is)",
+            )
+        for url in (u for u in urls if u):
+            await self._validate_url(url)
+        subscription = Subscription(
+            id=self.ctx.ids.next("subscription"),
+            tenant=caller.tenant.name,
+            creator=caller.user.oid,
+            app_id=caller.app_id,
+            resource=resource,
+            change_types=change_types,
+            notification_url=urls[0],
+            lifecycle_url=urls[1],
+            expiration=expiration,
+            client_state=client_state,
+            include_resource_data=include,
+            certificate=certificate if include else None,
+            certificate_id=certificate_id if include else None,
+            chat_id=chat_id,
+        )
+        with self.ctx.lock:
+            self.ctx.subscriptions[subscription.id] = subscription
+        return self.graph._json(request, self._json(subscription, self.graph._base(request)), 201, request_id)
+
+    def _mine(self, caller: Caller, subscription_id: str) -> Subscription:
+        subscription = self.ctx.subscriptions.get(subscription_id)
+        if subscription is None or subscription.tenant != caller.tenant.name or subscription.app_id != caller.app_id:
+            raise self._error(
+                404, "ResourceNotFound", "The object was not found.", "the 404 body for an unknown subscription"
+            )
+        return subscription
+
+    async def list(self, request: Any, caller: Caller, request_id: str) -> Any:
+        base = self.graph._base(request)
+        value = [
+            self._json(s, base)
+            for s in self.ctx.subscriptions.values()
+            if s.tenant == caller.tenant.name and s.app_id == caller.app_id
+        ]
+        for item in value:
+            item.pop("@odata.context", None)
+        return self.graph._json(
+            request, {"@odata.context": f"{base}/v1.0/$metadata#subscriptions", "value": value}, 200, request_id
+        )
+
+    async def renew(self, request: Any, caller: Caller, request_id: str) -> Any:
+        subscription = self._mine(caller, request.path_params["id"])
+        body = await self.graph._body(request)
+        subscription.expiration = self._expiration(body.get("expirationDateTime"), subscription.lifecycle_url)
+        return self.graph._json(request, self._json(subscription, self.graph._base(request)), 200, request_id)
+
+    async def delete(self, request: Any, caller: Caller, request_id: str) -> Any:
+        from starlette.responses import Response
+
+        subscription = self._mine(caller, request.path_params["id"])
+        with self.ctx.lock:
+            self.ctx.subscriptions.pop(subscription.id, None)
+        return Response(status_code=204, headers=self.graph._headers(request, request_id))
+
+    async def reauthorize(self, request: Any, caller: Caller, request_id: str) -> Any:
+        from starlette.responses import Response
+
+        self._mine(caller, request.path_params["id"])
+        self.ctx.reauthorized.append(request.path_params["id"])
+        return Response(status_code=204, headers=self.graph._headers(request, request_id))

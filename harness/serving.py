@@ -1,0 +1,97 @@
+"""Serving an ASGI app over HTTPS on loopback from a background thread (uvicorn), with a private CA.
+
+Neutral ground: the sandbox (the emulated cloud) and the notification receiver (the client side)
+both serve this way; neither imports the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trustme
+import uvicorn
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class Certificates:
+    """A private CA (its bundle for clients) and a leaf for the server, in a temporary directory."""
+
+    ca_bundle: Path
+    cert_file: Path
+    key_file: Path
+    directory: tempfile.TemporaryDirectory[str]
+
+    @classmethod
+    def issue(cls, *names: str, organization: str = "cte-conformance") -> Certificates:
+        ca = trustme.CA(organization_name=f"{organization} CA")
+        leaf = ca.issue_cert("localhost", LOOPBACK, "::1", *names)
+        directory = tempfile.TemporaryDirectory(prefix="cte-tls-")
+        base = Path(directory.name)
+        ca.cert_pem.write_to_path(str(base / "ca.pem"))
+        leaf.private_key_pem.write_to_path(str(base / "key.pem"))
+        leaf.cert_chain_pems[0].write_to_path(str(base / "cert.pem"))
+        for extra in leaf.cert_chain_pems[1:]:
+            extra.write_to_path(str(base / "cert.pem"), append=True)
+        return cls(base / "ca.pem", base / "cert.pem", base / "key.pem", directory)
+
+
+class ServerThread:
+    """uvicorn in a daemon thread on 127.0.0.1; `port` is known once `start()` returns."""
+
+    def __init__(self, app: Any, certificates: Certificates, *, port: int = 0, name: str = "cte-server") -> None:
+        self.app, self.certificates, self.name = app, certificates, name
+        self._requested_port = port
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float = 10.0) -> ServerThread:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this (Linux): without it Nagle holds a response body back
+        # ~40 ms behind its headers, for every request.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((LOOPBACK, self._requested_port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            ssl_certfile=str(self.certificates.cert_file),
+            ssl_keyfile=str(self.certificates.key_file),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            date_header=False,  # the app says what time it is (the sandbox's clock may be fixed)
+            timeout_graceful_shutdown=0.2,
+        )
+        server = self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(server.serve(sockets=[sock])), name=self.name, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start on {LOOPBACK}:{self.port}")
+            time.sleep(0.01)
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._server.force_exit = True  # idle keep-alive connections need no grace period
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
