@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import ssl
@@ -18,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -92,6 +94,7 @@ class Sent:
     message: ChatMessage | None = None
     attempts: int = 0
     recovered_by_listing: bool = False
+    sent_at: float | None = None  # wall-clock time of the first attempt
 
 
 class MarkerSource:
@@ -144,6 +147,7 @@ class GraphClient:
         self.max_retries = max_retries
         self.max_delay = max_delay
         self.markers = markers or MarkerSource()
+        self._server_time: datetime | None = None
         self.http = httpx.Client(
             base_url=tenant.graph_base_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
@@ -197,8 +201,14 @@ class GraphClient:
             self.sleep(delay)
         return result
 
-    @staticmethod
-    def _fill(result: GraphResult, response: httpx.Response) -> None:
+    def server_now(self) -> datetime:
+        """The service's time (its last Date header), so that expiry times are in its terms."""
+        return self._server_time or datetime.now(UTC)
+
+    def _fill(self, result: GraphResult, response: httpx.Response) -> None:
+        if date := response.headers.get("date"):
+            with contextlib.suppress(TypeError, ValueError):
+                self._server_time = parsedate_to_datetime(date)
         result.status = response.status_code
         result.transport_error = None
         result.request_id = response.headers.get("request-id")
@@ -252,6 +262,20 @@ class GraphClient:
         }
         return self.request("POST", "me/onlineMeetings", json=body)
 
+    # -- subscriptions ---------------------------------------------------------------------------
+
+    def create_subscription(self, body: dict[str, Any]) -> GraphResult:
+        return self.request("POST", "subscriptions", json=body)
+
+    def renew_subscription(self, subscription_id: str, expiration: str) -> GraphResult:
+        return self.request("PATCH", f"subscriptions/{subscription_id}", json={"expirationDateTime": expiration})
+
+    def reauthorize_subscription(self, subscription_id: str) -> GraphResult:
+        return self.request("POST", f"subscriptions/{subscription_id}/reauthorize")
+
+    def delete_subscription(self, subscription_id: str) -> GraphResult:
+        return self.request("DELETE", f"subscriptions/{subscription_id}")
+
     def joined_teams(self) -> GraphResult:
         return self.request("GET", "me/joinedTeams")
 
@@ -272,7 +296,7 @@ class GraphClient:
         marker = self.markers.next()
         stamped = f"{content} {MARKER_PREFIX}{marker}]"
         body = {"body": {"contentType": content_type, "content": stamped}}
-        sent = Sent(result=GraphResult("POST", path, None), marker=marker)
+        sent = Sent(result=GraphResult("POST", path, None), marker=marker, sent_at=time.time())
         for _ in range(max_sends):
             sent.attempts += 1
             result = self.request("POST", path, json=body, retry_ambiguous=False)

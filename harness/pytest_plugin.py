@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -31,6 +32,9 @@ RUN_KEY = pytest.StashKey[ScenarioRun]()
 STACK_KEY = pytest.StashKey[contextlib.ExitStack]()
 STARTED_KEY = pytest.StashKey[float]()
 CASSETTE_KEY = pytest.StashKey[Path]()
+INBOUND_KEY = pytest.StashKey[Any]()
+CAPTURE_KEY = pytest.StashKey[Any]()
+CLEANUPS_KEY = pytest.StashKey[list]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,7 +48,6 @@ class CteSession:
     """Session-wide state: the mode, the profile, the sandbox (started on first use), the results."""
 
     def __init__(self, config: pytest.Config) -> None:
-        import os
 
         self.config = config
         self.mode = resolve_mode(config.getoption("--cte-mode"))
@@ -59,6 +62,9 @@ class CteSession:
         self._sandbox: Any = None
         self._stack = contextlib.ExitStack()
         self._tenants: dict[str, Tenant] = {}
+        self._receiver: Any = None
+        self.replay_signer: Any = None
+        self.capture_sink: Callable[[dict[str, Any]], None] | None = None
 
     @property
     def uses_sandbox(self) -> bool:
@@ -91,8 +97,86 @@ class CteSession:
         self._tenants[profile.name] = tenant
         return tenant
 
+    # -- the webhook receiver (notifications) ------------------------------------------------------
+
+    def receiver(self) -> Any:
+        """The notification receiver, started on first use, trusting the keys Graph signs with here."""
+        if self._receiver is None:
+            from harness.notifications import crypto
+            from harness.notifications.service import ReceiverService
+
+            tenant = self.tenant()
+            public_url = None
+            if self.mode == "replay":
+                self.replay_signer = crypto.TokenSigner()
+                keys = {self.replay_signer.kid: self.replay_signer.public_key}
+            elif self.profile.kind == "sandbox":
+                keys = crypto.jwks_keys(self.sandbox().ctx.entra_signer.jwks())
+            else:
+                import httpx
+
+                public_url = os.environ.get("CTE_NOTIFICATION_URL") or self.profile.data.get("notifications", {}).get(
+                    "public_url"
+                )
+                if not public_url:
+                    raise MissingPrerequisite(
+                        "live notifications need a public HTTPS URL in front of the receiver: "
+                        "set CTE_NOTIFICATION_URL or [notifications].public_url"
+                    )
+                jwks = httpx.get("https://login.microsoftonline.com/common/discovery/v2.0/keys", timeout=30).json()
+                keys = crypto.jwks_keys(jwks)
+            self._receiver = ReceiverService.start(
+                audience=tenant.client_id, trusted_keys=keys, public_url=public_url, capture=self._capture
+            )
+            self._stack.callback(self._receiver.stop)
+        return self._receiver
+
+    def _capture(self, entry: dict[str, Any]) -> None:
+        if self.capture_sink is not None:
+            self.capture_sink(entry)
+
+    def trusted_signer(self) -> Any:
+        """Signs validation tokens the receiver trusts: the sandbox's key, or replay's; None live."""
+        if self.mode == "replay":
+            return self.replay_signer
+        if self.profile.kind == "sandbox":
+            return _SandboxSigner(self.sandbox())
+        return None
+
+    def lifecycle_trigger(self) -> Callable[[str, str], None] | None:
+        if self.mode == "replay":
+            return lambda subscription_id, event: None  # the recorded lifecycle notification is replayed
+        if self.profile.kind == "sandbox":
+            return self.sandbox().lifecycle_event
+        return None
+
     def close(self) -> None:
         self._stack.close()
+
+
+class _SandboxSigner:
+    """Validation tokens signed with the sandbox's Entra key (for forging expired ones in tests)."""
+
+    def __init__(self, sandbox: Any) -> None:
+        self._sign = sandbox.ctx.entra_signer.sign
+
+    def token(self, audience: str, tenant_id: str, *, lifetime_s: int = 3600) -> str:
+        from harness.notifications.crypto import NOTIFICATION_APP_ID
+
+        now = int(time.time())
+        return self._sign(
+            {
+                "aud": audience,
+                "iss": f"https://sts.windows.net/{tenant_id}/",
+                "iat": now - 60,
+                "nbf": now - 60,
+                "exp": now + lifetime_s,
+                "appid": NOTIFICATION_APP_ID,
+                "azp": NOTIFICATION_APP_ID,
+                "tid": tenant_id,
+                "ver": "1.0",
+            }
+        )
 
 
 def _session(config: pytest.Config) -> CteSession:
@@ -172,6 +256,30 @@ def graph_pacing(cte: CteSession, request: pytest.FixtureRequest) -> GraphPacing
 
 
 @pytest.fixture
+def notification_environment(cte: CteSession, request: pytest.FixtureRequest) -> Any:
+    from harness.notifications.flow import NotificationEnvironment
+
+    try:
+        service = cte.receiver()
+    except MissingPrerequisite as err:
+        pytest.skip(str(err))
+    return NotificationEnvironment(
+        service=service,
+        audience=cte.tenant().client_id,
+        inbound=request.node.stash.get(INBOUND_KEY, None),
+        trigger_lifecycle=cte.lifecycle_trigger(),
+        signer=cte.trusted_signer(),
+    )
+
+
+@pytest.fixture
+def scenario_cleanup(request: pytest.FixtureRequest) -> Callable[[Callable[[], Any]], None]:
+    """Register work (deleting a subscription, say) to run at the end of the scenario, while its
+    cassette is still open, so that it is recorded and replayed with the rest."""
+    return request.node.stash.setdefault(CLEANUPS_KEY, []).append
+
+
+@pytest.fixture
 def scenario_run(request: pytest.FixtureRequest) -> ScenarioRun:
     run = request.node.stash.get(RUN_KEY, None)
     if run is None:
@@ -226,19 +334,34 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
         item.stash[CASSETTE_KEY] = path
         run.cassette = display_path(path)
         record = cte.mode == "record"
+        receiver = cte.receiver() if area == "notifications" else None
         if record:
             path.unlink(missing_ok=True)
             if cte.uses_sandbox and cte.profile.kind == "sandbox":
                 cte.sandbox().begin_stream(run.cassette)
         else:
-            stack.enter_context(transport.block_network("replay mode blocks the network"))
+            allowed = {receiver.server.port} if receiver else set()
+            stack.enter_context(transport.block_network("replay mode blocks the network", allow_ports=allowed))
         # The scrubber asks for the session's known secrets at each request, so tenants resolved
         # inside the scenario (a Given step naming another profile) are scrubbed too.
-        recorder = make_vcr(lambda: cte.known_secrets, record=record)
+        recorder, scrubber = make_vcr(lambda: cte.known_secrets, record=record)
         stack.enter_context(recorder.use_cassette(str(path)))
+        if receiver is not None:
+            from harness.notifications.inbound import InboundCapture, InboundReplayer
+
+            if record:
+                capture = InboundCapture(scrubber.json_value)
+                cte.capture_sink = capture
+                stack.callback(capture.write, path)
+                stack.callback(setattr, cte, "capture_sink", None)
+            else:
+                item.stash[INBOUND_KEY] = InboundReplayer(path, receiver, cte.replay_signer, cte.tenant().client_id)
 
 
 def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
+    for cleanup in reversed(request.node.stash.get(CLEANUPS_KEY, [])):
+        with contextlib.suppress(Exception):  # clean-up is best effort; its failure is not the scenario's
+            cleanup()
     stack = request.node.stash.get(STACK_KEY, None)
     if stack is not None:
         stack.close()

@@ -77,10 +77,14 @@ def _normalised_body(request: Request) -> str:
 def scrubbed_body_matcher(r1: Request, r2: Request) -> None:
     left, right = _normalised_body(r1), _normalised_body(r2)
     if left != right:
-        raise AssertionError(f"bodies differ: {left[:200]!r} != {right[:200]!r}")
+        at = next((i for i, (a, b) in enumerate(zip(left, right, strict=False)) if a != b), min(len(left), len(right)))
+        start = max(0, at - 40)
+        raise AssertionError(
+            f"bodies differ at character {at}: …{left[start : at + 60]!r} != …{right[start : at + 60]!r}"
+        )
 
 
-def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) -> vcr.VCR:
+def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) -> tuple[vcr.VCR, scrubbing.Scrubber]:
     """A VCR for one cassette; `known_secrets` is asked again before each request is scrubbed."""
     scrubber = scrubbing.Scrubber()
 
@@ -99,9 +103,12 @@ def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) ->
         before_record_request=on_request,
         before_record_response=on_response,
         decode_compressed_response=True,
+        # Our own servers on loopback (the webhook receiver, its push channel) are not Microsoft's:
+        # their inbound side is captured separately (harness.notifications.inbound).
+        ignore_localhost=True,
     )
     recorder.register_matcher("scrubbed_body", scrubbed_body_matcher)
-    return recorder
+    return recorder, scrubber
 
 
 def display_path(cassette: Path) -> str:
@@ -129,8 +136,14 @@ def explain_mismatch(exc: BaseException, cassette: Path, scenario: str) -> str |
                 else cassette
             )
             state = "holds no matching interaction" if cassette.exists() else "does not exist"
+            closest = ""
+            similar = getattr(current, "similar_requests", None) or []
+            if similar and similar[0][2]:
+                name, message = similar[0][2][0]
+                closest = f"; the closest recorded request differs in {name}: {str(message)[:300]}"
             return (
-                f"replay: {what} is not in cassette {where} (it {state}); re-record with: {rerecord_command(scenario)}"
+                f"replay: {what} is not in cassette {where} (it {state}{closest}); "
+                f"re-record with: {rerecord_command(scenario)}"
             )
         current = current.__cause__ or current.__context__
     return None

@@ -35,6 +35,7 @@ PUBLIC_GUIDS = frozenset(
         "00000003-0000-0000-c000-000000000000",  # Microsoft Graph
         "de8ec1df-066a-4817-bc5d-9a985b986262",  # Teams.ManageCalls
         "6290af7f-b407-49f9-92d5-bf584fdc4019",  # Teams.ManageChats
+        "0bf30f3b-4a52-48df-9a82-234910c4a086",  # Graph's change-notification app
     }
 )
 
@@ -52,6 +53,8 @@ SECRET_KEYS = {
     "password": PASSWORD,
     "client_secret": CLIENT_SECRET,
     "clientsecret": CLIENT_SECRET,
+    "clientstate": "<client-state>",
+    "encryptioncertificate": "<certificate>",
     "refresh_token": OPAQUE_TOKEN,
     "device_code": OPAQUE_TOKEN,
     "user_code": OPAQUE_TOKEN,
@@ -64,6 +67,9 @@ SECRET_KEYS = {
 }
 # People's (and their teams') names: identifying, and no verdict reads them. Replaced where they
 # stand, never learnt: a first name is too short and common to hunt for elsewhere.
+# Where our webhook receiver listens (a loopback port, or a partner's tunnel): not part of any verdict.
+URL_KEYS = {"notificationurl", "lifecyclenotificationurl"}
+RECEIVER_HOST = "receiver.cte.invalid"
 NAME_KEYS = {"displayname": "<display-name>", "givenname": "<given-name>", "surname": "<surname>"}
 # Keys whose GUID values are volatile per request, not identities.
 VOLATILE_ID_KEYS = {"trace_id", "correlation_id", "uti", "request-id", "client-request-id"}
@@ -91,6 +97,7 @@ KEPT_CLAIMS = (
 
 REQUEST_HEADERS_KEPT = {"content-type", "accept", "x-ms-return-client-request-id"}
 RESPONSE_HEADERS_KEPT = {
+    "date",  # the service's clock: expiry times are computed from it
     "content-type",
     "cache-control",
     "api-supported-versions",
@@ -216,6 +223,9 @@ class Scrubber:
             return [self.json_value(v, key) for v in value]
         if not isinstance(value, str):
             return value
+        if lowered in URL_KEYS and value:
+            parts = urllib.parse.urlsplit(value)
+            return urllib.parse.urlunsplit(("https", RECEIVER_HOST, parts.path, parts.query, ""))
         if lowered in NAME_KEYS and value:
             return NAME_KEYS[lowered]
         if lowered in SECRET_KEYS and value:

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 _lock = threading.RLock()
 _routes: dict[str, tuple[str, int]] = {}
 _blocked: list[str] = []  # non-empty: the reason connections are refused
+_allowed_ports: set[int] = set()  # loopback ports still reachable while blocked (our own receiver)
 _original_getaddrinfo = socket.getaddrinfo
 _original_connect = socket.socket.connect
 
@@ -46,7 +47,8 @@ def _getaddrinfo(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
 
 
 def _connect(self: socket.socket, address) -> None:  # type: ignore[no-untyped-def]
-    if _blocked and self.family in (socket.AF_INET, socket.AF_INET6):
+    own = isinstance(address, tuple) and address[0] in ("127.0.0.1", "::1") and address[1] in _allowed_ports
+    if _blocked and self.family in (socket.AF_INET, socket.AF_INET6) and not own:
         raise NetworkBlocked(f"{_blocked[-1]}: refused a connection to {address!r}")
     return _original_connect(self, address)
 
@@ -72,12 +74,18 @@ def route_hosts(routes: Mapping[str, tuple[str, int]]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def block_network(reason: str = "the network is blocked in replay mode") -> Iterator[None]:
+def block_network(
+    reason: str = "the network is blocked in replay mode", allow_ports: set[int] | None = None
+) -> Iterator[None]:
+    """Refuse every connection, except to the given loopback ports (servers of the harness's own)."""
     with _lock:
         _blocked.append(reason)
+        added = set(allow_ports or ()) - _allowed_ports
+        _allowed_ports.update(added)
         _install()
     try:
         yield
     finally:
         with _lock:
             _blocked.remove(reason)
+            _allowed_ports.difference_update(added)

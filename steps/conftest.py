@@ -8,9 +8,11 @@ from harness.calling.flow import CallingFlow
 from harness.chat import ChatFlow
 from harness.config import Tenant
 from harness.flows import IdentityFlow
+from harness.notifications.flow import NotificationFlow
 from steps.calling import *  # noqa: F403
 from steps.chat import *  # noqa: F403
 from steps.identity import *  # noqa: F403
+from steps.notifications import *  # noqa: F403
 
 
 @pytest.fixture
@@ -36,3 +38,10 @@ def calling_flow(flow_tenant: Tenant, graph_pacing):  # type: ignore[no-untyped-
     flow = CallingFlow(flow_tenant, sleep=graph_pacing.sleep)
     yield flow
     flow.close()
+
+
+@pytest.fixture
+def notification_flow(chat_flow: ChatFlow, notification_environment, graph_pacing, scenario_cleanup):  # type: ignore[no-untyped-def]
+    flow = NotificationFlow(chat_flow, notification_environment, key_id=f"cte-{graph_pacing.markers.next()}")
+    scenario_cleanup(flow.close)
+    return flow

@@ -5,3 +5,4 @@ from pytest_bdd import scenarios
 scenarios("identity")
 scenarios("chat")
 scenarios("calling")
+scenarios("notifications")

@@ -106,7 +106,7 @@ def test_planted_secrets_never_reach_the_cassette(echo_url: str, tmp_path_factor
     jwt = jwt_for(case["oid"], case["upn"], case["tid"])
     values = [case["password"], case["upn"], case["oid"], jwt, f"endpoint=https://x/;accesskey={case['access_key']}"]
     cassette = Path(tmp_path_factory.mktemp("cassette")) / "c.yaml"
-    recorder = make_vcr(lambda: known, record=True)
+    recorder, _ = make_vcr(lambda: known, record=True)
     with recorder.use_cassette(str(cassette)):
         for place in case["where"]:
             headers = {"Authorization": f"Bearer {jwt}", "x-echo": case["password"], "x-custom": case["upn"]}

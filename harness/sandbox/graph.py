@@ -540,7 +540,13 @@ class Graph:
             )
             if subscription.tenant == tenant.name and covers and change_type in subscription.change_types:
                 notifier.message_changed(
-                    subscription, tenant.tenant_id, change_type, chat.id, message, self.ctx.epoch()
+                    # validation tokens are checked against the receiver's real clock, whatever the model's
+                    subscription,
+                    tenant.tenant_id,
+                    change_type,
+                    chat.id,
+                    message,
+                    int(self.ctx.wall_clock.now().timestamp()),
                 )
 
     async def get_message(self, request: Request, caller: Caller, request_id: str) -> Response:

@@ -126,6 +126,7 @@ class Notifier:
         self._idle.set()
         self.delivered: list[dict[str, Any]] = []  # what was acknowledged, for tests
         self.dropped: list[dict[str, Any]] = []
+        self.errors: list[str] = []
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="cte-sandbox-notifier", daemon=True)
@@ -238,7 +239,8 @@ class Notifier:
         try:
             response = client.post(item.url, json=item.body)
             ok = 200 <= response.status_code < 300
-        except httpx.HTTPError:
+        except Exception as err:  # any failure to deliver is the receiver's failure to acknowledge
+            self.errors.append(f"{type(err).__name__}: {err}")
             ok = False
         health.record((time.monotonic() - started) * 1000)
         if ok:

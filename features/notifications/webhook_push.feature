@@ -1,0 +1,42 @@
+@notifications
+Feature: Receive chat messages on a webhook and push them to the client
+  The source document's chat path: "Receive message as Teams user on webhook and then push message
+  to the client with, for example, SignalR". A Teams user's app subscribes to a chat's messages
+  with resource data (encrypted for its own certificate); Graph calls the webhook; the receiver
+  verifies, decrypts and pushes the message to the user's client over Server-Sent Events.
+  Source: shared/contracts/graph.md §4.
+
+  Scenario Outline: A message in a <kind> chat reaches the other member's client through the webhook
+    Given "adele" and "megan" share a <kind> chat
+    And "adele" subscribes to the chat's messages with resource data
+    And the client of "adele" is connected to the push channel
+    When "megan" sends a message to the chat
+    Then the message reaches the client of "adele" through the webhook
+
+    Examples:
+      | kind       |
+      | one-on-one |
+      | group      |
+      | meeting    |
+
+  Scenario Outline: A forged notification with <forgery> is rejected and reaches no client
+    Given "adele" and "megan" share a one-on-one chat
+    And "adele" subscribes to the chat's messages with resource data
+    And the client of "adele" is connected to the push channel
+    When a forged notification with <forgery> is posted to the webhook
+    Then the webhook rejects it and no client receives it
+
+    Examples:
+      | forgery                    |
+      | wrong clientState          |
+      | expired validation token   |
+      | untrusted validation token |
+      | tampered dataSignature     |
+
+  Scenario: A subscription survives a lifecycle event
+    Given "adele" and "megan" share a group chat
+    And "adele" subscribes to the chat's messages with resource data
+    And the client of "adele" is connected to the push channel
+    When Graph signals that the subscription needs reauthorization
+    And "megan" sends a message to the chat
+    Then the message reaches the client of "adele" through the webhook

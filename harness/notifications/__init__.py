@@ -1,0 +1,1 @@
+"""Receiving Graph change notifications on a webhook and pushing them to clients."""

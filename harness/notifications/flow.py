@@ -1,0 +1,247 @@
+"""The webhook path of the source document ("receive message as Teams user on webhook and then push
+message to the client"), as scenarios drive it: subscribe, connect a client, send, observe the push.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+import httpx
+
+from harness.chat import ChatFlow, graph_observation
+from harness.graph import MARKER_PREFIX
+from harness.notifications import crypto
+from harness.notifications.push import PushClient
+from harness.notifications.receiver import Registration
+from harness.notifications.service import ReceiverService
+from harness.scenario import MissingPrerequisite
+from harness.verdicts import Observation
+
+SUBSCRIPTION_MINUTES = 55  # under an hour: no lifecycle URL would be required, but we give one anyway
+FORGERIES = ("wrong clientState", "expired validation token", "untrusted validation token", "tampered dataSignature")
+
+
+class Inbound(Protocol):
+    """Replay's source of recorded notifications (None when Graph delivers them itself)."""
+
+    pending: int
+
+    def deliver_next(self) -> bool: ...
+
+
+class Signer(Protocol):
+    def token(self, audience: str, tenant_id: str, *, lifetime_s: int = 3600) -> str: ...
+
+
+@dataclass
+class NotificationEnvironment:
+    service: ReceiverService
+    audience: str
+    inbound: Inbound | None = None
+    trigger_lifecycle: Callable[[str, str], None] | None = None
+    signer: Signer | None = None  # a signer the receiver trusts (sandbox and replay only)
+
+
+@dataclass
+class NotificationFlow:
+    chat: ChatFlow
+    env: NotificationEnvironment
+    key_id: str
+    subscription_id: str | None = None
+    client_state: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    push: PushClient | None = None
+    subscriber: str | None = None
+    reauthorized: threading.Event = field(default_factory=threading.Event)
+    lifecycle_results: list[str] = field(default_factory=list)
+
+    @property
+    def receiver(self):  # type: ignore[no-untyped-def]
+        return self.env.service.receiver
+
+    def subscribe(self, alias: str) -> Observation:
+        client = self.chat.client(alias)
+        if client is None or self.chat.blocked:
+            return self.chat.last
+        assert self.chat.path and self.chat.path.startswith("chats/"), "subscribe to a chat"
+        key = self.receiver.new_key(self.key_id)
+        expiration = (client.server_now() + timedelta(minutes=SUBSCRIPTION_MINUTES)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "changeType": "created",
+            "notificationUrl": f"{self.env.service.public_url}/notifications",
+            "lifecycleNotificationUrl": f"{self.env.service.public_url}/lifecycle",
+            "resource": "/" + self.chat.path,
+            "includeResourceData": True,
+            "encryptionCertificate": key.certificate_b64,
+            "encryptionCertificateId": key.id,
+            "expirationDateTime": expiration,
+            "clientState": self.client_state,
+        }
+        result = client.create_subscription(body)
+        if result.ok:
+            self.subscription_id, self.subscriber = result.body["id"], alias
+            self.receiver.register(
+                Registration(
+                    self.subscription_id,
+                    self.client_state,
+                    channel=alias,
+                    key_id=key.id,
+                    on_lifecycle=self._on_lifecycle,
+                )
+            )
+        return self.chat._record(graph_observation(result, "subscribe"))
+
+    def _on_lifecycle(self, event: str) -> None:
+        """What an app does on a lifecycle event: reauthorize (and renew), or subscribe again."""
+        assert self.subscriber and self.subscription_id
+        client = self.chat.clients[self.subscriber]
+        if event == "reauthorizationRequired":
+            result = client.reauthorize_subscription(self.subscription_id)
+            self.lifecycle_results.append(f"reauthorize: {result.status}")
+            expiration = (client.server_now() + timedelta(minutes=SUBSCRIPTION_MINUTES)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            renewed = client.renew_subscription(self.subscription_id, expiration)
+            self.lifecycle_results.append(f"renew: {renewed.status}")
+            if result.ok and renewed.ok:
+                self.reauthorized.set()
+        else:
+            self.lifecycle_results.append(f"{event}: not handled by this flow")
+
+    def connect(self, alias: str) -> Observation:
+        try:
+            self.push = PushClient(self.env.service.events_url(alias), str(self.env.service.certificates.ca_bundle))
+        except ConnectionError as err:
+            return self.chat._record(Observation("rejected", "connect to push", message=str(err)))
+        return self.chat._record(Observation("allowed", "connect to push"))
+
+    def _deliver_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Wait for `done`; in replay, feed recorded notifications one by one meanwhile."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            if self.env.inbound is not None and self.env.inbound.pending and self.env.inbound.deliver_next():
+                continue
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def expect_push(self, timeout: float = 10.0) -> Observation:
+        """The last message sent reaches the subscriber's client through the webhook."""
+        if self.chat.blocked:
+            return self.chat.last
+        assert self.push is not None and self.chat.sent, "connect a client and send a message first"
+        sent = self.chat.sent[-1]
+        needle = f"{MARKER_PREFIX}{sent.marker}]"
+        started = time.time()
+
+        def arrived() -> dict[str, Any] | None:
+            return self.push.wait_for(
+                lambda e: needle in str(((e.get("message") or {}).get("body") or {}).get("content", "")), timeout=0.05
+            )
+
+        self._deliver_until(lambda: arrived() is not None, timeout)
+        event = arrived()
+        if event is None:
+            decisions = [f"{d.reason or 'accepted'}" for d in self.receiver.decisions[-5:]]
+            return self.chat._record(
+                Observation(
+                    "rejected", "push", message=f"no push within {timeout:g} s", evidence={"receiver": decisions}
+                )
+            )
+        latency = (event["pushedAt"] - sent.sent_at) * 1000 if sent.sent_at else None
+        observation = Observation(
+            "allowed",
+            "push",
+            evidence={
+                "send_to_client_ms": round(latency, 1) if latency is not None else None,
+                "waited_ms": round((time.time() - started) * 1000, 1),
+                "changeType": event.get("changeType"),
+            },
+        )
+        return self.chat._record(observation)
+
+    def provoke_lifecycle(self, event: str = "reauthorizationRequired", timeout: float = 10.0) -> Observation:
+        if self.chat.blocked:
+            return self.chat.last
+        if self.env.trigger_lifecycle is None:
+            raise MissingPrerequisite(
+                "no way to make Graph send a lifecycle event here (live Graph sends them on its own schedule)"
+            )
+        assert self.subscription_id
+        self.env.trigger_lifecycle(self.subscription_id, event)
+        if not self._deliver_until(self.reauthorized.is_set, timeout):
+            return self.chat._record(
+                Observation(
+                    "rejected",
+                    "lifecycle",
+                    message="the subscription was not reauthorized",
+                    evidence={"lifecycle": self.lifecycle_results},
+                )
+            )
+        return self.chat._record(Observation("allowed", "lifecycle", evidence={"lifecycle": self.lifecycle_results}))
+
+    # -- forgeries -------------------------------------------------------------------------------------
+
+    def forge(self, kind: str) -> Observation:
+        """Post a forged notification to the webhook, as an attacker who knows its URL would."""
+        if self.chat.blocked:
+            return self.chat.last
+        if self.env.signer is None and kind in (
+            "expired validation token",
+            "tampered dataSignature",
+            "wrong clientState",
+        ):
+            raise MissingPrerequisite("forging needs a token signer the receiver trusts (sandbox and replay only)")
+        assert self.subscription_id and self.key_id in self.receiver.keys
+        key = self.receiver.keys[self.key_id]
+        message_id = f"forged-{secrets.token_hex(4)}"
+        message = {"id": message_id, "body": {"contentType": "text", "content": f"forged {message_id}"}}
+        tenant = self.chat.tenant.tenant_id
+        notification = {
+            "id": f"forged-{secrets.token_hex(8)}",
+            "subscriptionId": self.subscription_id,
+            "changeType": "created",
+            "clientState": self.client_state if kind != "wrong clientState" else "guessed-client-state",
+            "resource": f"chats('x')/messages('{message_id}')",
+            "tenantId": tenant,
+            "resourceData": {"id": message_id},
+            "encryptedContent": crypto.encrypt(key.certificate_b64, json.dumps(message).encode(), key.id),
+        }
+        if kind == "tampered dataSignature":
+            signature = notification["encryptedContent"]["dataSignature"]
+            notification["encryptedContent"]["dataSignature"] = ("A" if signature[0] != "A" else "B") + signature[1:]
+        if kind == "untrusted validation token":
+            token = crypto.TokenSigner(kid="attacker").token(self.env.audience, tenant)
+        else:
+            assert self.env.signer is not None
+            lifetime = -60 if kind == "expired validation token" else 3600
+            token = self.env.signer.token(self.env.audience, tenant, lifetime_s=lifetime)
+        body = {"value": [notification], "validationTokens": [token]}
+        with httpx.Client(verify=self.env.service.tls_context()) as client:
+            answer = client.post(f"{self.env.service.local_url}/notifications", json=body)
+        decision = self.receiver.wait_for(lambda d: d.notification_id == notification["id"], timeout=5)
+        pushed = (
+            self.push.wait_for(lambda e: (e.get("message") or {}).get("id") == message_id, timeout=0.3)
+            if self.push
+            else None
+        )
+        evidence = {"http_status": answer.status_code, "pushed_to_a_client": pushed is not None}
+        if decision is None:
+            return self.chat._record(
+                Observation("allowed", "webhook", message="no decision recorded", evidence=evidence)
+            )
+        outcome = "allowed" if decision.accepted or pushed else "rejected"
+        return self.chat._record(
+            Observation(outcome, "webhook", code=decision.reason or None, message=decision.reason, evidence=evidence)
+        )
+
+    def close(self) -> None:
+        if self.push is not None:
+            self.push.close()
+        if self.subscription_id and self.subscriber in self.chat.clients:
+            self.chat.clients[self.subscriber].delete_subscription(self.subscription_id)

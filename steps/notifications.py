@@ -1,0 +1,48 @@
+"""Steps for features/notifications: each a few lines that call harness.notifications.flow."""
+
+from __future__ import annotations
+
+from pytest_bdd import given, parsers, then, when
+
+from harness.notifications.flow import NotificationFlow
+from harness.scenario import ScenarioRun
+from harness.verdicts import Expectation
+
+WEBHOOK = "source document: receive message as Teams user on webhook and push it to the client; contracts/graph.md §4"
+FORGED = "contracts/graph.md §4.4-4.6: clientState, validationTokens and dataSignature must be checked"
+
+
+@given(parsers.parse('"{alias}" subscribes to the chat\'s messages with resource data'))
+def subscribe(notification_flow: NotificationFlow, scenario_run: ScenarioRun, alias: str) -> None:
+    scenario_run.observe(notification_flow.subscribe(alias))
+
+
+@given(parsers.parse('the client of "{alias}" is connected to the push channel'))
+def connect(notification_flow: NotificationFlow, scenario_run: ScenarioRun, alias: str) -> None:
+    scenario_run.observe(notification_flow.connect(alias))
+
+
+@when("Graph signals that the subscription needs reauthorization")
+def lifecycle(notification_flow: NotificationFlow, scenario_run: ScenarioRun) -> None:
+    scenario_run.observe(notification_flow.provoke_lifecycle())
+
+
+@when(parsers.parse("a forged notification with {forgery} is posted to the webhook"))
+def forge(notification_flow: NotificationFlow, scenario_run: ScenarioRun, forgery: str) -> None:
+    scenario_run.observe(notification_flow.forge(forgery))
+
+
+@then(parsers.parse('the message reaches the client of "{alias}" through the webhook'))
+def reaches(notification_flow: NotificationFlow, scenario_run: ScenarioRun, alias: str) -> None:
+    scenario_run.observe(notification_flow.expect_push())
+    scenario_run.expect(Expectation("supported", WEBHOOK))
+    scenario_run.require_verdict()
+
+
+@then("the webhook rejects it and no client receives it")
+def rejected(scenario_run: ScenarioRun) -> None:
+    scenario_run.expect(Expectation("unsupported", FORGED, stage="webhook"))
+    observed = scenario_run.observation
+    pushed = bool(observed and observed.evidence.get("pushed_to_a_client"))
+    scenario_run.check("no client received the forged message", not pushed, "pushed" if pushed else "not pushed")
+    scenario_run.require_verdict()
