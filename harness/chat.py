@@ -77,7 +77,7 @@ class ChatFlow:
     markers: MarkerSource = field(default_factory=MarkerSource)
     sleep: Callable[[float], None] = time.sleep
     clients: dict[str, GraphClient] = field(default_factory=dict)
-    oids: dict[str, str] = field(default_factory=dict)
+    oids: dict[str, str] = field(default_factory=dict, repr=False)
     observations: list[Observation] = field(default_factory=list)
     path: str | None = None  # where the shared conversation's messages live
     sent: list[Sent] = field(default_factory=list)

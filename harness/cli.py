@@ -81,6 +81,20 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cassettes_audit(args: argparse.Namespace) -> int:
+    from harness.audit import scan
+
+    paths = [Path(p) for p in (args.paths or ["cassettes"])]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        return _fail(f"nothing to audit at {', '.join(missing)}; pass existing files or folders")
+    findings = scan(paths)
+    for finding in findings:
+        print(finding)
+    print(f"{len(findings)} finding(s) in {', '.join(str(p) for p in paths)}")
+    return 1 if findings else 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="cte", description="Conformance and policy harness for Teams users on ACS.")
     top.add_argument("--version", action="version", version=f"cte-conformance {__version__}")
@@ -100,6 +114,12 @@ def parser() -> argparse.ArgumentParser:
     record.add_argument("--report-dir", default=None)
     record.add_argument("-k", default=None)
     record.set_defaults(func=cmd_record)
+
+    cassettes = sub.add_parser("cassettes", help="recorded traffic")
+    cassettes_sub = cassettes.add_subparsers(dest="cassettes_command", required=True)
+    audit = cassettes_sub.add_parser("audit", help="scan cassettes and reports for secrets; exit 1 on any")
+    audit.add_argument("paths", nargs="*", help="files or folders (default: cassettes)")
+    audit.set_defaults(func=cmd_cassettes_audit)
 
     sandbox = sub.add_parser("sandbox", help="the embedded sandbox tenant")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)

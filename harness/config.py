@@ -92,10 +92,10 @@ class Tenant:
 
     profile: str
     mode: str
-    authority: str
-    tenant_id: str
-    client_id: str
-    acs_endpoint: str
+    authority: str = field(repr=False)
+    tenant_id: str = field(repr=False)
+    client_id: str = field(repr=False)
+    acs_endpoint: str = field(repr=False)
     acs_access_key: Secret = field(repr=False)
     graph_base_url: str
     users: Mapping[str, UserCredentials] = field(repr=False)

@@ -41,7 +41,7 @@ class GraphResult:
     method: str
     path: str
     status: int | None
-    body: Any = None
+    body: Any = field(default=None, repr=False)
     code: str | None = None
     message: str | None = None
     request_id: str | None = None

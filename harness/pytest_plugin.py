@@ -203,12 +203,6 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(err)) from None
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    session = getattr(config, "_cte_session", None)
-    if session is not None:
-        session.close()
-
-
 # -- fixtures ----------------------------------------------------------------------------------------
 
 
@@ -399,6 +393,29 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     started = item.stash.get(STARTED_KEY, time.monotonic())
     cte.results.append(run.report(judgement, time.monotonic() - started))
     return report
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Allure's files are written by its own plugin: redact them once it is done (tracebacks and
+    step parameters may quote a tenant id or a user)."""
+    cte = getattr(config, "_cte_session", None)
+    directory = getattr(config.option, "allure_report_dir", None)
+    if cte is None:
+        return
+    if not directory or not Path(directory).is_dir():
+        cte.close()
+        return
+    from harness import scrubbing
+
+    scrubber = scrubbing.Scrubber(cte.known_secrets, unknown_guids=False)
+    for path in Path(directory).glob("*"):
+        if path.suffix in (".json", ".txt") and path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            cleaned = scrubber.text(text)
+            if cleaned != text:
+                path.write_text(cleaned, encoding="utf-8")
+    cte.close()
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -39,10 +39,25 @@ PUBLIC_GUIDS = frozenset(
     }
 )
 
-GUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+# Not \b: an underscore is a word character, and ACS ids join GUIDs with one (8:acs:<guid>_<guid>).
+GUID = re.compile(
+    r"(?<![0-9A-Fa-f-])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![0-9A-Fa-f-])"
+)
+# Teams conversation ids (chats, meetings, channels), plain or percent-encoded.
+CONVERSATION = re.compile(
+    r"19(?::|%3[Aa])([A-Za-z0-9_\-=+.]+?)(@|%40)(thread\.v2|thread\.tacv2|thread\.skype|unq\.gbl\.spaces|"
+    r"fed\.unq\.gbl\.spaces)"
+)
+CONVERSATION_PLACEHOLDER = re.compile(
+    r"^(cte-conversation-\d+|meeting_[a-z-]+|00000000-0000-0000-0000-[0-9a-f]{12}(_00000000-0000-0000-0000-[0-9a-f]{12})*)$"
+)
+# Names Entra puts in error texts: the tenant's display name, the app's display name.
+ENTRA_NAMES = re.compile(r"(in the directory|in the tenant named|named) '([^']+)'")
 # Bounded repetitions keep these linear on long bodies (an unbounded local part is quadratic).
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,24}")
-ENCODED_EMAIL = re.compile(r"[A-Za-z0-9._+-]{1,64}%40[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,24}")
+# Not a conversation id's "@thread.v2" or "@unq.gbl.spaces", which look like addresses.
+NOT_TEAMS = r"(?!thread\.|unq\.gbl\.|fed\.unq\.)"
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@" + NOT_TEAMS + r"[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,24}")
+ENCODED_EMAIL = re.compile(r"[A-Za-z0-9._+-]{1,64}%40" + NOT_TEAMS + r"[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,24}")
 TRACE_LABELS = re.compile(r"(Trace ID|Correlation ID): [0-9a-fA-F-]{36}")
 HMAC_SIGNATURE = re.compile(r"(Signature=)[A-Za-z0-9+/=]+")
 ACCESS_KEY = re.compile(r"(?i)(accesskey=)[^;\s\"&]+")
@@ -120,12 +135,26 @@ VOLATILE_HEADERS = {
 }
 
 
+def _base64_text(value: str) -> str | None:
+    """The text a base64 value encodes, if it encodes readable text; else None."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+        text = raw.decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return text if text.isprintable() else None
+
+
 class Scrubber:
     """Replaces secrets by placeholders; one instance per cassette so numbering is stable."""
 
-    def __init__(self, known: Mapping[str, str] | None = None, *, unknown_guids: bool = True) -> None:
-        """`unknown_guids=False` keeps GUIDs nobody declared an identity (request ids in a report)."""
+    def __init__(
+        self, known: Mapping[str, str] | None = None, *, unknown_guids: bool = True, keep: frozenset[str] = frozenset()
+    ) -> None:
+        """`unknown_guids=False` keeps GUIDs nobody declared an identity; `keep` names JSON keys whose
+        values stay as they are (a report's request ids: support asks for them)."""
         self._unknown_guids = unknown_guids
+        self._keep = keep
         self._known: dict[str, str] = {}
         self._counters: dict[str, int] = {}
         self.learn_all(known or {})
@@ -173,6 +202,8 @@ class Scrubber:
         for secret in sorted(self._known, key=len, reverse=True):
             if secret in value.lower():
                 value = re.sub(re.escape(secret), self._known[secret].replace("\\", r"\\"), value, flags=re.I)
+        value = CONVERSATION.sub(self._conversation, value)
+        value = ENTRA_NAMES.sub(lambda m: f"{m.group(1)} '{self._entra_name(m.group(2))}'", value)
         value = EMAIL.sub(lambda m: self._identity(m.group(0), "upn"), value)
         # Any other GUID: an id of something in the tenant (a call, an agent, a chat member, ...).
         # The same GUID gets the same placeholder everywhere in a recording, request and response.
@@ -182,6 +213,23 @@ class Scrubber:
             lambda m: urllib.parse.quote(self._identity(urllib.parse.unquote(m.group(0)), "upn")), value
         )
         return value
+
+    def _conversation(self, match: re.Match[str]) -> str:
+        """A conversation id with its identities replaced: GUIDs inside by their placeholders, opaque
+        thread ids by a numbered placeholder (the same one wherever the id appears)."""
+        body, at, suffix = match.group(1), match.group(2), match.group(3)
+        separator = ":" if match.group(0)[2] == ":" else "%3A"
+        inner = GUID.sub(lambda m: self._identity(m.group(0).lower(), "guid"), body)
+        if not CONVERSATION_PLACEHOLDER.match(inner):
+            key = f"19:{body}@{suffix}".lower()
+            if key not in self._known:
+                self._counters["conversation"] = self._counters.get("conversation", 0) + 1
+                self._known[key] = f"19:cte-conversation-{self._counters['conversation']:04d}@{suffix}"
+            inner = self._known[key][3:].split("@", 1)[0]
+        return f"19{separator}{inner}{at}{suffix}"
+
+    def _entra_name(self, name: str) -> str:
+        return name if GUID.fullmatch(name) or name.startswith("<") else "<display-name>"
 
     def jwt(self, token: str) -> str:
         if tokens.is_placeholder(token):
@@ -217,6 +265,8 @@ class Scrubber:
 
     def json_value(self, value: Any, key: str = "") -> Any:
         lowered = key.lower()
+        if lowered in self._keep:
+            return value
         if isinstance(value, dict):
             return {k: self.json_value(v, k) for k, v in value.items()}
         if isinstance(value, list):
@@ -237,6 +287,10 @@ class Scrubber:
             return self._client_info(value)
         if lowered in ("access_token", "id_token", "token"):
             return self.jwt(value) if value.count(".") == 2 else (OPAQUE_TOKEN if value else value)
+        if lowered == "id" and not GUID.fullmatch(value) and len(value) >= 16 and (inner := _base64_text(value)):
+            # Some ids are base64 of text with identities inside (an onlineMeeting id holds its organizer's).
+            scrubbed = self.text(inner)
+            return value if scrubbed == inner else base64.b64encode(scrubbed.encode()).decode()
         if lowered in ("userid", "oid", "uid", "objectid", "id") and GUID.fullmatch(value):
             return self._identity(value, "oid")
         if lowered in ("tenantid", "tid", "utid") and GUID.fullmatch(value):

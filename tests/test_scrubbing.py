@@ -20,7 +20,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import scrubbing, tokens
+from harness import scrubbing, tokens, transport
 from harness.recording import make_vcr
 
 
@@ -49,7 +49,9 @@ def echo_url():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    # A non-loopback name: recordings skip loopback hosts (the harness's own servers live there).
+    with transport.route_hosts({"echo.cte.invalid": ("127.0.0.1", server.server_address[1])}):
+        yield f"http://echo.cte.invalid:{server.server_address[1]}"
     server.shutdown()
 
 

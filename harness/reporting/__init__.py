@@ -28,7 +28,7 @@ def build(results: list[dict[str, Any]], run: Mapping[str, Any]) -> dict[str, An
 
 
 def redact(document: dict[str, Any], known_secrets: Mapping[str, str]) -> dict[str, Any]:
-    scrubber = scrubbing.Scrubber(known_secrets, unknown_guids=False)  # request ids stay: support asks for them
+    scrubber = scrubbing.Scrubber(known_secrets, keep=frozenset({"request_id"}))  # support asks for request ids
     return scrubber.json_value(document)
 
 
