@@ -236,10 +236,13 @@ class ChatFlow:
         return not problems, "; ".join(problems) or f"{len(markers)} messages, each once, newest first"
 
     def content_intact(self) -> tuple[bool, str]:
-        """What was listed is byte for byte what was sent."""
-        sent = {s.marker: s.message for s in self.sent if s.message}
+        """What was listed is byte for byte what was posted (not what the service echoed back)."""
+        posted = {s.marker: s.content for s in self.sent if s.result.ok}
+        found = 0
         for message in self.listing:
-            for marker, original in sent.items():
-                if f"{MARKER_PREFIX}{marker}]" in message.content and message.content != original.content:
-                    return False, f"message {marker} came back changed"
-        return True, "contents identical"
+            for marker, content in posted.items():
+                if f"{MARKER_PREFIX}{marker}]" in message.content:
+                    found += 1
+                    if message.content != content:
+                        return False, f"message {marker} came back changed"
+        return found == len(posted), f"{found} of {len(posted)} messages compared, contents identical"

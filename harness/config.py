@@ -36,6 +36,7 @@ SANDBOX_TENANTS = (
     "graph-scope-missing",
     "no-enterprise-voice",
     "live-events-joinable",
+    "webinar-roles-honoured",
 )
 
 

@@ -95,6 +95,7 @@ class Sent:
     attempts: int = 0
     recovered_by_listing: bool = False
     sent_at: float | None = None  # wall-clock time of the first attempt
+    content: str = ""  # exactly what was posted, marker included
 
 
 class MarkerSource:
@@ -296,7 +297,7 @@ class GraphClient:
         marker = self.markers.next()
         stamped = f"{content} {MARKER_PREFIX}{marker}]"
         body = {"body": {"contentType": content_type, "content": stamped}}
-        sent = Sent(result=GraphResult("POST", path, None), marker=marker, sent_at=time.time())
+        sent = Sent(result=GraphResult("POST", path, None), marker=marker, sent_at=time.time(), content=stamped)
         for _ in range(max_sends):
             sent.attempts += 1
             result = self.request("POST", path, json=body, retry_ambiguous=False)

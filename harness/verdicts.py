@@ -143,6 +143,8 @@ def judge(expectation: Expectation | None, observed: Observation | Skipped | Fau
         if failed:
             return Judgement(Verdict.FAIL, "allowed, but a check failed", failed_text)
         if expectation.outcome == "caveat":
+            if observed.caveat_confirmed is None:
+                return Judgement(Verdict.ERROR, "harness fault", "the caveat's actions were never tried")
             if observed.caveat_confirmed:
                 return Judgement(Verdict.WARN, "caveat confirmed: enforce roles in your UX", observed.summary())
             return Judgement(Verdict.PASS, "caveat not observed", "the service enforced the restriction")

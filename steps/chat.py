@@ -86,7 +86,8 @@ def page_count(chat_flow: ChatFlow, scenario_run: ScenarioRun, pages: int) -> No
 )
 def rejected(scenario_run: ScenarioRun, what: str, status: str, code: str) -> None:
     source = GRAPH_ERRORS if "emulator-defined" not in scenario_run.tags else "emulator-defined"
-    scenario_run.expect(Expectation("unsupported", source, ExpectedRejection(int(status), code)))
+    stage = "send" if what == "the send" else "get"
+    scenario_run.expect(Expectation("unsupported", source, ExpectedRejection(int(status), code), stage=stage))
     scenario_run.require_verdict()
 
 

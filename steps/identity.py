@@ -100,15 +100,6 @@ def sign_in_rejected(scenario_run: ScenarioRun, status: int, error: str, aadsts:
     scenario_run.require_verdict()
 
 
-@then("the diagnosis names the remedy")
-def diagnosis_named(scenario_run: ScenarioRun) -> None:
-    observed = scenario_run.observation
-    scenario_run.check(
-        "a diagnosis with a remedy", bool(observed and observed.remedy), (observed and observed.remedy) or "none"
-    )
-    scenario_run.require_verdict()
-
-
 @then("the ACS-user token is not a Teams user token")
 def acs_user_token_not_teams(identity_flow: IdentityFlow, scenario_run: ScenarioRun) -> None:
     scenario_run.check("the ACS-user token has no tid claim", *identity_flow.acs_user_token_is_not_teams())

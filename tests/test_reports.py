@@ -126,3 +126,12 @@ def test_a_misconfigured_tenant_flips_exactly_its_rows(
     assert {row for row, verdicts in by_row.items() if verdicts != {"PASS"}} == flipped
     failed = [s for s in document["scenarios"] if s["row"] in flipped]
     assert all(s["verdict"] == "FAIL" and s["says"] == says for s in failed)
+
+
+def test_a_service_that_honours_webinar_roles_turns_the_caveat_into_not_observed(tmp_path: Path) -> None:
+    result = cte_run(tmp_path, "--mode", "sandbox", "--profile", "webinar-roles-honoured", "-k", "webinar")
+    assert result.returncode == 0, result.stdout[-2000:]
+    document = json.loads((tmp_path / "reports" / "conformance.json").read_text())
+    (caveat,) = [s for s in document["scenarios"] if "caveat" in s["tags"]]
+    assert caveat["verdict"] == "PASS" and caveat["says"] == "caveat not observed"
+    assert caveat["evidence"]["restricted_actions"]["start_screen_sharing"].startswith("blocked")

@@ -60,7 +60,7 @@ Feature: Calling as a Teams user through the ACS Calling SDK (TeamsCallAgent)
   Scenario: Join a Teams live event
     Given "adele" has a Teams call agent
     When "adele" joins the live-event meeting by link
-    Then the join is rejected
+    Then the join is refused
 
   @row-9 @unsupported
   Scenario: Join a Teams meeting scheduled in an application for personal use
@@ -79,7 +79,7 @@ Feature: Calling as a Teams user through the ACS Calling SDK (TeamsCallAgent)
     Given "adele" has a Teams call agent
     When "adele" joins the webinar meeting by link
     Then "adele" is in the webinar as an "Attendee"
-    And the attendee-restricted actions are tried: unmute, start video, share screen
+    And "adele" tries the attendee-restricted actions: unmute, start video, share screen
 
   Scenario: A VoIP call to a Teams user with no endpoint online ends with 480/10037
     Given "adele" has a Teams call agent
@@ -90,7 +90,6 @@ Feature: Calling as a Teams user through the ACS Calling SDK (TeamsCallAgent)
     Given "megan" has a Teams call agent
     When "megan" calls the outbound phone number
     Then the call is rejected with code 412 and subcode 41056
-    And the diagnosis names the remedy
 
   Scenario: A declined incoming call ends the caller's call with 0/603
     Given "adele" has a Teams call agent

@@ -53,7 +53,13 @@ RESTRICTED_ACTIONS = ("unmute", "start_video", "start_screen_sharing")
 GROUP_CALL_ID = "00000000-0000-0000-0000-00000000ca11"  # any group id: TeamsCallAgent cannot join group calls
 
 
+class CallDidNotSettle(RuntimeError):
+    """The call stayed Connecting or Ringing: no verdict can come from that."""
+
+
 def call_observation(stage: str, view: CallView) -> Observation:
+    if view.state not in ("Connected", "InLobby", "Disconnected"):
+        raise CallDidNotSettle(f"the call was still {view.state} after waiting ({' → '.join(view.state_history)})")
     evidence: dict[str, object] = {"states": " → ".join(view.state_history), "role": view.role}
     if view.end_reason:
         evidence["callEndReason"] = {"code": view.end_reason.code, "subCode": view.end_reason.sub_code}
@@ -224,7 +230,7 @@ class CallingFlow:
         if incoming is None:
             return self._record(Observation("rejected", "incoming call", message="no incoming call arrived"))
         incoming.reject()
-        return self._record(call_observation("start call", self.calls[caller].view()))
+        return self._record(call_observation("start call", self.calls[caller].wait_until()))
 
     def locator(self, kind: str, by: str) -> Locator:
         meeting = self.tenant.meeting(kind)
@@ -264,7 +270,11 @@ class CallingFlow:
             for name, c in view.capabilities.items()
             if name in ("unmuteMic", "turnVideoOn", "shareScreen")
         }
-        observation.caveat_confirmed = any(self.actions.values())
+        # Attendees may unmute and start video unless meeting options forbid it; sharing content is
+        # what their role withholds (contracts/calling.md §6). The caveat shows when that succeeds.
+        role = view.role
+        observation.evidence["role_restricts"] = ["start_screen_sharing"] if role == "Attendee" else []
+        observation.caveat_confirmed = role == "Attendee" and self.actions["start_screen_sharing"]
         return self.actions
 
     def role(self, alias: str) -> str:

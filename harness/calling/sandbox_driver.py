@@ -66,7 +66,10 @@ class _Api:
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[Any, httpx.Response]:
         response = self.http.request(method, path, json=body)
-        data = response.json() if response.content else None
+        try:
+            data = response.json() if response.content else None
+        except ValueError:
+            data = None
         if response.status_code >= 400:
             error = (data or {}).get("error", {}) if isinstance(data, dict) else {}
             raise CallingCommunicationError(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
 import urllib.parse
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from harness import contract
-from harness.sandbox.context import SandboxContext, emulator_defined
+from harness.sandbox.context import SandboxContext, emulator_defined, json_object
 from harness.sandbox.state import ACS_RESOURCE_URI, TEAMS_SCOPES, Tenant
 
 # api-versions that carry this route: 2021-10-31-preview takes {token} only; GA takes all three.
@@ -166,11 +165,8 @@ class Acs:
 
     @staticmethod
     def _object(body: bytes) -> dict[str, Any]:
-        try:
-            data = json.loads(body.decode("utf-8")) if body else {}
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            data = None
-        if not isinstance(data, dict):
+        data = json_object(body) if body else {}
+        if data is None:
             raise AcsError(
                 400,
                 "ValidationError",
@@ -293,7 +289,11 @@ class Acs:
     @staticmethod
     def _token_request(body: dict[str, Any], scopes_key: str) -> tuple[list[str], int]:
         scopes = body.get(scopes_key)
-        if not isinstance(scopes, list) or not scopes or not all(s in TOKEN_SCOPES for s in scopes):
+        if (
+            not isinstance(scopes, list)
+            or not scopes
+            or not all(isinstance(s, str) and s in TOKEN_SCOPES for s in scopes)
+        ):
             raise AcsError(
                 400,
                 "ValidationError",

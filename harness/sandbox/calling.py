@@ -22,7 +22,6 @@ Everything advances synchronously with requests (no timers), so recordings are r
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.parse
 from typing import Any
@@ -33,7 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from harness.sandbox.calling_state import Agent, Call, CallingState, Incoming
-from harness.sandbox.context import SandboxContext, emulator_defined
+from harness.sandbox.context import SandboxContext, emulator_defined, json_object
 from harness.sandbox.state import Meeting, Tenant, User
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -115,11 +114,9 @@ class Calling:
         return self._json(body, err.code, err.emulated)
 
     async def _body(self, request: Request) -> dict[str, Any]:
-        try:
-            body = json.loads((await request.body()).decode("utf-8") or "{}")
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            body = None
-        if not isinstance(body, dict):
+        raw = await request.body()
+        body = json_object(raw) if raw else {}
+        if body is None:
             raise CallingError(400, 0, "The request body is not a JSON object.", emulated="malformed request body")
         return body
 
@@ -224,14 +221,17 @@ class Calling:
             raise CallingError(400, 0, "startCall needs at least one target.", emulated="empty target list")
         if len(targets) > 1 and not thread_id:
             raise CallingError(
-                400, 40212, "Starting a group call must include thread ID in StartTeamsGroupCallOptions."
+                400,
+                40212,
+                "Starting a group call must include thread ID in StartTeamsGroupCallOptions.",
+                emulated="the SDK's catalogue has 40212, but offline the real SDK did not throw it synchronously",
             )
         target = targets[0]
         with self.ctx.lock:
-            if "phoneNumber" in target:
-                return self._call_phone(agent, user, str(target["phoneNumber"]))
-            if "microsoftTeamsUserId" in target:
-                return self._call_teams_user(agent, tenant, str(target["microsoftTeamsUserId"]))
+            if isinstance(target.get("phoneNumber"), str):
+                return self._call_phone(agent, user, target["phoneNumber"])
+            if isinstance(target.get("microsoftTeamsUserId"), str):
+                return self._call_teams_user(agent, tenant, target["microsoftTeamsUserId"])
         raise CallingError(400, 40236, "Unsupported target participant type in ACS-Teams call")
 
     def _call_phone(self, agent: Agent, user: User, number: str) -> Call:
@@ -297,7 +297,7 @@ class Calling:
                 return call
             call.role = self._role(meeting, user)
             webinar = meeting.kind == "webinar"
-            call.capabilities = capabilities_for(call.role, honour_roles=not webinar)
+            call.capabilities = capabilities_for(call.role, honour_roles=not webinar or tenant.honours_webinar_roles)
             if webinar:
                 call.emulated = (
                     "roles are not honoured for Teams users in webinars (documented); the capability "
@@ -377,12 +377,13 @@ class Calling:
         try:
             call = self._call(request)
             action = (await self._body(request)).get("action")
-            if action not in ACTIONS:
+            if not isinstance(action, str) or action not in ACTIONS:
                 raise CallingError(400, 0, f"Unknown action {action!r}.", emulated="unknown action")
         except CallingError as err:
             return self._error(err)
         if call.state != "Connected":
-            err = CallingError(412, 41071, f"{action} is only possible in a connected call.")
+            documented = action == "startScreenSharing"  # 41071 is documented for screen sharing only
+            err = CallingError(412, 41071 if documented else 0, f"{action} is only possible in a connected call.")
             return self._json(
                 {
                     "action": action,
@@ -416,19 +417,20 @@ class Calling:
         ]
         return self._json({"value": value})
 
-    def _incoming(self, request: Request) -> Incoming:
+    def _incoming(self, request: Request, operation: str) -> Incoming:
         tenant, user = self._token_user(request)
         incoming = self.state.incoming.get(request.path_params["incoming"])
         agent = self.state.agents.get(incoming.agent) if incoming else None
         if incoming is None or agent is None or agent.oid != user.oid:
             raise CallingError(404, 0, "Unknown incoming call.", emulated="unknown or foreign incoming call")
         if incoming.state != "Ringing":
-            raise CallingError(400, 41006, "Accept or reject is only possible while the call is ringing.")
+            sub_code = 41006 if operation == "accept" else 41007  # calling-sdk.md: accept / reject when not Ringing
+            raise CallingError(400, sub_code, f"{operation} is only possible while the call is ringing.")
         return incoming
 
     async def accept(self, request: Request) -> Response:
         try:
-            incoming = self._incoming(request)
+            incoming = self._incoming(request, "accept")
         except CallingError as err:
             return self._error(err)
         with self.ctx.lock:
@@ -445,7 +447,7 @@ class Calling:
 
     async def reject(self, request: Request) -> Response:
         try:
-            incoming = self._incoming(request)
+            incoming = self._incoming(request, "reject")
         except CallingError as err:
             return self._error(err)
         with self.ctx.lock:
@@ -459,7 +461,9 @@ class Calling:
     async def phone_network_call(self, request: Request) -> Response:
         try:
             body = await self._body(request)
-            number, target = str(body.get("from", "")), body.get("to") or {}
+            number, target = body.get("from", ""), body.get("to") or {}
+            if not isinstance(number, str):
+                number = ""
             if not E164.match(number):
                 raise CallingError(400, 0, "from must be an E.164 number.", emulated="phone network input")
             oid = str(target.get("microsoftTeamsUserId", "")) if isinstance(target, dict) else ""

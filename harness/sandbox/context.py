@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import urllib.parse
 from collections import deque
@@ -53,6 +54,22 @@ def base_url(request: Request) -> str:
     """The scheme and authority the client used: canonical host or loopback address alike."""
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
     return f"{request.url.scheme}://{host}"
+
+
+def json_object(raw: bytes) -> dict[str, Any] | None:
+    """A request body that is a JSON object of text the service could store and send back, else None.
+
+    Guards what would otherwise be a 5xx: bytes that are not UTF-8, nesting deep enough to exhaust
+    the parser's recursion, lone surrogates ("\\ud800") that cannot be encoded again.
+    """
+    if not raw:
+        return None
+    try:
+        body = json.loads(raw.decode("utf-8"))
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError, RecursionError):
+        return None
+    return body if isinstance(body, dict) else None
 
 
 async def form_fields(request: Request) -> dict[str, str]:

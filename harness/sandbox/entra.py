@@ -259,7 +259,9 @@ class Entra:
                 "the wrong tenant.",
             )
         secret = form.get("client_secret")
-        if secret is not None and not (app.client_secret and hmac.compare_digest(secret, app.client_secret)):
+        if secret is not None and not (
+            app.client_secret and hmac.compare_digest(secret.encode(), app.client_secret.encode())
+        ):
             raise EntraError(
                 401,
                 "invalid_client",

@@ -16,7 +16,7 @@ import re
 import urllib.parse
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from harness.sandbox.context import SandboxContext, base_url, emulator_defined
+from harness.sandbox.context import SandboxContext, base_url, emulator_defined, json_object
 from harness.sandbox.state import GRAPH_APP_ID, GRAPH_RESOURCE_URI, Chat, Meeting, Message, Team, Tenant, User
 from harness.sandbox.subscriptions import Subscriptions
 
@@ -260,12 +260,8 @@ class Graph:
                 self.ctx.rate_windows[key].append(now)
 
     async def _body(self, request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        try:
-            body = json.loads(raw.decode("utf-8")) if raw else None
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            body = None
-        if not isinstance(body, dict):
+        body = json_object(await request.body())
+        if body is None:
             raise _bad_request(
                 "The request body is not a valid JSON object.", "the 400 body for a malformed request is not documented"
             )
@@ -312,7 +308,9 @@ class Graph:
     def _member_oid(self, tenant: Tenant, member: Any) -> str:
         if not isinstance(member, dict):
             raise _bad_request("Each member must be a conversationMember object.", "malformed members")
-        bind = str(member.get("user@odata.bind", ""))
+        bind = member.get("user@odata.bind", "")
+        if not isinstance(bind, str):
+            raise _bad_request("user@odata.bind must be a string.", "malformed members")
         match = re.search(r"users\('([^']+)'\)", bind)
         user = (tenant.user_by_oid(match.group(1)) or tenant.user_by_upn(match.group(1))) if match else None
         if user is None:
@@ -323,7 +321,7 @@ class Graph:
                 emulated="the error for an unknown chat member is not documented",
             )
         roles = member.get("roles", [])
-        if not isinstance(roles, list) or not set(roles) <= {"owner", "guest"} or not roles:
+        if not isinstance(roles, list) or not roles or not all(r in ("owner", "guest") for r in roles):
             raise _bad_request("Each member must be assigned a role of owner or guest.", "member roles")
         return user.oid
 
@@ -436,7 +434,7 @@ class Graph:
             body["@odata.nextLink"] = self._next_link(request, {"$top": str(top)}, {"offset": start + top})
         for item in body["value"]:
             item.pop("@odata.context", None)
-        return self._json(request, body, 200, request_id)
+        return self._page_response(request, body, request_id)
 
     # -- messages ----------------------------------------------------------------------------------
 
@@ -499,6 +497,7 @@ class Graph:
             "from": {
                 "application": None,
                 "device": None,
+                "conversation": None,
                 "user": {
                     "@odata.type": "#microsoft.graph.teamworkUserIdentity",
                     "id": message.sender,
@@ -568,11 +567,17 @@ class Graph:
             request, caller, request_id, chat.messages, f"chats('{encoded}')/messages", chat_id=chat.id
         )
 
+    def _page_response(self, request: Request, body: dict[str, Any], request_id: str) -> JSONResponse:
+        response = self._json(request, body, 200, request_id)
+        if "$top" not in request.query_params:
+            emulator_defined(response, f"the page size without $top ({DEFAULT_TOP}) is not documented")
+        return response
+
     def _top(self, request: Request) -> int:
         raw = request.query_params.get("$top")
         if raw is None:
             return DEFAULT_TOP
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP:
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= MAX_TOP:
             raise _bad_request(
                 f"Invalid page size specified: '{raw}'. Must be between 1 and {MAX_TOP}",
                 "the message for $top outside 1..50 is not documented",
@@ -585,19 +590,27 @@ class Graph:
         if not token:
             return 0
         try:
-            return int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
-        except (ValueError, KeyError, TypeError):
+            offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
+            if not isinstance(offset, int) or not 0 <= offset <= 1_000_000:
+                raise ValueError
+            return offset
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise _bad_request("The skip token is not valid.", "the message for a bad $skiptoken") from None
 
     @staticmethod
-    def _cursor(request: Request) -> tuple[str, str] | None:
+    def _cursor(request: Request) -> tuple[datetime, int] | None:
+        """Where the previous page ended: (time, message id), or None on the first page."""
         token = request.query_params.get("$skiptoken")
         if not token:
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(token.encode()))
-            return str(data["after"]), str(data["id"])
-        except (ValueError, KeyError, TypeError):
+            after = datetime.fromisoformat(str(data["after"]).replace("Z", "+00:00"))
+            last_id = str(data["id"])
+            if after.tzinfo is None or not (last_id.isascii() and last_id.isdigit() and len(last_id) <= 16):
+                raise ValueError
+            return after, int(last_id)
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise _bad_request("The skip token is not valid.", "the message for a bad $skiptoken") from None
 
     def _next_link(self, request: Request, params: dict[str, str], state: dict[str, Any]) -> str:
@@ -625,9 +638,7 @@ class Graph:
         selected.sort(key=lambda m: (getattr(m, attr), int(m.id)), reverse=True)
         cursor = self._cursor(request)
         if cursor:
-            after = datetime.fromisoformat(cursor[0])
-            bound = (after, int(cursor[1]))
-            selected = [m for m in selected if (getattr(m, attr), int(m.id)) < bound]
+            selected = [m for m in selected if (getattr(m, attr), int(m.id)) < cursor]
         page = selected[:top]
         body: dict[str, Any] = {
             "@odata.context": self._context(request, context),
@@ -643,7 +654,7 @@ class Graph:
             body["@odata.nextLink"] = self._next_link(
                 request, params, {"after": graph_time(getattr(last, attr)), "id": last.id}
             )
-        return self._json(request, body, 200, request_id)
+        return self._page_response(request, body, request_id)
 
     @staticmethod
     def _matches(message: Message, attr: str, prop: str, expression: str | None, ordered: bool) -> bool:
@@ -654,6 +665,11 @@ class Graph:
         clauses = re.findall(r"(\w+)\s+(gt|lt)\s+([0-9T:\-.Z]+)", expression)
         if not clauses or any(name != prop for name, _, _ in clauses):
             return True  # "otherwise, the $filter query option is ignored"
+        if prop == "createdDateTime" and any(op != "lt" for _, op, _ in clauses):
+            raise _bad_request(
+                "createdDateTime supports only the lt operator in $filter.",
+                "the documented rule (lt only) has no documented error",
+            )
         for _, operator, bound in clauses:
             bound = bound if bound.endswith("Z") else bound + "Z"
             if operator == "gt" and not value > _normal_time(bound):
@@ -675,12 +691,20 @@ class Graph:
             raise _bad_request(
                 "startDateTime and endDateTime must be ISO 8601 date-times.", "the message for a bad meeting time"
             ) from None
+        start, end = (m if m.tzinfo else m.replace(tzinfo=UTC) for m in (start, end))
+        if end <= start:
+            raise _bad_request("endDateTime must be after startDateTime.", "the message for a meeting ending early")
         attendees = []
         participants = body.get("participants") or {}
-        for attendee in (participants.get("attendees") or []) if isinstance(participants, dict) else []:
-            ident = ((attendee or {}).get("identity") or {}).get("user") or {}
+        listed = participants.get("attendees") or [] if isinstance(participants, dict) else []
+        if not isinstance(listed, list) or not all(isinstance(a, dict) for a in listed):
+            raise _bad_request("participants.attendees must be a list of objects.", "malformed attendees")
+        for attendee in listed:
+            identity = attendee.get("identity")
+            ident = identity.get("user") if isinstance(identity, dict) else None
+            ident = ident if isinstance(ident, dict) else {}
             user = caller.tenant.user_by_oid(str(ident.get("id", ""))) or caller.tenant.user_by_upn(
-                str((attendee or {}).get("upn", ""))
+                str(attendee.get("upn", ""))
             )
             if user is None:
                 raise GraphError(404, "NotFound", "An attendee was not found.", emulated="unknown meeting attendee")

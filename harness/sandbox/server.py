@@ -132,6 +132,7 @@ class Sandbox:
                 self.ctx.last_message_ms = 0
                 self.ctx.rate_windows.clear()
                 self.ctx.calling.clear()
+                self.ctx.faults.clear()
                 self.ctx.subscriptions.clear()
                 self.ctx.reauthorized.clear()
                 self.ctx.ids.restart(name)

@@ -230,6 +230,7 @@ class Tenant:
     teams: dict[str, Team] = field(default_factory=dict)
     chats: dict[str, Chat] = field(default_factory=dict)
     admits_teams_users_to_live_events: bool = False  # only the deliberately wrong sandbox sets this
+    honours_webinar_roles: bool = False  # what the service would do if it enforced the webinar caveat away
     meetings: dict[str, Meeting] = field(default_factory=dict)
 
     def user_by_upn(self, upn: str) -> User | None:
@@ -298,6 +299,12 @@ def _live_events_joinable(tenant: Tenant) -> None:
     """A deliberately wrong sandbox: it admits Teams users to live events. It exists to show that
     a verdict follows the observation (row 8 then FAILs as unexpectedly allowed)."""
     tenant.admits_teams_users_to_live_events = True
+
+
+@misconfiguration("webinar-roles-honoured")
+def _webinar_roles_honoured(tenant: Tenant) -> None:
+    """A service that enforced webinar roles for Teams users: the caveat would no longer show."""
+    tenant.honours_webinar_roles = True
 
 
 @misconfiguration("app-not-registered")
