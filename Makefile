@@ -23,7 +23,7 @@ run: setup
 
 ## All tests: lint, unit and property tests, the suite in sandbox and replay modes, and the
 ## check that re-recording the cassettes against the sandbox changes nothing.
-test: setup lint unit features replay check-rerecord
+test: setup lint unit features replay check-rerecord audit
 
 lint: setup
 	$(BIN)/ruff check .
@@ -48,6 +48,10 @@ check-rerecord: setup
 	@diff -r $(REPORTS)/cassettes-before cassettes > $(REPORTS)/cassettes.diff \
 	  && echo "re-recording against the sandbox left cassettes/ unchanged" \
 	  || { echo "re-recording changed cassettes/ (see $(REPORTS)/cassettes.diff): commit them or fix the nondeterminism"; exit 1; }
+
+## Scan cassettes and the reports the test run wrote for secrets (exit 1 on any finding).
+audit: setup
+	$(BIN)/cte cassettes audit cassettes $(wildcard $(REPORTS)/make-test-*)
 
 clean:
 	rm -rf $(REPORTS) .pytest_cache .ruff_cache

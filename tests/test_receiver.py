@@ -1,0 +1,128 @@
+"""The webhook receiver: handshake, bad input, forgeries, decryption, duplicates; a fuzz of its surface."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.notifications import crypto
+from harness.notifications.receiver import MAX_BODY, Registration
+from harness.notifications.service import ReceiverService
+
+pytestmark = pytest.mark.integration
+AUDIENCE = "00000000-0000-0000-0000-00000000c001"
+TENANT = "00000000-0000-0000-0000-00000000a001"
+
+
+@pytest.fixture(scope="module")
+def world():
+    signer = crypto.TokenSigner(kid="graph")
+    service = ReceiverService.start(audience=AUDIENCE, trusted_keys={signer.kid: signer.public_key})
+    key = service.receiver.new_key("key-1")
+    service.receiver.register(Registration("sub-1", "the-client-state", channel="adele", key_id=key.id))
+    client = httpx.Client(base_url=service.local_url, verify=service.tls_context())
+    yield service, signer, key, client
+    client.close()
+    service.stop()
+
+
+def notification(key, signer, *, nid: str, message_id: str = "1", state: str = "the-client-state") -> dict:
+    message = {"id": message_id, "body": {"contentType": "text", "content": f"hello {message_id}"}}
+    return {
+        "value": [
+            {
+                "id": nid,
+                "subscriptionId": "sub-1",
+                "changeType": "created",
+                "clientState": state,
+                "resource": f"chats('c')/messages('{message_id}')",
+                "tenantId": TENANT,
+                "encryptedContent": crypto.encrypt(key.certificate_b64, json.dumps(message).encode(), key.id),
+            }
+        ],
+        "validationTokens": [signer.token(AUDIENCE, TENANT)],
+    }
+
+
+def test_the_validation_handshake_echoes_the_decoded_token(world) -> None:
+    _, _, _, client = world
+    answer = client.post("/notifications", params={"validationToken": "Validation: a b&c=d"})
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    assert answer.text == "Validation: a b&c=d"
+
+
+def test_a_notification_is_acknowledged_with_202_decrypted_and_deduplicated(world) -> None:
+    service, signer, key, client = world
+    body = notification(key, signer, nid="n-dup", message_id="42")
+    for _ in range(3):  # Graph retries
+        assert client.post("/notifications", json=body).status_code == 202
+    decision = service.receiver.wait_for(lambda d: d.notification_id == "n-dup" and d.accepted)
+    assert decision is not None and decision.message_id == "42"
+    time.sleep(0.2)
+    same = [d for d in service.receiver.decisions if d.notification_id == "n-dup"]
+    assert [d.accepted for d in same] == [True, False, False] and {d.reason for d in same[1:]} == {"duplicate"}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status"),
+    [
+        ("text/plain", b"{}", 415),
+        ("application/json", b"{not json", 400),
+        ("application/json", b'{"value": 3}', 400),
+        ("application/json", b'["value"]', 400),
+        ("application/json", b"\xff\xfe", 400),
+        ("application/json", b"x" * (MAX_BODY + 1), 413),
+    ],
+)
+def test_bad_input_gets_a_clear_4xx(world, content_type: str, body: bytes, status: int) -> None:
+    _, _, _, client = world
+    answer = client.post("/notifications", content=body, headers={"content-type": content_type})
+    assert answer.status_code == status and answer.json()["error"]["message"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.one_of(
+        st.binary(max_size=2000),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=50),
+            lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
+            max_leaves=30,
+        ).map(lambda v: json.dumps(v).encode()),
+        st.builds(
+            lambda v: json.dumps({"value": v, "validationTokens": ["x.y.z"]}).encode(),
+            st.lists(
+                st.dictionaries(
+                    st.sampled_from(
+                        ["id", "subscriptionId", "clientState", "encryptedContent", "lifecycleEvent", "resourceData"]
+                    ),
+                    st.text(max_size=20) | st.integers() | st.none(),
+                    max_size=6,
+                ),
+                max_size=3,
+            ),
+        ),
+    ),
+    path=st.sampled_from(["/notifications", "/lifecycle"]),
+)
+def test_hostile_input_never_gets_a_5xx_nor_reaches_a_client(world, body: bytes, path: str) -> None:
+    service, _, _, client = world
+    pushed_before = service.receiver.hub.pushed
+    answer = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert answer.status_code < 500 or answer.status_code == 503
+    assert service.server.alive
+    assert service.receiver.hub.pushed == pushed_before
+
+
+def test_a_fault_in_processing_is_recorded_not_fatal(world) -> None:
+    service, signer, key, client = world
+    body = notification(key, signer, nid="n-after-fuzz", message_id="77")
+    assert client.post("/notifications", json=body).status_code == 202
+    assert service.receiver.wait_for(lambda d: d.notification_id == "n-after-fuzz" and d.accepted) is not None
+    faults = [d.reason for d in service.receiver.decisions if d.reason.startswith("receiver fault")]
+    assert faults == [], f"hostile input raised inside the receiver: {faults[:3]}"
