@@ -198,6 +198,26 @@ class ChatFlow:
             observation.evidence["retries"] = retries
         return self._record(observation)
 
+    def edit_last(self, alias: str, content: str = "Edited by the conformance harness") -> Observation:
+        """Edit the last message sent (the sender edits their own)."""
+        if self.blocked:
+            return self.last
+        client = self.clients[alias]
+        sent = self.sent[-1]
+        assert sent.message and self.path
+        result = client.update_message(self.path, sent.message.id, content)
+        return self._record(graph_observation(result, "edit"))
+
+    def delete_last(self, alias: str) -> Observation:
+        if self.blocked:
+            return self.last
+        client = self.clients[alias]
+        sent = self.sent[-1]
+        assert sent.message and self.path and self.path.startswith("chats/")
+        chat_id = self.path.split("/")[1]
+        result = client.soft_delete_message(self.oids[alias], chat_id, sent.message.id)
+        return self._record(graph_observation(result, "delete"))
+
     def poll(self, alias: str, top: int | None = None) -> Observation:
         if self.blocked:
             return self.last

@@ -263,6 +263,14 @@ class GraphClient:
         }
         return self.request("POST", "me/onlineMeetings", json=body)
 
+    def update_message(self, path: str, message_id: str, content: str, content_type: str = "text") -> GraphResult:
+        return self.request(
+            "PATCH", f"{path}/{message_id}", json={"body": {"contentType": content_type, "content": content}}
+        )
+
+    def soft_delete_message(self, user_id: str, chat_id: str, message_id: str) -> GraphResult:
+        return self.request("POST", f"users/{user_id}/chats/{chat_id}/messages/{message_id}/softDelete")
+
     # -- subscriptions ---------------------------------------------------------------------------
 
     def create_subscription(self, body: dict[str, Any]) -> GraphResult:

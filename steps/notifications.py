@@ -17,6 +17,30 @@ def subscribe(notification_flow: NotificationFlow, scenario_run: ScenarioRun, al
     scenario_run.observe(notification_flow.subscribe(alias))
 
 
+@given(parsers.parse('"{alias}" subscribes to the chat\'s messages with resource data, for {changes}'))
+def subscribe_changes(notification_flow: NotificationFlow, scenario_run: ScenarioRun, alias: str, changes: str) -> None:
+    change_types = ",".join(c.strip() for c in changes.replace(" and ", ", ").split(","))
+    scenario_run.observe(notification_flow.subscribe(alias, change_types))
+
+
+@when(parsers.parse('"{alias}" edits the message'))
+def edit(chat_flow, scenario_run: ScenarioRun, alias: str) -> None:  # type: ignore[no-untyped-def]
+    scenario_run.observe(chat_flow.edit_last(alias))
+
+
+@when(parsers.parse('"{alias}" deletes the message'))
+def delete(chat_flow, scenario_run: ScenarioRun, alias: str) -> None:  # type: ignore[no-untyped-def]
+    scenario_run.observe(chat_flow.delete_last(alias))
+
+
+@then(parsers.parse('the client of "{alias}" receives the message as {changes}'))
+def receives_changes(notification_flow: NotificationFlow, scenario_run: ScenarioRun, alias: str, changes: str) -> None:
+    expected = [c.strip() for c in changes.replace(", then", ",").split(",")]
+    scenario_run.observe(notification_flow.expect_changes(expected))
+    scenario_run.expect(Expectation("supported", WEBHOOK))
+    scenario_run.require_verdict()
+
+
 @given(parsers.parse('the client of "{alias}" is connected to the push channel'))
 def connect(notification_flow: NotificationFlow, scenario_run: ScenarioRun, alias: str) -> None:
     scenario_run.observe(notification_flow.connect(alias))

@@ -40,3 +40,13 @@ Feature: Receive chat messages on a webhook and push them to the client
     When Graph signals that the subscription needs reauthorization
     And "megan" sends a message to the chat
     Then the message reaches the client of "adele" through the webhook
+
+  @emulator-defined
+  Scenario: Edits and deletions reach the client as updated and deleted notifications
+    Given "adele" and "megan" share a group chat
+    And "adele" subscribes to the chat's messages with resource data, for created, updated and deleted
+    And the client of "adele" is connected to the push channel
+    When "megan" sends a message to the chat
+    And "megan" edits the message
+    And "megan" deletes the message
+    Then the client of "adele" receives the message as created, then updated, then deleted

@@ -65,7 +65,7 @@ class NotificationFlow:
     def receiver(self):  # type: ignore[no-untyped-def]
         return self.env.service.receiver
 
-    def subscribe(self, alias: str) -> Observation:
+    def subscribe(self, alias: str, change_types: str = "created") -> Observation:
         client = self.chat.client(alias)
         if client is None or self.chat.blocked:
             return self.chat.last
@@ -73,7 +73,7 @@ class NotificationFlow:
         key = self.receiver.new_key(self.key_id)
         expiration = (client.server_now() + timedelta(minutes=SUBSCRIPTION_MINUTES)).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
-            "changeType": "created",
+            "changeType": change_types,
             "notificationUrl": f"{self.env.service.public_url}/notifications",
             "lifecycleNotificationUrl": f"{self.env.service.public_url}/lifecycle",
             "resource": "/" + self.chat.path,
@@ -164,6 +164,29 @@ class NotificationFlow:
             },
         )
         return self.chat._record(observation)
+
+    def expect_changes(self, changes: list[str], timeout: float = 10.0) -> Observation:
+        """Notifications for the last message sent arrive as `changes`, in that order."""
+        if self.chat.blocked:
+            return self.chat.last
+        assert self.push is not None and self.chat.sent and self.chat.sent[-1].message
+        message_id = self.chat.sent[-1].message.id
+
+        def seen() -> list[str]:
+            return [
+                str(e.get("changeType"))
+                for e in self.push.events
+                if str((e.get("message") or {}).get("id")) == message_id
+            ]
+
+        self._deliver_until(lambda: len(seen()) >= len(changes), timeout)
+        observed = seen()
+        evidence = {"changes": observed}
+        if observed[: len(changes)] != changes:
+            return self.chat._record(
+                Observation("rejected", "push", message=f"got {observed}, expected {changes}", evidence=evidence)
+            )
+        return self.chat._record(Observation("allowed", "push", evidence=evidence))
 
     def provoke_lifecycle(self, event: str = "reauthorizationRequired", timeout: float = 10.0) -> Observation:
         if self.chat.blocked:

@@ -44,6 +44,8 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "POST /chats/{id}/messages": ("ChatMessage.Send", "Chat.ReadWrite"),
     "GET /chats/{id}/messages": ("Chat.Read", "Chat.ReadWrite"),
     "GET /chats/{id}/messages/{id}": ("Chat.Read", "Chat.ReadWrite"),
+    "PATCH /chats/{id}/messages/{id}": ("Chat.ReadWrite",),
+    "POST /users/{id}/chats/{id}/messages/{id}/softDelete": ("ChatMessage.ReadWrite", "Chat.ReadWrite"),
     "POST /me/onlineMeetings": ("OnlineMeetings.ReadWrite",),
     "GET /me/joinedTeams": ("Team.ReadBasic.All", "TeamSettings.Read.All", "TeamSettings.ReadWrite.All"),
     "GET /teams/{id}/channels": ("Channel.ReadBasic.All", "ChannelSettings.Read.All", "ChannelSettings.ReadWrite.All"),
@@ -130,6 +132,16 @@ class Graph:
                 f"{v}/chats/{{chat}}/messages/{{message}}",
                 self._handler("GET /chats/{id}/messages/{id}", self.get_message),
                 methods=["GET"],
+            ),
+            Route(
+                f"{v}/chats/{{chat}}/messages/{{message}}",
+                self._handler("PATCH /chats/{id}/messages/{id}", self.update_message),
+                methods=["PATCH"],
+            ),
+            Route(
+                f"{v}/users/{{user}}/chats/{{chat}}/messages/{{message}}/softDelete",
+                self._handler("POST /users/{id}/chats/{id}/messages/{id}/softDelete", self.soft_delete),
+                methods=["POST"],
             ),
             Route(
                 f"{v}/me/onlineMeetings",
@@ -479,12 +491,12 @@ class Graph:
         return {
             "id": message.id,
             "replyToId": None,
-            "etag": message.id,
+            "etag": str(int(message.id) + message.version) if message.version else message.id,
             "messageType": "message",
             "createdDateTime": graph_time(message.created),
             "lastModifiedDateTime": graph_time(message.last_modified),
-            "lastEditedDateTime": None,
-            "deletedDateTime": None,
+            "lastEditedDateTime": graph_time(message.edited) if message.edited else None,
+            "deletedDateTime": graph_time(message.deleted) if message.deleted else None,
             "subject": None,
             "summary": None,
             "chatId": chat_id,
@@ -527,6 +539,48 @@ class Graph:
         encoded = urllib.parse.quote(chat.id, safe="")
         body = {"@odata.context": self._context(request, f"chats('{encoded}')/messages/$entity"), **body}
         return self._json(request, body, 201, request_id)
+
+    def _own_message(self, caller: Caller, chat_id: str, message_id: str) -> tuple[Chat, Message]:
+        chat = self._chat_for(caller, chat_id)
+        message = next((m for m in chat.messages if m.id == message_id), None)
+        if message is None or message.deleted:
+            raise GraphError(404, "NotFound", "Message not found.", emulated="the 404 body for an unknown message")
+        if message.sender != caller.user.oid:
+            raise GraphError(
+                403,
+                "Forbidden",
+                "Only the sender can change a message.",
+                emulated="the 403 text for changing someone else's message",
+            )
+        return chat, message
+
+    async def update_message(self, request: Request, caller: Caller, request_id: str) -> Response:
+        """Edit a message's body: 204, and an `updated` change notification."""
+        chat, message = self._own_message(caller, request.path_params["chat"], request.path_params["message"])
+        edited = self._new_message(caller.user.oid, await self._body(request))
+        with self.ctx.lock:
+            message.content, message.content_type = edited.content, edited.content_type
+            message.edited = message.last_modified = edited.created
+            message.version += 1
+        self._publish(caller.tenant, chat, "updated", self._message_json(caller.tenant, message, chat_id=chat.id))
+        return Response(status_code=204, headers=self._headers(request, request_id))
+
+    async def soft_delete(self, request: Request, caller: Caller, request_id: str) -> Response:
+        """Soft-delete one's own message: 204, and a `deleted` change notification (emulator-defined:
+        which changeType Graph sends for a soft delete is not documented)."""
+        if request.path_params["user"] not in (caller.user.oid, caller.user.upn):
+            raise GraphError(
+                403,
+                "Forbidden",
+                "A user can only delete their own messages.",
+                emulated="the 403 text for another user's path",
+            )
+        chat, message = self._own_message(caller, request.path_params["chat"], request.path_params["message"])
+        with self.ctx.lock:
+            message.deleted = message.last_modified = self.ctx.now()
+            message.version += 1
+        self._publish(caller.tenant, chat, "deleted", self._message_json(caller.tenant, message, chat_id=chat.id))
+        return Response(status_code=204, headers=self._headers(request, request_id))
 
     def _publish(self, tenant: Tenant, chat: Chat, change_type: str, message: dict[str, Any]) -> None:
         """Hand the change to every subscription that covers it."""

@@ -168,6 +168,9 @@ class Message:
     sender: str  # object id
     content: str
     content_type: str
+    edited: datetime | None = None
+    deleted: datetime | None = None
+    version: int = 0  # bumps the etag on every change
 
 
 @dataclass
