@@ -32,12 +32,15 @@ class ScenarioRun:
     expectation: Expectation | None = None
     observation: Observation | None = None
     cassette: str | None = None
+    emulated: list[str] = field(default_factory=list)  # emulator-defined answers met on the way
 
     def expect(self, expectation: Expectation) -> None:
         self.expectation = expectation
 
     def observe(self, observation: Observation) -> None:
         self.observation = observation
+        if observation.emulator_defined and observation.emulator_defined not in self.emulated:
+            self.emulated.append(observation.emulator_defined)
 
     def check(self, name: str, passed: bool, detail: str = "") -> None:
         if self.observation is None:
@@ -77,6 +80,8 @@ class ScenarioRun:
                 "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in o.checks],
                 **o.evidence,
             }
+            if self.emulated:
+                evidence["emulator_defined"] = "; ".join(self.emulated)
             evidence = {k: v for k, v in evidence.items() if v not in (None, "", [])}
         if self.cassette:
             evidence["cassette"] = self.cassette

@@ -8,10 +8,10 @@ import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 
 from harness.contract import EMULATOR_DEFINED_HEADER
 from harness.sandbox.calling_state import CallingState
@@ -19,6 +19,8 @@ from harness.sandbox.faults import Faults
 from harness.sandbox.notifier import Notifier, Subscription
 from harness.sandbox.signing import Signer
 from harness.sandbox.state import Clock, Directory, IdSource
+
+R = TypeVar("R", bound=Response)
 
 
 @dataclass
@@ -78,6 +80,6 @@ async def form_fields(request: Request) -> dict[str, str]:
     return dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
 
 
-def emulator_defined(response: JSONResponse, reason: str) -> JSONResponse:
+def emulator_defined(response: R, reason: str) -> R:
     response.headers[EMULATOR_DEFINED_HEADER] = reason
     return response

@@ -42,6 +42,7 @@ RESOURCES: dict[str, tuple[str, str, frozenset[str]]] = {
                 "Chat.ReadWrite",
                 "ChatMessage.Send",
                 "ChatMessage.Read",
+                "ChatMessage.ReadWrite",
                 "ChannelMessage.Send",
                 "ChannelMessage.Read.All",
                 "OnlineMeetings.ReadWrite",
