@@ -155,6 +155,16 @@ class ChatFlow:
             )
         )
 
+    def share_with_external(self, owner: str, upn: str) -> Observation:
+        """A 1:1 chat with someone of another organisation (external access decides)."""
+        client = self.client(owner)
+        if client is None:
+            return self.last
+        result = client.create_chat("oneOnOne", [self.oids[owner], upn])
+        if result.ok:
+            self.path = client.messages_path(chat_id=result.body["id"])
+        return self._record(graph_observation(result, "create chat"))
+
     def _share_channel(self, client: GraphClient, other_oid: str) -> Observation:
         teams = client.joined_teams()
         if not teams.ok or not teams.body.get("value"):

@@ -37,6 +37,8 @@ SANDBOX_TENANTS = (
     "no-enterprise-voice",
     "live-events-joinable",
     "webinar-roles-honoured",
+    "lobby-not-enforced",
+    "fabrikam",
 )
 
 
@@ -83,7 +85,16 @@ class MeetingLocators:
         return {real: placeholder for real, placeholder in pairs if real and placeholder}
 
 
-MEETING_KINDS = ("regular", "channel", "webinar", "live-event")
+MEETING_KINDS = (
+    "regular",
+    "channel",
+    "webinar",
+    "live-event",
+    "lobby",
+    "attendee-mic-off",
+    "attendee-camera-off",
+    "organizer-presents",
+)
 PHONE_PLACEHOLDERS = {"outbound": "+15550100001", "inbound_caller": "+15550100002"}
 
 
@@ -272,7 +283,7 @@ class Profile:
 
     def _aliases(self) -> list[str]:
         if self.kind == "sandbox":
-            return ["adele", "megan", "lynne", "pradeep"]
+            return ["adele", "megan", "lynne", "pradeep", "nestor", "isaiah", "alex"]
         return sorted(self.data.get("users", {}))
 
     def _where(self) -> str:

@@ -33,6 +33,7 @@ class ScenarioRun:
     observation: Observation | None = None
     cassette: str | None = None
     emulated: list[str] = field(default_factory=list)  # emulator-defined answers met on the way
+    policy: dict[str, str] | None = None  # policy, setting, expected enforcement (policy scenarios)
 
     def expect(self, expectation: Expectation) -> None:
         self.expectation = expectation
@@ -102,6 +103,7 @@ class ScenarioRun:
                 "source": self.expectation.source,
             },
             "observed": observed,
+            "policy": self.policy,
             "verdict": judgement.verdict.value,
             "says": judgement.says,
             "detail": judgement.detail,

@@ -64,6 +64,8 @@ class Expectation:
     # For a "not supported" row: where in the chain the rejection must come from. A rejection at an
     # earlier stage (sign-in, token exchange) never reached what the row is about: not a PASS.
     stage: str | None = None
+    # What a FAIL for an allowed action says ("not enforced" for a policy), instead of the default.
+    allowed_says: str = "unexpectedly allowed"
 
     @property
     def documented(self) -> str:
@@ -139,7 +141,7 @@ def judge(expectation: Expectation | None, observed: Observation | Skipped | Fau
     failed_text = "; ".join(f"{c.name}: {c.detail}" if c.detail else c.name for c in failed)
     if observed.outcome == "allowed":
         if expectation.outcome == "unsupported":
-            return Judgement(Verdict.FAIL, "unexpectedly allowed", observed.summary())
+            return Judgement(Verdict.FAIL, expectation.allowed_says, observed.summary())
         if failed:
             return Judgement(Verdict.FAIL, "allowed, but a check failed", failed_text)
         if expectation.outcome == "caveat":

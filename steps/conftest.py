@@ -13,6 +13,7 @@ from steps.calling import *  # noqa: F403
 from steps.chat import *  # noqa: F403
 from steps.identity import *  # noqa: F403
 from steps.notifications import *  # noqa: F403
+from steps.policies import *  # noqa: F403
 
 
 @pytest.fixture
@@ -34,8 +35,8 @@ def chat_flow(flow_tenant: Tenant, graph_pacing):  # type: ignore[no-untyped-def
 
 
 @pytest.fixture
-def calling_flow(flow_tenant: Tenant, graph_pacing):  # type: ignore[no-untyped-def]
-    flow = CallingFlow(flow_tenant, sleep=graph_pacing.sleep)
+def calling_flow(flow_tenant: Tenant, graph_pacing, scenario_cleanup):  # type: ignore[no-untyped-def]
+    flow = CallingFlow(flow_tenant, sleep=graph_pacing.sleep, on_cleanup=scenario_cleanup)
     yield flow
     flow.close()
 

@@ -63,7 +63,7 @@ def call_observation(stage: str, view: CallView) -> Observation:
     evidence: dict[str, object] = {"states": " → ".join(view.state_history), "role": view.role}
     if view.end_reason:
         evidence["callEndReason"] = {"code": view.end_reason.code, "subCode": view.end_reason.sub_code}
-    if view.state == "Connected":
+    if view.state in ("Connected", "InLobby"):  # in the lobby: admitted to wait, not refused
         return Observation(
             "allowed", stage, request_id=view.request_id, emulator_defined=view.emulator_defined, evidence=evidence
         )
@@ -111,6 +111,8 @@ class CallingFlow:
     incoming: dict[str, IncomingCall] = field(default_factory=dict)
     observations: list[Observation] = field(default_factory=list)
     actions: dict[str, bool] = field(default_factory=dict)
+    # Where undoing what a scenario changed in the tenant goes (run while its cassette is open).
+    on_cleanup: Callable[[Callable[[], object]], None] | None = None
 
     @property
     def last(self) -> Observation:
@@ -279,3 +281,110 @@ class CallingFlow:
 
     def role(self, alias: str) -> str:
         return self.calls[alias].view().role
+
+    def capability(self, alias: str, name: str) -> tuple[bool, str]:
+        capability = self.calls[alias].view().capabilities.get(name)
+        return (capability.is_present, capability.reason) if capability else (True, "not reported")
+
+    def try_action(self, alias: str, action: str) -> bool:
+        """unmute | start_video | start_screen_sharing: did it succeed?"""
+        return getattr(self.calls[alias], action)().succeeded
+
+    def admit(self, organizer: str, attendee: str) -> Observation:
+        """The organizer admits the attendee from the lobby (lobby.admit), then the attendee's call settles."""
+        identifier = f"8:orgid:{self._oid(attendee)}"
+        try:
+            waiting = self.calls[organizer].lobby_participants()
+            if identifier not in waiting:
+                return self._record(Observation("rejected", "admit", message=f"{attendee} is not in the lobby"))
+            self.calls[organizer].admit(identifier)
+        except CallingCommunicationError as err:
+            return self._record(error_observation("admit", err))
+        view = self.calls[attendee].wait_until(frozenset({"Connected", "Disconnected"}))
+        return self._record(call_observation("admit", view))
+
+    def _teams_client(self):  # type: ignore[no-untyped-def]
+        client = self._driver().teams_client()
+        if client is None:
+            raise MissingPrerequisite(
+                "changing meeting options or roles needs the organizer in Teams; the "
+                f"{self._driver().name} driver cannot act for them"
+            )
+        return client
+
+    def organizer_sets_option(self, meeting: str, **options: bool) -> None:
+        client, thread = self._teams_client(), self._thread(meeting)
+        previous = client.set_meeting_options(thread, **options)
+        names = {"attendeeMic": "attendee_mic", "attendeeCamera": "attendee_camera"}
+        self._later(lambda: client.set_meeting_options(thread, **{names[k]: v for k, v in previous.items()}))
+
+    def organizer_promotes(self, meeting: str, alias: str) -> None:
+        client, thread, user = self._teams_client(), self._thread(meeting), TeamsUser(self._oid(alias))
+        client.promote(thread, user)
+        self._later(lambda: client.demote(thread, user))
+
+    def _later(self, undo: Callable[[], object]) -> None:
+        if self.on_cleanup is not None:
+            self.on_cleanup(undo)
+
+    def _thread(self, meeting: str) -> str:
+        thread = self.tenant.meeting(meeting).thread_id
+        if not thread:
+            raise MissingPrerequisite(f"profile {self.tenant.profile!r} gives no thread id for the {meeting} meeting")
+        return thread
+
+    def lobby_observation(self, alias: str) -> Observation:
+        """Held in the lobby (the option enforced) or let straight in (not enforced)."""
+        if self.blocked:
+            return self.last
+        view = self.calls[alias].view()
+        if view.state == "InLobby":
+            return Observation(
+                "rejected",
+                "lobby",
+                message="held in the lobby",
+                request_id=view.request_id,
+                evidence={"states": " → ".join(view.state_history)},
+            )
+        return Observation(
+            "allowed",
+            "lobby",
+            message=f"joined without waiting ({view.state})",
+            evidence={"states": " → ".join(view.state_history)},
+        )
+
+    def restriction_observation(self, alias: str, capability: str, reason: str, action: str) -> Observation:
+        """The capability is absent for `reason` and the action fails (enforced), or not."""
+        if self.blocked:
+            return self.last
+        present, actual = self.capability(alias, capability)
+        succeeded = self.try_action(alias, action)
+        evidence = {
+            "capability": f"{capability}: {'present' if present else 'absent'} ({actual})",
+            "action": f"{action}: {'succeeded' if succeeded else 'failed'}",
+        }
+        if not present and actual == reason and not succeeded:
+            return Observation("rejected", "in the meeting", code=actual, message=f"{action} failed", evidence=evidence)
+        return Observation(
+            "allowed",
+            "in the meeting",
+            message=f"{capability} {actual}, {action} {'succeeded' if succeeded else 'failed'}",
+            evidence=evidence,
+        )
+
+    def changed_to(self, alias: str, capability: str, reason: str, *, present: bool) -> tuple[str, bool, str]:
+        """A check: the latest capabilitiesChanged with `reason` set `capability` to present/absent."""
+        changes = self.capability_changes(alias)
+        hits = [c for r, c in changes if r == reason and capability in c]
+        ok = bool(hits) and hits[-1][capability][0] is present
+        want = "present" if present else "absent"
+        return f"{capability} {want} after capabilitiesChanged {reason}", ok, f"changes seen: {changes}"
+
+    def capability_changes(self, alias: str) -> list[tuple[str, dict[str, tuple[bool, str]]]]:
+        return [
+            (c.reason, {k: (v.is_present, v.reason) for k, v in c.changed.items()})
+            for c in self.calls[alias].view().capability_changes
+        ]
+
+    def call_external(self, caller: str, oid: str) -> Observation:
+        return self._settle("start call", caller, lambda: self.agents[caller].start_call(TeamsUser(oid)))

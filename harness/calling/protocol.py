@@ -114,6 +114,15 @@ class CallView:
     capabilities: dict[str, Capability] = field(default_factory=dict)
     emulator_defined: str | None = None
     request_id: str | None = None
+    capability_changes: list[CapabilityChange] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CapabilityChange:
+    """A capabilitiesChanged event: why, and the capabilities whose value changed."""
+
+    reason: str
+    changed: dict[str, Capability]
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,8 @@ class Call(Protocol):
     def unmute(self) -> ActionResult: ...
     def start_video(self) -> ActionResult: ...
     def start_screen_sharing(self) -> ActionResult: ...
+    def lobby_participants(self) -> list[str]: ...
+    def admit(self, identifier: str) -> None: ...
 
 
 class IncomingCall(Protocol):
@@ -157,9 +168,20 @@ class PhoneNetwork(Protocol):
     def dial(self, from_number: str, to: TeamsUser) -> None: ...
 
 
+class TeamsClient(Protocol):
+    """A meeting organizer in the Teams client: what a Teams user on ACS cannot do from the SDK."""
+
+    def set_meeting_options(
+        self, thread_id: str, *, attendee_mic: bool | None = None, attendee_camera: bool | None = None
+    ) -> dict[str, bool]: ...
+    def promote(self, thread_id: str, user: TeamsUser) -> None: ...
+    def demote(self, thread_id: str, user: TeamsUser) -> None: ...
+
+
 class CallingDriver(Protocol):
     name: str
 
     def create_teams_call_agent(self, acs_token: str) -> TeamsCallAgent: ...
     def phone_network(self) -> PhoneNetwork | None: ...
+    def teams_client(self) -> TeamsClient | None: ...
     def close(self) -> None: ...

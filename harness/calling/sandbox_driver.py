@@ -16,6 +16,7 @@ from harness.calling.protocol import (
     CallingCommunicationError,
     CallView,
     Capability,
+    CapabilityChange,
     EndReason,
     GroupLocator,
     Locator,
@@ -94,6 +95,10 @@ def _view(data: dict[str, Any], response: httpx.Response) -> CallView:
         capabilities={k: Capability(v["isPresent"], v["reason"]) for k, v in (data.get("capabilities") or {}).items()},
         emulator_defined=response.headers.get(contract.EMULATOR_DEFINED_HEADER) or data.get("emulatorDefined"),
         request_id=response.headers.get("request-id"),
+        capability_changes=[
+            CapabilityChange(c["reason"], {k: Capability(v["isPresent"], v["reason"]) for k, v in c["changed"].items()})
+            for c in data.get("capabilityChanges") or []
+        ],
     )
 
 
@@ -138,6 +143,13 @@ class SandboxCall:
 
     def start_screen_sharing(self) -> ActionResult:
         return self._action("startScreenSharing")
+
+    def lobby_participants(self) -> list[str]:
+        data, _ = self._api.call("GET", f"calls/{self.id}/lobby")
+        return [p["identifier"] for p in data["value"]]
+
+    def admit(self, identifier: str) -> None:
+        self._api.call("POST", f"calls/{self.id}/lobby/admit", {"identifier": identifier})
 
 
 class SandboxIncomingCall:
@@ -196,6 +208,27 @@ class SandboxPhoneNetwork:
         self._api.call("POST", "pstn/calls", {"from": from_number, "to": {"microsoftTeamsUserId": to.oid}})
 
 
+class SandboxTeamsClient:
+    """The organizer's Teams client, simulated by the sandbox."""
+
+    def __init__(self, api: _Api) -> None:
+        self._api = api
+
+    def set_meeting_options(
+        self, thread_id: str, *, attendee_mic: bool | None = None, attendee_camera: bool | None = None
+    ) -> dict[str, bool]:
+        """Change options; returns what they were (to put them back)."""
+        body = {k: v for k, v in (("attendeeMic", attendee_mic), ("attendeeCamera", attendee_camera)) if v is not None}
+        data, _ = self._api.call("POST", f"simulated/meetings/{thread_id}/options", body)
+        return dict(data.get("previous", {}))
+
+    def promote(self, thread_id: str, user: TeamsUser) -> None:
+        self._api.call("POST", f"simulated/meetings/{thread_id}/promote", {"microsoftTeamsUserId": user.oid})
+
+    def demote(self, thread_id: str, user: TeamsUser) -> None:
+        self._api.call("POST", f"simulated/meetings/{thread_id}/demote", {"microsoftTeamsUserId": user.oid})
+
+
 class SandboxCallingDriver:
     name = "sandbox"
 
@@ -215,6 +248,9 @@ class SandboxCallingDriver:
 
     def phone_network(self) -> SandboxPhoneNetwork:
         return SandboxPhoneNetwork(self._api(None))
+
+    def teams_client(self) -> SandboxTeamsClient:
+        return SandboxTeamsClient(self._api(None))
 
     def close(self) -> None:
         for api in self._apis:

@@ -72,12 +72,21 @@ class CallingError(Exception):
         self.code, self.sub_code, self.message, self.emulated = code, sub_code, message, emulated
 
 
-def capabilities_for(role: str, *, honour_roles: bool) -> dict[str, dict[str, Any]]:
-    """Meeting capabilities for a role. In a webinar roles are not honoured for Teams users."""
+def capabilities_for(role: str, *, honour_roles: bool, meeting: Meeting | None = None) -> dict[str, dict[str, Any]]:
+    """Meeting capabilities for a role and the meeting's options. In a webinar roles (and with them
+    the attendee options) are not honoured for Teams users."""
     result = {}
     for name in MEETING_CAPABILITIES:
-        restricted = honour_roles and role == "Attendee" and name in ATTENDEE_RESTRICTED
-        result[name] = {"isPresent": not restricted, "reason": "RoleRestricted" if restricted else "Capable"}
+        reason = "Capable"
+        if honour_roles and role == "Attendee":
+            if name in ATTENDEE_RESTRICTED:
+                reason = "RoleRestricted"
+            elif meeting is not None and (
+                (name == "unmuteMic" and not meeting.attendee_mic)
+                or (name == "turnVideoOn" and not meeting.attendee_camera)
+            ):
+                reason = "MeetingRestricted"  # "Teams meeting option blocks the action" (capabilities.md)
+        result[name] = {"isPresent": reason == "Capable", "reason": reason}
     return result
 
 
@@ -101,6 +110,11 @@ class Calling:
             Route(f"{v}/incomingCalls/{{incoming}}/accept", self.accept, methods=["POST"]),
             Route(f"{v}/incomingCalls/{{incoming}}/reject", self.reject, methods=["POST"]),
             Route(f"{v}/pstn/calls", self.phone_network_call, methods=["POST"]),
+            Route(f"{v}/calls/{{call}}/lobby", self.lobby, methods=["GET"]),
+            Route(f"{v}/calls/{{call}}/lobby/admit", self.admit, methods=["POST"]),
+            Route(f"{v}/simulated/meetings/{{thread}}/options", self.organizer_sets_options, methods=["POST"]),
+            Route(f"{v}/simulated/meetings/{{thread}}/promote", self.organizer_promotes, methods=["POST"]),
+            Route(f"{v}/simulated/meetings/{{thread}}/demote", self.organizer_promotes, methods=["POST"]),
         ]
 
     # -- plumbing ----------------------------------------------------------------------------------
@@ -167,6 +181,7 @@ class Calling:
             "role": call.role,
             "capabilities": call.capabilities,
             "meetingKind": call.meeting_kind,
+            "capabilityChanges": call.capability_changes,
             "remoteParticipant": call.peer,
             "emulatorDefined": call.emulated or None,
         }
@@ -256,11 +271,27 @@ class Calling:
     def _call_teams_user(self, agent: Agent, tenant: Tenant, oid: str) -> Call:
         call = self._new_call(agent.id, "Outgoing", f"8:orgid:{oid}")
         call.move("Connecting")
-        callee = tenant.user_by_oid(oid)
+        caller = tenant.user_by_oid(agent.oid)
+        if caller is not None and not caller.private_calls:
+            call.end(403, 0)
+            call.emulated = "the end reason when the calling policy turns private calls off is not documented"
+            return call
+        callee_tenant = next(
+            (t for t in self.ctx.directory.tenants.values() if t.name == tenant.name and t.user_by_oid(oid)), None
+        ) or next((t for t in self.ctx.directory.tenants.values() if t.user_by_oid(oid)), None)
+        callee = callee_tenant.user_by_oid(oid) if callee_tenant else None
         if callee is None:
             call.end(404, 0)
             call.emulated = "the end reason for an unknown Teams user is not documented"
             return call
+        if callee_tenant is not None and callee_tenant.name != tenant.name:
+            if callee_tenant.domain in tenant.blocked_domains or tenant.domain in callee_tenant.blocked_domains:
+                call.end(403, 10124)  # "permissionToReachTargetParticipantNotAllowed" (communication-ui-library)
+                call.emulated = (
+                    "external access blocked: the UI library maps subCode 10124; the status is not documented"
+                )
+                return call
+            tenant = callee_tenant
         if self._ring(tenant, callee, f"8:orgid:{agent.oid}", call):
             return call
         if callee.teams_client == "answers":
@@ -295,9 +326,14 @@ class Calling:
                 call.end(*LIVE_EVENT_END)
                 call.emulated = "Microsoft documents no rejection for a Teams user joining a live event"
                 return call
+            call.meeting, call.member = meeting.id, f"8:orgid:{user.oid}"
             call.role = self._role(meeting, user)
             webinar = meeting.kind == "webinar"
-            call.capabilities = capabilities_for(call.role, honour_roles=not webinar or tenant.honours_webinar_roles)
+            honour = not webinar or tenant.honours_webinar_roles
+            call.capabilities = capabilities_for(call.role, honour_roles=honour, meeting=meeting)
+            if meeting.lobby_bypass == "organizer" and call.role != "Organizer" and tenant.enforces_lobby:
+                call.move("InLobby")  # waits until an organizer or presenter admits it
+                return call
             if webinar:
                 call.emulated = (
                     "roles are not honoured for Teams users in webinars (documented); the capability "
@@ -310,8 +346,10 @@ class Calling:
     def _role(meeting: Meeting, user: User) -> str:
         if user.oid == meeting.organizer:
             return "Organizer"
-        if meeting.kind == "webinar":
-            return "Presenter" if user.oid in meeting.presenters else "Attendee"
+        if user.oid in meeting.presenters or user.oid in meeting.promoted:
+            return "Presenter"
+        if meeting.kind == "webinar" or meeting.who_can_present == "organizer":
+            return "Attendee"
         return "Presenter"  # Teams' default "who can present" admits organisation members as presenters
 
     def _meeting_for(self, tenant: Tenant, locator: Any) -> Meeting | None:
@@ -483,4 +521,104 @@ class Calling:
             {"id": call.id, "state": call.state, "stateHistory": call.history},
             201,
             "the emulator's phone network: a simulated PSTN caller",
+        )
+
+    # -- the lobby -----------------------------------------------------------------------------------
+
+    def _meeting_calls(self, meeting_id: str | None, state: str) -> list[Call]:
+        return [c for c in self.state.calls.values() if meeting_id and c.meeting == meeting_id and c.state == state]
+
+    async def lobby(self, request: Request) -> Response:
+        try:
+            call = self._call(request)
+        except CallingError as err:
+            return self._error(err)
+        waiting = [{"identifier": c.member, "state": "InLobby"} for c in self._meeting_calls(call.meeting, "InLobby")]
+        return self._json({"value": waiting})
+
+    async def admit(self, request: Request) -> Response:
+        """lobby.admit: only an organizer, co-organizer or presenter may (41805 otherwise)."""
+        try:
+            call = self._call(request)
+            identity = (await self._body(request)).get("identifier")
+            if call.role not in ("Organizer", "Co-organizer", "Presenter"):
+                raise CallingError(
+                    403, 41805, "only Organizer, Co-organizer or Presenter can admit/reject participants from lobby"
+                )
+            waiting = [c for c in self._meeting_calls(call.meeting, "InLobby") if c.member == identity]
+            if not waiting:
+                raise CallingError(404, 0, "That participant is not in the lobby.", emulated="admit of nobody")
+        except CallingError as err:
+            return self._error(err)
+        with self.ctx.lock:
+            for admitted in waiting:
+                admitted.move("Connected")
+        return Response(status_code=204)
+
+    # -- the organizer's own Teams client (simulated): what the ACS SDK cannot do ---------------------
+
+    def _meeting_by_thread(self, thread: str) -> tuple[Tenant, Meeting]:
+        for tenant in self.ctx.directory.tenants.values():
+            for meeting in tenant.meetings.values():
+                if meeting.thread_id == thread:
+                    return tenant, meeting
+        raise CallingError(404, 0, "No such meeting.", emulated="simulated Teams client input")
+
+    def _recompute(self, tenant: Tenant, meeting: Meeting, reason: str) -> None:
+        """Roles and capabilities after a change; a capabilitiesChanged event where they differ."""
+        for call in self._meeting_calls(meeting.id, "Connected") + self._meeting_calls(meeting.id, "InLobby"):
+            user = tenant.user_by_oid((call.member or "").removeprefix("8:orgid:"))
+            if user is None:
+                continue
+            role = self._role(meeting, user)
+            honour = meeting.kind != "webinar" or tenant.honours_webinar_roles
+            capabilities = capabilities_for(role, honour_roles=honour, meeting=meeting)
+            changed = {k: v for k, v in capabilities.items() if call.capabilities.get(k) != v}
+            event_reason = "RoleChanged" if role != call.role else reason
+            call.role, call.capabilities = role, capabilities
+            if changed:
+                call.capability_changes.append({"reason": event_reason, "changed": changed})
+
+    async def organizer_sets_options(self, request: Request) -> Response:
+        """The organizer changes meeting options in Teams during the meeting."""
+        try:
+            tenant, meeting = self._meeting_by_thread(request.path_params["thread"])
+            body = await self._body(request)
+            previous = {}
+            for key, attribute in (("attendeeMic", "attendee_mic"), ("attendeeCamera", "attendee_camera")):
+                if key in body:
+                    if not isinstance(body[key], bool):
+                        raise CallingError(400, 0, f"{key} must be true or false.", emulated="simulated client input")
+                    previous[key] = getattr(meeting, attribute)
+                    setattr(meeting, attribute, body[key])
+        except CallingError as err:
+            return self._error(err)
+        with self.ctx.lock:
+            self._recompute(tenant, meeting, "MeetingOptionOrOrganizerPolicyChanged")
+        return self._json(
+            {"meeting": meeting.name}, emulated="the emulator's stand-in for the organizer's Teams client"
+        )
+
+    async def organizer_promotes(self, request: Request) -> Response:
+        """The organizer makes an attendee a presenter in Teams, or an attendee again (the ACS SDK cannot)."""
+        try:
+            tenant, meeting = self._meeting_by_thread(request.path_params["thread"])
+            oid = (await self._body(request)).get("microsoftTeamsUserId")
+            if not isinstance(oid, str) or tenant.user_by_oid(oid) is None:
+                raise CallingError(
+                    400,
+                    0,
+                    "microsoftTeamsUserId must name a user of the meeting's tenant.",
+                    emulated="simulated client input",
+                )
+        except CallingError as err:
+            return self._error(err)
+        with self.ctx.lock:
+            if request.url.path.endswith("/demote"):
+                meeting.promoted = [p for p in meeting.promoted if p != oid]
+            else:
+                meeting.promoted.append(oid)
+            self._recompute(tenant, meeting, "RoleChanged")
+        return self._json(
+            {"meeting": meeting.name}, emulated="the emulator's stand-in for the organizer's Teams client"
         )

@@ -25,8 +25,11 @@ class Call:
     role: str = "Unknown"
     capabilities: dict[str, dict[str, Any]] = field(default_factory=dict)
     meeting_kind: str | None = None
+    meeting: str | None = None  # the meeting's id, for a join
+    member: str | None = None  # "8:orgid:<oid>" of the agent's user
     linked: str | None = None  # the call on the other end, when both ends are agents
     emulated: str = ""
+    capability_changes: list[dict[str, Any]] = field(default_factory=list)  # capabilitiesChanged events
 
     def move(self, *states: str) -> None:
         for state in states:

@@ -324,7 +324,26 @@ class Graph:
         if not isinstance(bind, str):
             raise _bad_request("user@odata.bind must be a string.", "malformed members")
         match = re.search(r"users\('([^']+)'\)", bind)
-        user = (tenant.user_by_oid(match.group(1)) or tenant.user_by_upn(match.group(1))) if match else None
+        key = match.group(1) if match else ""
+        user = (tenant.user_by_oid(key) or tenant.user_by_upn(key)) if match else None
+        if user is None and match:  # someone of another organisation: external access decides
+            external = next(
+                (
+                    t
+                    for t in self.ctx.directory.tenants.values()
+                    if t.name != tenant.name and (t.user_by_oid(key) or t.user_by_upn(key))
+                ),
+                None,
+            )
+            if external is not None:
+                if external.domain in tenant.blocked_domains or tenant.domain in external.blocked_domains:
+                    raise GraphError(
+                        403,
+                        "Forbidden",
+                        f"External access to {external.domain} is blocked by your organization's policy.",
+                        emulated="the error when external access blocks a chat member is not documented",
+                    )
+                user = external.user_by_oid(key) or external.user_by_upn(key)
         if user is None:
             raise GraphError(
                 404,
@@ -531,6 +550,13 @@ class Graph:
                 404, "NotFound", "Unknown chat type", emulated="the 404 for an unknown chat is documented for GET only"
             )
         chat = self._chat_for(caller, chat_id)
+        if not caller.user.chat_enabled:
+            raise GraphError(
+                403,
+                "Forbidden",
+                "Chat is turned off for this user by the messaging policy.",
+                emulated="the error when a messaging policy turns chat off is not documented",
+            )
         message = self._new_message(caller.user.oid, await self._body(request))
         with self.ctx.lock:
             chat.messages.append(message)

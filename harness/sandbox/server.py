@@ -172,7 +172,7 @@ class Sandbox:
             "graph_base_url": graph_base,
             "calling_base_url": calling_base,
             "meetings": {
-                m.kind: {
+                m.name: {
                     "join_url": m.join_url,
                     "meeting_id": m.meeting_code,
                     "passcode": m.passcode,

@@ -134,6 +134,8 @@ class User:
     teams_license: bool = True
     mfa_required: bool = False
     enterprise_voice: bool = False  # Teams Phone / Enterprise Voice: needed to call phone numbers
+    chat_enabled: bool = True  # messaging policy: "Chat" on or off
+    private_calls: bool = True  # calling policy: "Make private calls" on or off
     # The user's own Teams client: "answers" (online, picks up), "offline" (no endpoint registered).
     teams_client: str = "offline"
 
@@ -214,11 +216,18 @@ class Meeting:
     start: datetime
     end: datetime
     kind: str = "regular"  # regular | channel | webinar | live-event
+    name: str = ""  # how profiles and scenarios refer to it (defaults to its kind)
     meeting_code: str | None = None  # the numeric meeting id people type in, with a passcode
     passcode: str | None = None
     presenters: list[str] = field(default_factory=list)  # webinar presenters (besides the organizer)
     team_id: str | None = None  # channel meetings
     channel_id: str | None = None
+    # Meeting options (the organizer's) and the meeting policy behind them.
+    lobby_bypass: str = "organization"  # who bypasses the lobby: organization | organizer
+    who_can_present: str = "everyone"  # everyone | organizer
+    attendee_mic: bool = True  # "Allow mic for attendees"
+    attendee_camera: bool = True  # "Allow camera for attendees"
+    promoted: list[str] = field(default_factory=list)  # attendees the organizer made presenters
 
 
 @dataclass
@@ -235,6 +244,8 @@ class Tenant:
     chats: dict[str, Chat] = field(default_factory=dict)
     admits_teams_users_to_live_events: bool = False  # only the deliberately wrong sandbox sets this
     honours_webinar_roles: bool = False  # what the service would do if it enforced the webinar caveat away
+    blocked_domains: set[str] = field(default_factory=set)  # external access (federation) blocked for these
+    enforces_lobby: bool = True  # only the deliberately wrong sandbox turns this off
     meetings: dict[str, Meeting] = field(default_factory=dict)
 
     def user_by_upn(self, upn: str) -> User | None:
@@ -311,12 +322,18 @@ def _webinar_roles_honoured(tenant: Tenant) -> None:
     tenant.honours_webinar_roles = True
 
 
+@misconfiguration("lobby-not-enforced")
+def _lobby_not_enforced(tenant: Tenant) -> None:
+    """A deliberately wrong sandbox: it lets everyone past the lobby. Its lobby scenario must FAIL."""
+    tenant.enforces_lobby = False
+
+
 @misconfiguration("app-not-registered")
 def _app_not_registered(tenant: Tenant) -> None:
     tenant.apps.clear()
 
 
-TENANT_NAMES = ("contoso", *MISCONFIGURATIONS)
+TENANT_NAMES = ("contoso", "fabrikam", *MISCONFIGURATIONS)  # fabrikam: an external organisation
 
 
 def meeting_thread(ids: IdSource, key: str) -> str:
@@ -335,7 +352,14 @@ def join_url(thread: str, tenant_id: str, organizer: str) -> str:
 def seed_meetings(ids: IdSource, tenant: Tenant, team: Team, channel_id: str) -> None:
     """One meeting of each kind, organised by megan, with adele invited: what a test tenant would set up."""
     megan, adele = tenant.users["megan"].oid, tenant.users["adele"].oid
-    for number, kind in enumerate(("regular", "channel", "webinar", "live-event"), start=1):
+    options = {  # meetings set up to show meeting options and policies being enforced
+        "lobby": {"lobby_bypass": "organizer"},
+        "attendee-mic-off": {"who_can_present": "organizer", "attendee_mic": False},
+        "attendee-camera-off": {"who_can_present": "organizer", "attendee_camera": False},
+        "organizer-presents": {"who_can_present": "organizer"},
+    }
+    kinds = ("regular", "channel", "webinar", "live-event", *options)
+    for number, kind in enumerate(kinds, start=1):
         thread = meeting_thread(ids, f"{tenant.name}/meeting/{kind}")
         meeting = Meeting(
             id=ids.stable(f"{tenant.name}/meeting-id/{kind}"),
@@ -351,7 +375,11 @@ def seed_meetings(ids: IdSource, tenant: Tenant, team: Team, channel_id: str) ->
             passcode=base64.b32encode(ids.secret(f"{tenant.name}/passcode/{kind}", 5)).decode()[:6],
             team_id=team.id if kind == "channel" else None,
             channel_id=channel_id if kind == "channel" else None,
+            name=kind,
+            **options.get(kind, {}),
         )
+        if kind in options:
+            meeting.kind = "regular"  # an ordinary meeting, with its options set
         tenant.meetings[meeting.id] = meeting
         tenant.chats[thread] = Chat(thread, "meeting", [megan, adele], SANDBOX_EPOCH, meeting.subject, meeting.id)
 
@@ -379,6 +407,9 @@ def build_tenant(ids: IdSource, name: str, client_id: str) -> Tenant:
         user("megan", "Megan Bowen", teams_client="answers"),
         user("lynne", "Lynne Robbins", mfa_required=True),
         user("pradeep", "Pradeep Gupta", teams_license=False),
+        user("nestor", "Nestor Wilke", chat_enabled=False),
+        user("isaiah", "Isaiah Langer", private_calls=False),
+        user("alex", "Alex Wilber", teams_client="answers"),
     ]
     app = AppRegistration(
         client_id=client_id,
@@ -407,6 +438,8 @@ def build_tenant(ids: IdSource, name: str, client_id: str) -> Tenant:
         channels={general: Channel(id=general, display_name="General")},
     )
     seed_meetings(ids, tenant, tenant.teams[team_id], general)
+    if name != "fabrikam":  # external access: contoso (and its variants) block fabrikam's domain
+        tenant.blocked_domains = {"fabrikam-sandbox.onmicrosoft.com"}
     if name in MISCONFIGURATIONS:
         MISCONFIGURATIONS[name](tenant)
         tenant.misconfiguration = name

@@ -1,0 +1,69 @@
+@policies
+Feature: Teams policies follow the user into the app
+  "Teams policies control communication across applications": a policy or meeting option set in
+  Teams admin (or by the organizer) is enforced in an ACS-based app as it is in Teams. Each
+  scenario states the policy, the action and the enforcement expected. Where Microsoft documents
+  no error for an enforcement, the sandbox's answer is marked emulator-defined.
+
+  @emulator-defined
+  Scenario: Messaging policy with chat off: sending a chat message is rejected
+    Given the "Messaging policy" sets "Chat" to "Off" for "nestor", so sending a chat message is rejected
+    And "nestor" and "megan" share a one-on-one chat
+    When "nestor" sends a message to the chat
+    Then the policy is enforced: the send is rejected with status 403
+
+  @emulator-defined
+  Scenario: Calling policy with private calls off: a VoIP call to a Teams user is rejected
+    Given the "Calling policy" sets "Make private calls" to "Off" for "isaiah", so a VoIP call to a Teams user is rejected
+    And "isaiah" has a Teams call agent
+    When "isaiah" calls the Teams user "megan"
+    Then the policy is enforced: the call is rejected
+
+  Scenario: Calling policy without Enterprise Voice: a PSTN call is rejected with 412/41056
+    Given the "Calling policy" sets "Enterprise Voice" to "Off" for "megan", so a PSTN call is rejected with 412/41056
+    And "megan" has a Teams call agent
+    When "megan" calls the outbound phone number
+    Then the policy is enforced: the call is rejected with code 412 and subcode 41056
+
+  Scenario: Meeting option "Who can bypass the lobby" set to organizers: the Teams user waits until admitted
+    Given the meeting "lobby" sets "Who can bypass the lobby" to "Only organizers", so the Teams user waits in the lobby until admitted
+    And "megan" has a Teams call agent
+    And "adele" has a Teams call agent
+    When "megan" joins the lobby meeting by link
+    And "adele" joins the lobby meeting by link
+    Then the policy is enforced: "adele" waits in the lobby
+    And once "megan" admits "adele", the call connects
+
+  Scenario: Meeting option "Allow mic for attendees" off: unmuteMic is absent and unmute fails
+    Given the meeting "attendee-mic-off" sets "Allow mic for attendees" to "Off", so an attendee cannot unmute
+    And "adele" has a Teams call agent
+    When "adele" joins the attendee-mic-off meeting by link
+    Then the policy is enforced: "adele" lacks "unmuteMic" (MeetingRestricted) and "unmute" fails
+
+  Scenario: Meeting option "Allow camera for attendees" off: turnVideoOn is absent and video fails
+    Given the meeting "attendee-camera-off" sets "Allow camera for attendees" to "Off", so an attendee cannot start video
+    And "adele" has a Teams call agent
+    When "adele" joins the attendee-camera-off meeting by link
+    Then the policy is enforced: "adele" lacks "turnVideoOn" (MeetingRestricted) and "start_video" fails
+
+  Scenario: Meeting option "Who can present" set to organizers: an attendee gains shareScreen when promoted
+    Given the meeting "organizer-presents" sets "Who can present" to "Only organizers", so an attendee cannot share until promoted
+    And "adele" has a Teams call agent
+    When "adele" joins the organizer-presents meeting by link
+    Then the policy is enforced: "adele" lacks "shareScreen" (RoleRestricted) and "start_screen_sharing" fails
+    And once the organizer makes "adele" a presenter in Teams, "shareScreen" is present after capabilitiesChanged "RoleChanged"
+
+  Scenario: A meeting option changed during the meeting raises capabilitiesChanged
+    Given the meeting "organizer-presents" sets "Who can present" to "Only organizers", so the organizer's changes reach attendees during the meeting
+    And "adele" has a Teams call agent
+    When "adele" joins the organizer-presents meeting by link
+    And the organizer turns "Allow mic for attendees" off in Teams
+    Then the policy is enforced: "adele" lacks "unmuteMic" after capabilitiesChanged "MeetingOptionOrOrganizerPolicyChanged"
+
+  @emulator-defined
+  Scenario: External access blocked for a domain: chat and call to its user are rejected
+    Given the "External access" sets "fabrikam-sandbox.onmicrosoft.com" to "Blocked" for "alex", so chats and calls with its users are rejected
+    And "adele" has a Teams call agent
+    When "adele" calls the external user "alex" of "fabrikam"
+    And "adele" starts a chat with the external user "alex" of "fabrikam"
+    Then the policy is enforced: both the call and the chat are rejected
