@@ -66,6 +66,7 @@ class Expectation:
     stage: str | None = None
     # What a FAIL for an allowed action says ("not enforced" for a policy), instead of the default.
     allowed_says: str = "unexpectedly allowed"
+    rejected_says: str = "correctly rejected"  # what a PASS for a rejection says ("enforced" for a policy)
 
     @property
     def documented(self) -> str:
@@ -168,4 +169,4 @@ def judge(expectation: Expectation | None, observed: Observation | Skipped | Fau
         return Judgement(Verdict.FAIL, "rejected, but not as documented", "; ".join(differences))
     if failed:
         return Judgement(Verdict.FAIL, "rejected, but a check failed", failed_text)
-    return Judgement(Verdict.PASS, "correctly rejected", observed.summary())
+    return Judgement(Verdict.PASS, expectation.rejected_says, observed.summary())

@@ -41,7 +41,9 @@ def meeting_option(
 
 
 def _enforced(run: ScenarioRun, rejection: ExpectedRejection | None = None, stage: str | None = None) -> None:
-    run.expect(Expectation("unsupported", SOURCE, rejection, stage=stage, allowed_says=NOT_ENFORCED))
+    run.expect(
+        Expectation("unsupported", SOURCE, rejection, stage=stage, allowed_says=NOT_ENFORCED, rejected_says="enforced")
+    )
     run.require_verdict()
 
 

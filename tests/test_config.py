@@ -117,8 +117,8 @@ def test_to_toml_round_trips() -> None:
             {"name": "x", "kind": "cloud"}, ["kind = 'cloud'", 'set kind = "sandbox" or kind = "live"'], id="kind-bad"
         ),
         pytest.param(
-            {"name": "x", "kind": "sandbox", "sandbox_tenant": "fabrikam"},
-            ["sandbox_tenant = 'fabrikam'", "use one of", *SANDBOX_TENANTS],
+            {"name": "x", "kind": "sandbox", "sandbox_tenant": "northwind"},
+            ["sandbox_tenant = 'northwind'", "use one of", *SANDBOX_TENANTS],
             id="sandbox-tenant-unknown",
         ),
         pytest.param(live(tenant=None), ["[tenant]", "missing", "add it with", "tenant_id"], id="tenant-table-missing"),

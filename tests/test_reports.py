@@ -135,3 +135,18 @@ def test_a_service_that_honours_webinar_roles_turns_the_caveat_into_not_observed
     (caveat,) = [s for s in document["scenarios"] if "caveat" in s["tags"]]
     assert caveat["verdict"] == "PASS" and caveat["says"] == "caveat not observed"
     assert caveat["evidence"]["restricted_actions"]["start_screen_sharing"].startswith("blocked")
+
+
+def test_a_sandbox_that_does_not_enforce_the_lobby_fails_exactly_that_policy(tmp_path: Path) -> None:
+    result = cte_run(tmp_path, "--mode", "sandbox", "--profile", "lobby-not-enforced", "-k", "policies or Meeting")
+    assert result.returncode != 0
+    document = json.loads((tmp_path / "reports" / "conformance.json").read_text())
+    policy_runs = {s["name"]: s for s in document["scenarios"] if s.get("policy")}
+    failed = {name for name, s in policy_runs.items() if s["verdict"] != "PASS"}
+    assert failed == {
+        'Meeting option "Who can bypass the lobby" set to organizers: the Teams user waits until admitted'
+    }
+    (lobby,) = [policy_runs[name] for name in failed]
+    assert lobby["verdict"] == "FAIL" and lobby["says"] == "not enforced"
+    assert len(policy_runs) >= 9 and all(s["says"] == "enforced" for n, s in policy_runs.items() if n not in failed)
+    assert "## Policies" in (tmp_path / "reports" / "conformance.md").read_text()

@@ -62,6 +62,26 @@ def markdown(document: dict[str, Any]) -> str:
         lines.append(_table_row(str(row.number), row.scenario, documented, covering))
     caveat = [s for s in scenarios if "caveat" in s["tags"]]
     lines.append(_table_row("[1]", "Webinar roles are not honoured for Teams users (footnote)", "⚠️ caveat", caveat))
+    with_policy = [s for s in scenarios if s.get("policy")]
+    if with_policy:
+        lines += [
+            "",
+            "## Policies",
+            "",
+            "Teams policies and meeting options, enforced in the app as in Teams:",
+            "",
+            "| Policy | Setting | Applies to | Expected enforcement | Observed | Verdict |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for s in with_policy:
+            p = s["policy"]
+            observed = s["observed"]["summary"] if s["observed"] else "—"
+            if s["evidence"].get("emulator_defined"):
+                observed += " (emulator-defined)"
+            lines.append(
+                f"| {_cell(p['policy'])} | {_cell(p['setting'])} | {_cell(p['holder'])} | "
+                f"{_cell(p['enforcement'])} | {_cell(observed)} | {s['verdict']} ({_cell(s['says'])}) |"
+            )
     for area in sorted({s["area"] for s in scenarios}):
         lines += [
             "",
