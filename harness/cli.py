@@ -28,7 +28,15 @@ def _fail(message: str) -> int:
     return 2
 
 
-def run_suite(profile: str, mode: str, report_dir: Path | None, extra: list[str], *, quiet: bool = False) -> int:
+def run_suite(
+    profile: str,
+    mode: str,
+    report_dir: Path | None,
+    extra: list[str],
+    *,
+    quiet: bool = False,
+    targets: list[str] | None = None,
+) -> int:
     """The Gherkin suite in a pytest process; reports under report_dir (default reports/<run-id>)."""
     try:
         mode = resolve_mode(mode)
@@ -41,12 +49,16 @@ def run_suite(profile: str, mode: str, report_dir: Path | None, extra: list[str]
         sys.executable,
         "-m",
         "pytest",
-        str(STEPS),
+        *(targets or [str(STEPS)]),
         *BDD_ALLURE,
         f"--cte-mode={mode}",
         f"--cte-profile={profile}",
         f"--cte-report-dir={report_dir}",
         f"--alluredir={report_dir / 'allure-results'}",
+        f"--junitxml={report_dir / 'junit.xml'}",
+        "-o",
+        "junit_suite_name=cte-conformance",
+        "--tb=short",
         "-q" if quiet else "-v",
         "--no-header",
         "-rN",
@@ -57,13 +69,51 @@ def run_suite(profile: str, mode: str, report_dir: Path | None, extra: list[str]
     return subprocess.call(command, cwd=ROOT)
 
 
+def _failed_nodeids(report: Path) -> list[str]:
+    from harness.reporting.diff import load
+
+    document = load(report)
+    return [
+        f"{STEPS / 'test_features.py'}::{s['id']}" for s in document["scenarios"] if s["verdict"] in ("FAIL", "ERROR")
+    ]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     extra = list(args.pytest_args)
     if args.k:
         extra += ["-k", args.k]
-    return run_suite(
-        args.profile, args.mode, Path(args.report_dir) if args.report_dir else None, extra, quiet=args.quiet
-    )
+    failed: list[str] | None = None
+    if args.rerun_failed:
+        try:
+            failed = _failed_nodeids(Path(args.rerun_failed))
+        except ValueError as err:
+            return _fail(str(err))
+        if not failed:
+            print(f"cte: nothing failed in {args.rerun_failed}; nothing to rerun")
+            return 0
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report_dir = Path(args.report_dir) if args.report_dir else Path("reports") / f"{stamp}-{args.mode}"
+    status = run_suite(args.profile, args.mode, report_dir, extra, quiet=args.quiet, targets=failed)
+    if args.bundle and (report_dir / "conformance.json").exists():
+        from harness.reporting.bundle import write_bundle
+
+        print(f"bundle: {write_bundle(report_dir, args.profile)}")
+    return status
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from harness.reporting.diff import describe, diff, load
+
+    try:
+        old, new = load(Path(args.old)), load(Path(args.new))
+    except ValueError as err:
+        return _fail(str(err))
+    changes = diff(old, new)
+    for change in changes:
+        print(describe(change))
+    regressions = [c for c in changes if c.regression]
+    print(f"{len(changes)} change(s), {len(regressions)} regression(s): {old['run']['id']} -> {new['run']['id']}")
+    return 1 if regressions else 0
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -106,6 +156,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--report-dir", default=None, help="default: reports/<run-id>")
     run.add_argument("-k", default=None, help="only scenarios matching this pytest -k expression")
     run.add_argument("-q", "--quiet", action="store_true", help="one character per scenario instead of one line")
+    run.add_argument("--rerun-failed", metavar="REPORT.json", help="run only what FAILed or ERRORed in that report")
+    run.add_argument(
+        "--bundle",
+        action="store_true",
+        help="also write one zip of the reports, the redacted profile and cassette digests",
+    )
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     run.set_defaults(func=cmd_run)
 
@@ -114,6 +170,11 @@ def parser() -> argparse.ArgumentParser:
     record.add_argument("--report-dir", default=None)
     record.add_argument("-k", default=None)
     record.set_defaults(func=cmd_record)
+
+    compare = sub.add_parser("diff", help="what changed between two runs; exit 1 on a regression")
+    compare.add_argument("old", help="the earlier conformance.json")
+    compare.add_argument("new", help="the later conformance.json")
+    compare.set_defaults(func=cmd_diff)
 
     cassettes = sub.add_parser("cassettes", help="recorded traffic")
     cassettes_sub = cassettes.add_subparsers(dest="cassettes_command", required=True)

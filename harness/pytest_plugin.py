@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from harness import __version__, transport
+from harness import __version__, expectations, transport
 from harness.config import Profile, ProfileError, Tenant, load_profile, resolve_mode
 from harness.graph import MarkerSource
 from harness.recording import cassette_path, display_path, explain_mismatch, make_vcr
@@ -63,6 +63,7 @@ class CteSession:
         self._stack = contextlib.ExitStack()
         self._tenants: dict[str, Tenant] = {}
         self._receiver: Any = None
+        self.deviations = expectations.load(expectations.expectations_path(self.profile.path, self.profile.name))
         self.replay_signer: Any = None
         self.capture_sink: Callable[[dict[str, Any]], None] | None = None
 
@@ -391,7 +392,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
             report.outcome = "failed"
             report.longrepr = f"{judgement.says}: {judgement.detail}"
     started = item.stash.get(STARTED_KEY, time.monotonic())
-    cte.results.append(run.report(judgement, time.monotonic() - started))
+    result = run.report(judgement, time.monotonic() - started)
+    deviation = expectations.match(cte.deviations, result["id"], result["name"], result["verdict"])
+    if deviation is not None:
+        result["evidence"]["expected_deviation"] = deviation.reason
+        if report.failed:  # known and recorded for this profile: reported, but not a failure of the run
+            report.outcome = "passed"
+    cte.results.append(result)
     return report
 
 
@@ -403,14 +410,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     directory = getattr(config.option, "allure_report_dir", None)
     if cte is None:
         return
-    if not directory or not Path(directory).is_dir():
-        cte.close()
-        return
     from harness import scrubbing
 
     scrubber = scrubbing.Scrubber(cte.known_secrets, unknown_guids=False)
-    for path in Path(directory).glob("*"):
-        if path.suffix in (".json", ".txt") and path.is_file():
+    files = list(Path(directory).glob("*")) if directory and Path(directory).is_dir() else []
+    if getattr(config.option, "xmlpath", None):
+        files.append(Path(config.option.xmlpath))
+    for path in files:
+        if path.suffix in (".json", ".txt", ".xml") and path.is_file():
             text = path.read_text(encoding="utf-8", errors="replace")
             cleaned = scrubber.text(text)
             if cleaned != text:
@@ -434,6 +441,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             "harness_version": __version__,
         },
         known_secrets=cte.known_secrets,
+        stale=[d.__dict__ for d in expectations.stale(cte.deviations, cte.results)],
     )
     tr = terminalreporter
     tr.section(f"cte-conformance: {cte.mode} mode, profile {cte.profile.name}")
@@ -444,6 +452,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for result in cte.results:
         counts[result["verdict"]] = counts.get(result["verdict"], 0) + 1
     tr.write_line(", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+    for deviation in expectations.stale(cte.deviations, cte.results):
+        tr.write_line(
+            f"stale expectation: {deviation.scenario!r} no longer gives {deviation.verdict} "
+            f"({deviation.reason}); remove it from the expectations file"
+        )
+    expected = sum(1 for r in cte.results if r["evidence"].get("expected_deviation"))
+    if expected:
+        tr.write_line(f"{expected} known deviation(s) recorded in the profile's expectations file")
     tr.write_line(f"reports: {paths['json'].parent}")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import scrubbing
+from harness.reporting import html
 from harness.seed_table import ROWS
 
 SCHEMA_VERSION = "1.0"
@@ -19,12 +20,21 @@ SCHEMA_PATH = Path(__file__).with_name("conformance.schema.json")
 VERDICT_ORDER = ("ERROR", "FAIL", "WARN", "SKIP", "PASS")
 
 
-def build(results: list[dict[str, Any]], run: Mapping[str, Any]) -> dict[str, Any]:
+def build(
+    results: list[dict[str, Any]], run: Mapping[str, Any], stale: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
     summary = {verdict: 0 for verdict in VERDICT_ORDER}
     for result in results:
         summary[result["verdict"]] += 1
     ordered = sorted(results, key=lambda r: (r["area"], r["row"] or 0, r["feature"], r["name"]))
-    return {"schema_version": SCHEMA_VERSION, "run": dict(run), "summary": summary, "scenarios": ordered}
+    expected = sum(1 for r in results if r["evidence"].get("expected_deviation"))
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": dict(run),
+        "summary": summary,
+        "scenarios": ordered,
+        "expectations": {"expected_deviations": expected, "stale": stale or []},
+    }
 
 
 def redact(document: dict[str, Any], known_secrets: Mapping[str, str]) -> dict[str, Any]:
@@ -146,11 +156,21 @@ def _evidence_text(scenario: dict[str, Any]) -> str:
 
 
 def write_reports(
-    results: list[dict[str, Any]], *, report_dir: Path, run: Mapping[str, Any], known_secrets: Mapping[str, str]
+    results: list[dict[str, Any]],
+    *,
+    report_dir: Path,
+    run: Mapping[str, Any],
+    known_secrets: Mapping[str, str],
+    stale: list[dict[str, str]] | None = None,
 ) -> dict[str, Path]:
-    document = redact(build(results, run), known_secrets)
+    document = redact(build(results, run, stale), known_secrets)
     report_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": report_dir / "conformance.json", "md": report_dir / "conformance.md"}
+    paths = {
+        "json": report_dir / "conformance.json",
+        "md": report_dir / "conformance.md",
+        "html": report_dir / "conformance.html",
+    }
     paths["json"].write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     paths["md"].write_text(markdown(document), encoding="utf-8")
+    paths["html"].write_text(html.render(document), encoding="utf-8")
     return paths
