@@ -101,6 +101,47 @@ def cmd_run(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Preflight: walk the chain for a profile; exit 1 at the first blocking problem."""
+    import contextlib
+
+    from harness import doctor, scrubbing, transport
+    from harness.scenario import MissingPrerequisite
+
+    try:
+        profile = load_profile(args.profile)
+    except ProfileError as err:
+        return _fail(str(err))
+    with contextlib.ExitStack() as stack:
+        try:
+            if profile.kind == "sandbox":
+                from harness.sandbox.server import Sandbox  # the CLI may start the sandbox
+
+                sandbox = stack.enter_context(Sandbox())
+                stack.enter_context(transport.route_hosts(sandbox.host_routes()))
+                tenant = profile.for_sandbox(
+                    sandbox.tenant_info(profile.sandbox_tenant), sandbox.host_routes(), "sandbox"
+                )
+                users = [u for u in profile.data.get("doctor_users", ["adele", "megan"]) if u in tenant.users]
+            else:
+                tenant = profile.for_live()
+                users = sorted(tenant.users)
+        except (ProfileError, MissingPrerequisite) as err:
+            return _fail(str(err))
+        webhook = os.environ.get("CTE_NOTIFICATION_URL") or profile.data.get("notifications", {}).get("public_url")
+        checks = [doctor.Check("profile complete", "ok", f"{profile.name} ({profile.kind})")]
+        checks += doctor.Doctor(tenant, users, webhook).run()
+    scrubber = scrubbing.Scrubber(tenant.known_secrets(), unknown_guids=False)
+    for check in checks:
+        check.detail, check.remedy = scrubber.text(check.detail), scrubber.text(check.remedy)
+    report_dir = Path(args.report_dir) if args.report_dir else Path("reports") / "doctor"
+    doctor.write(checks, report_dir / "doctor.json", profile.name)
+    print(doctor.table(checks))
+    blocked = any(c.status == "fail" for c in checks)
+    print(f"{'blocked' if blocked else 'ready'}: {report_dir / 'doctor.json'}")
+    return 1 if blocked else 0
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from harness.reporting.diff import describe, diff, load
 
@@ -170,6 +211,11 @@ def parser() -> argparse.ArgumentParser:
     record.add_argument("--report-dir", default=None)
     record.add_argument("-k", default=None)
     record.set_defaults(func=cmd_record)
+
+    check = sub.add_parser("doctor", help="preflight a profile: stops at the first blocking problem, with its remedy")
+    check.add_argument("--profile", default=os.environ.get("CTE_PROFILE", "sandbox"), help="profile name or path")
+    check.add_argument("--report-dir", default=None, help="where doctor.json goes (default: reports/doctor)")
+    check.set_defaults(func=cmd_doctor)
 
     compare = sub.add_parser("diff", help="what changed between two runs; exit 1 on a regression")
     compare.add_argument("old", help="the earlier conformance.json")

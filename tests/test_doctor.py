@@ -1,0 +1,71 @@
+"""`cte doctor` names the problem and its remedy for each misconfigured sandbox, and passes on the clean one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def doctor(profile: str, tmp_path: Path) -> tuple[int, dict, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "doctor", "--profile", profile, "--report-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return result.returncode, json.loads((tmp_path / "doctor.json").read_text()), result.stdout
+
+
+def test_the_clean_sandbox_is_ready(tmp_path: Path) -> None:
+    status, report, output = doctor("sandbox", tmp_path)
+    assert status == 0 and not report["blocked"], output
+    names = [c["name"] for c in report["checks"]]
+    assert names[:3] == ["profile complete", "authority reachable", "sign-in of adele"]
+    assert {
+        "Teams scopes consented",
+        "ACS resource and access key",
+        "exchange for megan",
+        "Graph scopes for chat and meetings",
+    } <= set(names)
+
+
+@pytest.mark.parametrize(
+    ("profile", "check", "detail", "remedy"),
+    [
+        ("consent-missing", "sign-in of adele", "AADSTS65001", "adminconsent"),
+        ("calls-scope-missing", "sign-in of adele", "AADSTS65001", "Teams.ManageCalls"),
+        ("public-client-disabled", "sign-in of adele", "AADSTS7000218", "Allow public client flows"),
+        ("acs-sp-missing", "sign-in of adele", "AADSTS650052", "1fd5118e-2576-4263-8130-9503064c837a"),
+        ("app-not-registered", "sign-in of adele", "AADSTS700016", "client id"),
+        ("no-teams-license", "exchange for adele", "403 Forbidden", "Teams licence"),
+        ("graph-scope-missing", "Graph scopes for chat and meetings", "ChatMessage.Send", "ChatMessage.Send"),
+    ],
+)
+def test_each_misconfiguration_gets_its_diagnosis(
+    tmp_path: Path, profile: str, check: str, detail: str, remedy: str
+) -> None:
+    status, report, output = doctor(profile, tmp_path)
+    assert status == 1 and report["blocked"]
+    failed = [c for c in report["checks"] if c["status"] == "fail"]
+    assert failed[0]["name"] == check, output
+    assert detail in failed[0]["detail"] and remedy in failed[0]["remedy"]
+    assert f"remedy: {failed[0]['remedy']}" in output
+
+
+def test_a_bad_profile_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "doctor", "--profile", "no-such-profile"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "no profile named 'no-such-profile'" in result.stderr
