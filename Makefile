@@ -30,10 +30,12 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 unit: setup
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q --alluredir $(REPORTS)/make-test-allure
 
+## The Gherkin suite; its Allure results join the plain tests' in one folder.
 features: setup
-	$(BIN)/cte run --mode sandbox --quiet --report-dir $(REPORTS)/make-test-sandbox
+	$(BIN)/cte run --mode sandbox --quiet --report-dir $(REPORTS)/make-test-sandbox \
+	  --alluredir $(REPORTS)/make-test-allure
 
 replay: setup
 	$(BIN)/cte run --mode replay --quiet --report-dir $(REPORTS)/make-test-replay

@@ -36,6 +36,7 @@ def run_suite(
     *,
     quiet: bool = False,
     targets: list[str] | None = None,
+    alluredir: Path | None = None,
 ) -> int:
     """The Gherkin suite in a pytest process; reports under report_dir (default reports/<run-id>)."""
     try:
@@ -54,7 +55,7 @@ def run_suite(
         f"--cte-mode={mode}",
         f"--cte-profile={profile}",
         f"--cte-report-dir={report_dir}",
-        f"--alluredir={report_dir / 'allure-results'}",
+        f"--alluredir={alluredir or report_dir / 'allure-results'}",
         f"--junitxml={report_dir / 'junit.xml'}",
         "-o",
         "junit_suite_name=cte-conformance",
@@ -93,7 +94,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 0
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     report_dir = Path(args.report_dir) if args.report_dir else Path("reports") / f"{stamp}-{args.mode}"
-    status = run_suite(args.profile, args.mode, report_dir, extra, quiet=args.quiet, targets=failed)
+    status = run_suite(
+        args.profile,
+        args.mode,
+        report_dir,
+        extra,
+        quiet=args.quiet,
+        targets=failed,
+        alluredir=Path(args.alluredir) if args.alluredir else None,
+    )
     if args.bundle and (report_dir / "conformance.json").exists():
         from harness.reporting.bundle import write_bundle
 
@@ -140,6 +149,50 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     blocked = any(c.status == "fail" for c in checks)
     print(f"{'blocked' if blocked else 'ready'}: {report_dir / 'doctor.json'}")
     return 1 if blocked else 0
+
+
+ALLURE_CONFIG = """export default {
+  name: "cte-conformance",
+  plugins: { awesome: { options: { singleFile: true, groupBy: ["feature", "tag"] } } },
+};
+"""
+
+
+def cmd_report_allure(args: argparse.Namespace) -> int:
+    """One self-contained Allure 3 page from a results folder, with npx allure (Node.js, no Java)."""
+    import shutil
+    import tempfile
+
+    results = Path(args.results)
+    if not results.is_dir() or not any(results.glob("*-result.json")):
+        return _fail(f"{results} holds no Allure results; pass <report-dir>/allure-results of a run")
+    npx = shutil.which("npx")
+    if npx is None:
+        return _fail(
+            "rendering needs Node.js with npx (Allure 3 is an npm package): install Node.js 20 or newer "
+            "(apt-get install nodejs npm), then run this again"
+        )
+    output = Path(args.output) if args.output else results.parent / "allure-report"
+    with tempfile.TemporaryDirectory() as work:
+        config = Path(work) / "allurerc.mjs"
+        config.write_text(ALLURE_CONFIG)
+        status = subprocess.call(
+            [
+                npx,
+                "--yes",
+                "allure@3",
+                "generate",
+                str(results.resolve()),
+                "--config",
+                str(config),
+                "-o",
+                str(output.resolve()),
+            ],
+            cwd=work,
+        )
+    if status == 0:
+        print(f"allure report: {output / 'index.html'}")
+    return status
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -197,6 +250,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--report-dir", default=None, help="default: reports/<run-id>")
     run.add_argument("-k", default=None, help="only scenarios matching this pytest -k expression")
     run.add_argument("-q", "--quiet", action="store_true", help="one character per scenario instead of one line")
+    run.add_argument(
+        "--alluredir",
+        default=None,
+        help="Allure results folder (default: <report-dir>/allure-results); share one with the plain "
+        "tests to report both together",
+    )
     run.add_argument("--rerun-failed", metavar="REPORT.json", help="run only what FAILed or ERRORed in that report")
     run.add_argument(
         "--bundle",
@@ -216,6 +275,13 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--profile", default=os.environ.get("CTE_PROFILE", "sandbox"), help="profile name or path")
     check.add_argument("--report-dir", default=None, help="where doctor.json goes (default: reports/doctor)")
     check.set_defaults(func=cmd_doctor)
+
+    report = sub.add_parser("report", help="render reports")
+    report_sub = report.add_subparsers(dest="report_command", required=True)
+    allure = report_sub.add_parser("allure", help="a single-file Allure 3 report (needs Node.js; no Java)")
+    allure.add_argument("results", help="an allure-results folder")
+    allure.add_argument("-o", "--output", default=None, help="default: beside the results, allure-report/")
+    allure.set_defaults(func=cmd_report_allure)
 
     compare = sub.add_parser("diff", help="what changed between two runs; exit 1 on a regression")
     compare.add_argument("old", help="the earlier conformance.json")

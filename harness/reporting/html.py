@@ -70,7 +70,7 @@ def render(document: dict[str, Any]) -> str:
     rows = []
     for row in ROWS:
         covering = [s for s in scenarios if s["row"] == row.number]
-        documented = "✔️ supported" if row.supported else "❌ not supported"
+        documented = "✔ supported" if row.supported else "✘ not supported"  # glyphs every system font has
         observed = "; ".join(s["says"] for s in covering) or '<span class="muted">not covered in this run</span>'
         evidence = "; ".join(filter(None, (_codes(s) for s in covering)))
         verdict = _badge(_worst(covering)) if covering else "—"
@@ -80,7 +80,7 @@ def render(document: dict[str, Any]) -> str:
         )
     caveat = [s for s in scenarios if "caveat" in s["tags"]]
     rows.append(
-        f"<tr><td>[1]</td><td>{_e(WEBINAR_FOOTNOTE)}</td><td>⚠️ caveat</td>"
+        f"<tr><td>[1]</td><td>{_e(WEBINAR_FOOTNOTE)}</td><td>⚠ caveat</td>"
         f"<td>{_e('; '.join(s['says'] for s in caveat)) or 'not covered in this run'}</td>"
         f"<td>{_badge(_worst(caveat)) if caveat else '—'}</td><td>{_e('; '.join(_codes(s) for s in caveat))}</td></tr>"
     )
