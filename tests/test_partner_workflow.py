@@ -120,3 +120,25 @@ def test_a_bundle_holds_reports_profile_and_digests_and_no_secret(tmp_path: Path
     digests = json.loads((tmp_path / "unpacked" / "harness.json").read_text())["cassettes"]
     assert digests and all(len(d) == 64 for d in digests.values())
     assert scan([tmp_path / "unpacked"]) == []
+
+
+def test_allure_rendering_says_what_to_install_without_node(wrong_sandbox_run: Path) -> None:
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "report", "allure", str(wrong_sandbox_run / "allure-results")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": str(Path(sys.executable).parent)},
+    )
+    assert result.returncode == 2 and "install Node.js" in result.stderr
+    empty = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "report", "allure", str(wrong_sandbox_run)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert empty.returncode == 2 and "holds no Allure results" in empty.stderr
