@@ -109,6 +109,11 @@ def mic_off(calling_flow: CallingFlow, scenario_run: ScenarioRun) -> None:
     calling_flow.organizer_sets_option(scenario_run.policy["holder"], attendee_mic=False)
 
 
+@when(parsers.parse('a Teams admin turns screen sharing off for "{alias}"'))
+def admin_screen_sharing_off(calling_flow: CallingFlow, alias: str) -> None:
+    calling_flow.admin_sets_screen_sharing(alias, False)
+
+
 @then(parsers.parse('the policy is enforced: "{alias}" lacks "{capability}" after capabilitiesChanged "{reason}"'))
 def lacks_after_change(
     calling_flow: CallingFlow, scenario_run: ScenarioRun, alias: str, capability: str, reason: str

@@ -60,6 +60,13 @@ Feature: Teams policies follow the user into the app
     And the organizer turns "Allow mic for attendees" off in Teams
     Then the policy is enforced: "adele" lacks "unmuteMic" after capabilitiesChanged "MeetingOptionOrOrganizerPolicyChanged"
 
+  Scenario: A user's meeting policy changed during the meeting raises capabilitiesChanged
+    Given the "Meeting policy" sets "Screen sharing" to "Off during the meeting" for "adele", so screen sharing is withdrawn when an admin turns it off
+    And "adele" has a Teams call agent
+    When "adele" joins the regular meeting by link
+    And a Teams admin turns screen sharing off for "adele"
+    Then the policy is enforced: "adele" lacks "shareScreen" after capabilitiesChanged "UserPolicyChanged"
+
   @emulator-defined
   Scenario: External access blocked for a domain: chat and call to its user are rejected
     Given the "External access" sets "fabrikam-sandbox.onmicrosoft.com" to "Blocked" for "alex", so chats and calls with its users are rejected

@@ -323,6 +323,11 @@ class CallingFlow:
         client.promote(thread, user)
         self._later(lambda: client.demote(thread, user))
 
+    def admin_sets_screen_sharing(self, alias: str, allowed: bool) -> None:
+        client, user = self._teams_client(), TeamsUser(self._oid(alias))
+        previous = client.set_user_screen_sharing(user, allowed)
+        self._later(lambda: client.set_user_screen_sharing(user, previous))
+
     def _later(self, undo: Callable[[], object]) -> None:
         if self.on_cleanup is not None:
             self.on_cleanup(undo)

@@ -228,6 +228,11 @@ class SandboxTeamsClient:
     def demote(self, thread_id: str, user: TeamsUser) -> None:
         self._api.call("POST", f"simulated/meetings/{thread_id}/demote", {"microsoftTeamsUserId": user.oid})
 
+    def set_user_screen_sharing(self, user: TeamsUser, allowed: bool) -> bool:
+        """A Teams admin changes the user's meeting policy; returns the previous value."""
+        data, _ = self._api.call("POST", f"simulated/users/{user.oid}/policies", {"screenSharing": allowed})
+        return bool(data["previous"]["screenSharing"])
+
 
 class SandboxCallingDriver:
     name = "sandbox"

@@ -72,7 +72,9 @@ class CallingError(Exception):
         self.code, self.sub_code, self.message, self.emulated = code, sub_code, message, emulated
 
 
-def capabilities_for(role: str, *, honour_roles: bool, meeting: Meeting | None = None) -> dict[str, dict[str, Any]]:
+def capabilities_for(
+    role: str, *, honour_roles: bool, meeting: Meeting | None = None, user: User | None = None
+) -> dict[str, dict[str, Any]]:
     """Meeting capabilities for a role and the meeting's options. In a webinar roles (and with them
     the attendee options) are not honoured for Teams users."""
     result = {}
@@ -86,6 +88,8 @@ def capabilities_for(role: str, *, honour_roles: bool, meeting: Meeting | None =
                 or (name == "turnVideoOn" and not meeting.attendee_camera)
             ):
                 reason = "MeetingRestricted"  # "Teams meeting option blocks the action" (capabilities.md)
+        if reason == "Capable" and user is not None and name == "shareScreen" and not user.screen_sharing:
+            reason = "UserPolicyRestricted"  # the user's meeting policy, whatever the role
         result[name] = {"isPresent": reason == "Capable", "reason": reason}
     return result
 
@@ -115,6 +119,7 @@ class Calling:
             Route(f"{v}/simulated/meetings/{{thread}}/options", self.organizer_sets_options, methods=["POST"]),
             Route(f"{v}/simulated/meetings/{{thread}}/promote", self.organizer_promotes, methods=["POST"]),
             Route(f"{v}/simulated/meetings/{{thread}}/demote", self.organizer_promotes, methods=["POST"]),
+            Route(f"{v}/simulated/users/{{oid}}/policies", self.admin_sets_user_policy, methods=["POST"]),
         ]
 
     # -- plumbing ----------------------------------------------------------------------------------
@@ -330,7 +335,7 @@ class Calling:
             call.role = self._role(meeting, user)
             webinar = meeting.kind == "webinar"
             honour = not webinar or tenant.honours_webinar_roles
-            call.capabilities = capabilities_for(call.role, honour_roles=honour, meeting=meeting)
+            call.capabilities = capabilities_for(call.role, honour_roles=honour, meeting=meeting, user=user)
             if meeting.lobby_bypass == "organizer" and call.role != "Organizer" and tenant.enforces_lobby:
                 call.move("InLobby")  # waits until an organizer or presenter admits it
                 return call
@@ -572,7 +577,7 @@ class Calling:
                 continue
             role = self._role(meeting, user)
             honour = meeting.kind != "webinar" or tenant.honours_webinar_roles
-            capabilities = capabilities_for(role, honour_roles=honour, meeting=meeting)
+            capabilities = capabilities_for(role, honour_roles=honour, meeting=meeting, user=user)
             changed = {k: v for k, v in capabilities.items() if call.capabilities.get(k) != v}
             event_reason = "RoleChanged" if role != call.role else reason
             call.role, call.capabilities = role, capabilities
@@ -621,4 +626,26 @@ class Calling:
             self._recompute(tenant, meeting, "RoleChanged")
         return self._json(
             {"meeting": meeting.name}, emulated="the emulator's stand-in for the organizer's Teams client"
+        )
+
+    async def admin_sets_user_policy(self, request: Request) -> Response:
+        """A Teams admin changes a user's meeting policy (screen sharing) while they are in meetings."""
+        try:
+            oid = request.path_params["oid"]
+            tenant = next((t for t in self.ctx.directory.tenants.values() if t.user_by_oid(oid)), None)
+            body = await self._body(request)
+            value = body.get("screenSharing")
+            if tenant is None or not isinstance(value, bool):
+                raise CallingError(400, 0, "Name a user and screenSharing true or false.", emulated="admin input")
+        except CallingError as err:
+            return self._error(err)
+        user = tenant.user_by_oid(oid)
+        assert user is not None
+        with self.ctx.lock:
+            previous, user.screen_sharing = user.screen_sharing, value
+            for meeting in tenant.meetings.values():
+                self._recompute(tenant, meeting, "UserPolicyChanged")
+        return self._json(
+            {"previous": {"screenSharing": previous}},
+            emulated="the emulator's stand-in for a Teams admin changing a policy",
         )

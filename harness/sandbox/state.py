@@ -136,6 +136,7 @@ class User:
     enterprise_voice: bool = False  # Teams Phone / Enterprise Voice: needed to call phone numbers
     chat_enabled: bool = True  # messaging policy: "Chat" on or off
     private_calls: bool = True  # calling policy: "Make private calls" on or off
+    screen_sharing: bool = True  # meeting policy: "Screen sharing" allowed or not
     # The user's own Teams client: "answers" (online, picks up), "offline" (no endpoint registered).
     teams_client: str = "offline"
 
