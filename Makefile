@@ -53,7 +53,7 @@ check-rerecord: setup
 
 ## Scan cassettes and the reports the test run wrote for secrets (exit 1 on any finding).
 audit: setup
-	$(BIN)/cte cassettes audit cassettes $$(ls -d $(REPORTS)/make-test-* 2>/dev/null)
+	$(BIN)/cte cassettes audit --profile sandbox cassettes $$(ls -d $(REPORTS)/make-test-* 2>/dev/null)
 
 clean:
 	rm -rf $(REPORTS) .pytest_cache .ruff_cache

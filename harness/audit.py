@@ -32,7 +32,10 @@ class Finding:
         return f"{self.path}:{self.line}: {self.kind}"
 
 
-def _line_findings(line: str, *, strict_ids: bool) -> Iterator[str]:
+def _line_findings(line: str, *, strict_ids: bool, secrets: tuple[str, ...] = ()) -> Iterator[str]:
+    for secret in secrets:
+        if secret and secret in line:
+            yield "a secret of the active profile (password, key or client secret)"
     for match in tokens.JWT_PATTERN.finditer(line):
         if not match.group(0).endswith("."):
             yield "JWT with a signature (a real token)"
@@ -57,26 +60,27 @@ def _line_findings(line: str, *, strict_ids: bool) -> Iterator[str]:
                 yield "object, tenant or resource id (a GUID that is not a placeholder)"
 
 
-def scan_file(path: Path, *, strict_ids: bool) -> list[Finding]:
+def scan_file(path: Path, *, strict_ids: bool, secrets: tuple[str, ...] = ()) -> list[Finding]:
     findings = []
     try:
         text = path.read_text(encoding="utf-8")
     except (UnicodeDecodeError, OSError):
         return [Finding(path, 0, "unreadable or not UTF-8 text")]
     for number, line in enumerate(text.splitlines(), start=1):
-        findings.extend(
-            Finding(path, number, kind) for kind in dict.fromkeys(_line_findings(line, strict_ids=strict_ids))
-        )
+        kinds = dict.fromkeys(_line_findings(line, strict_ids=strict_ids, secrets=secrets))
+        findings.extend(Finding(path, number, kind) for kind in kinds)
     return findings
 
 
-def scan(paths: Iterable[Path]) -> list[Finding]:
-    """Every finding under `paths`. GUIDs must all be placeholders in cassettes; reports keep request ids."""
+def scan(paths: Iterable[Path], secrets: Iterable[str] = ()) -> list[Finding]:
+    """Every finding under `paths`. GUIDs must all be placeholders in cassettes; reports keep request ids.
+    `secrets` are values of the active profile (passwords, keys) that must appear nowhere."""
+    known = tuple(s for s in secrets if len(s) >= 6)
     findings: list[Finding] = []
     for root in paths:
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
         for path in files:
             if path.suffix.lower() in TEXT_SUFFIXES:
                 strict = "cassettes" in path.parts
-                findings.extend(scan_file(path, strict_ids=strict))
+                findings.extend(scan_file(path, strict_ids=strict, secrets=known))
     return findings

@@ -225,6 +225,21 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profile_secrets(name: str) -> list[str]:
+    """The active profile's secrets: a live profile's from its environment variables; the sandbox's
+    from its (deterministic) tenant model."""
+    profile = load_profile(name)
+    if profile.kind == "sandbox":
+        from harness.sandbox.state import Directory, IdSource  # the CLI may use the sandbox
+
+        directory = Directory.build(IdSource())
+        tenant = directory.tenants[profile.sandbox_tenant]
+        app_secrets = [a.client_secret or "" for a in tenant.apps.values()]
+        return [u.password for u in tenant.users.values()] + [directory.acs.access_key, *app_secrets]
+    tenant = profile.for_live()
+    return [str(u.password) for u in tenant.users.values()] + [str(tenant.acs_access_key)]
+
+
 def cmd_cassettes_audit(args: argparse.Namespace) -> int:
     from harness.audit import scan
 
@@ -232,7 +247,11 @@ def cmd_cassettes_audit(args: argparse.Namespace) -> int:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         return _fail(f"nothing to audit at {', '.join(missing)}; pass existing files or folders")
-    findings = scan(paths)
+    try:
+        secrets = _profile_secrets(args.profile) if args.profile else []
+    except ProfileError as err:
+        return _fail(str(err))
+    findings = scan(paths, secrets)
     for finding in findings:
         print(finding)
     print(f"{len(findings)} finding(s) in {', '.join(str(p) for p in paths)}")
@@ -292,6 +311,7 @@ def parser() -> argparse.ArgumentParser:
     cassettes_sub = cassettes.add_subparsers(dest="cassettes_command", required=True)
     audit = cassettes_sub.add_parser("audit", help="scan cassettes and reports for secrets; exit 1 on any")
     audit.add_argument("paths", nargs="*", help="files or folders (default: cassettes)")
+    audit.add_argument("--profile", default=None, help="also look for this profile's passwords and keys")
     audit.set_defaults(func=cmd_cassettes_audit)
 
     sandbox = sub.add_parser("sandbox", help="the embedded sandbox tenant")
