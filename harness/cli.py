@@ -83,6 +83,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     extra = list(args.pytest_args)
     if args.k:
         extra += ["-k", args.k]
+    if args.workers:
+        extra += ["-n", args.workers]
     failed: list[str] | None = None
     if args.rerun_failed:
         try:
@@ -268,6 +270,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", default=os.environ.get("CTE_MODE", "sandbox"), choices=MODES)
     run.add_argument("--report-dir", default=None, help="default: reports/<run-id>")
     run.add_argument("-k", default=None, help="only scenarios matching this pytest -k expression")
+    run.add_argument(
+        "-n",
+        dest="workers",
+        default=None,
+        metavar="N|auto",
+        help="run scenarios in N processes (pytest-xdist); one merged report",
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="one character per scenario instead of one line")
     run.add_argument(
         "--alluredir",

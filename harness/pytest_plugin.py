@@ -24,7 +24,7 @@ from harness import __version__, expectations, transport
 from harness.config import Profile, ProfileError, Tenant, load_profile, resolve_mode
 from harness.graph import MarkerSource
 from harness.recording import cassette_path, display_path, explain_mismatch, make_vcr
-from harness.reporting import write_reports
+from harness.reporting import redact_result, write_reports
 from harness.scenario import AREAS, MissingPrerequisite, ScenarioRun, VerdictFailed
 from harness.verdicts import Fault, Skipped
 
@@ -32,6 +32,8 @@ RUN_KEY = pytest.StashKey[ScenarioRun]()
 STACK_KEY = pytest.StashKey[contextlib.ExitStack]()
 STARTED_KEY = pytest.StashKey[float]()
 CASSETTE_KEY = pytest.StashKey[Path]()
+RESULT_PROPERTY = "cte_result"
+_SESSIONS: list[CteSession] = []  # the session of this process (logreport gets no config)
 INBOUND_KEY = pytest.StashKey[Any]()
 CAPTURE_KEY = pytest.StashKey[Any]()
 CLEANUPS_KEY = pytest.StashKey[list]()
@@ -202,6 +204,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config._cte_session = CteSession(config)  # type: ignore[attr-defined]
     except ProfileError as err:
         raise pytest.UsageError(str(err)) from None
+    _SESSIONS.append(config._cte_session)  # type: ignore[attr-defined]
 
 
 # -- fixtures ----------------------------------------------------------------------------------------
@@ -398,8 +401,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         result["evidence"]["expected_deviation"] = deviation.reason
         if report.failed:  # known and recorded for this profile: reported, but not a failure of the run
             report.outcome = "passed"
-    cte.results.append(result)
+    # Redacted here, where the tenant's secrets are known (with -n, in the worker), then carried on the
+    # report to whoever writes the reports (with -n, the controller).
+    report.user_properties.append((RESULT_PROPERTY, redact_result(result, cte.known_secrets)))
     return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect each scenario's result once, from its own report (serial, or sent by an xdist worker)."""
+    if not _SESSIONS or report.when == "teardown":
+        return
+    for name, value in report.user_properties:
+        if name == RESULT_PROPERTY:
+            _SESSIONS[-1].results.append(value)
 
 
 @pytest.hookimpl(trylast=True)
@@ -427,7 +441,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     cte = getattr(config, "_cte_session", None)
-    if cte is None or not cte.results:
+    if cte is None or not cte.results or hasattr(config, "workerinput"):  # an xdist worker: the controller writes
         return
     paths = write_reports(
         cte.results,

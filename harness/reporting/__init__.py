@@ -37,6 +37,11 @@ def build(
     }
 
 
+def redact_result(result: dict[str, Any], known_secrets: Mapping[str, str]) -> dict[str, Any]:
+    """One scenario's result with the tenant's identifiers replaced (request ids kept)."""
+    return scrubbing.Scrubber(known_secrets, keep=frozenset({"request_id"})).json_value(result)
+
+
 def redact(document: dict[str, Any], known_secrets: Mapping[str, str]) -> dict[str, Any]:
     scrubber = scrubbing.Scrubber(known_secrets, keep=frozenset({"request_id"}))  # support asks for request ids
     return scrubber.json_value(document)
