@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 REPORTS ?= reports
 
-.PHONY: setup run test lint unit features replay record check-rerecord clean
+.PHONY: setup run test lint unit features replay record check-rerecord bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ check-rerecord: setup
 ## Scan cassettes and the reports the test run wrote for secrets (exit 1 on any finding).
 audit: setup
 	$(BIN)/cte cassettes audit --profile sandbox cassettes $$(ls -d $(REPORTS)/make-test-* 2>/dev/null)
+
+## Every script in benchmarks/, each figure beside its baseline from the same run; prints a table and
+## writes benchmarks/results.json (a few minutes; not part of `make test`).
+bench: setup
+	$(BIN)/python benchmarks/run_all.py --out benchmarks/results.json
 
 clean:
 	rm -rf $(REPORTS) .pytest_cache .ruff_cache

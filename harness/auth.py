@@ -6,6 +6,7 @@ device-code flow. Tokens stay in memory: the MSAL cache is never written to disk
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,16 @@ class ObservingSession(requests.Session):
         return response
 
 
+MSAL_DEFAULT_THROTTLE_S = 60.0  # how long MSAL caches a 429/5xx with no Retry-After (public client apps)
+
+
+def _retry_after(headers: dict[str, str], *, default: float) -> float:
+    """Seconds to wait before trying again: the response's Retry-After (whole seconds, as Entra
+    sends it) plus a little, so that MSAL's cached copy of the failure has expired."""
+    value = {k.lower(): v for k, v in headers.items()}.get("retry-after", "")
+    return (int(value) if value.strip().isdigit() else default) + 0.05
+
+
 @dataclass
 class SignIn:
     """The outcome of one sign-in, as evidence: never the secrets themselves in a repr."""
@@ -69,8 +80,19 @@ class SignIn:
         return int(exp) if exp is not None else None
 
 
+# A transient Entra failure (429, 5xx, a dropped connection) is tried again at most this many times.
+TRANSIENT_RETRIES = 2
+
+
 class EntraSignIn:
-    """One MSAL public client application for a tenant, with an in-memory token cache."""
+    """One MSAL public client application for a tenant, with an in-memory token cache.
+
+    Transient failures are retried here, in step with MSAL rather than against it: MSAL raises on a
+    5xx, returns a 429 as an error result, and caches both (per URL, client, scope and user) for their
+    `Retry-After` (60 s without one, for a public client), answering from that cache until it expires; it does not retry
+    itself when given its own HTTP client. So a retry waits out `Retry-After` first, and there are
+    at most TRANSIENT_RETRIES of them; each one is listed in `retries`.
+    """
 
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
@@ -81,6 +103,29 @@ class EntraSignIn:
             http_client=self.session,
             token_cache=msal.SerializableTokenCache(),
         )
+        self.retries: list[str] = []
+        self.sleep: Callable[[float], None] = time.sleep
+
+    def _acquire(self, attempt: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        for tries in range(TRANSIENT_RETRIES + 1):
+            last = tries == TRANSIENT_RETRIES
+            try:
+                result = attempt()
+            except msal.exceptions.MsalServiceError as exc:  # how MSAL reports a 5xx
+                if last or not str(exc).startswith("HTTP Error: 5"):
+                    raise
+                why, wait = str(exc), _retry_after(self.session.last_headers, default=MSAL_DEFAULT_THROTTLE_S)
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                if last:
+                    raise
+                why, wait = f"connection dropped ({type(exc).__name__})", 0.5  # nothing cached: a short pause
+            else:
+                if self.session.last_status != 429 or "access_token" in result or last:
+                    return result
+                why, wait = "HTTP 429", _retry_after(self.session.last_headers, default=MSAL_DEFAULT_THROTTLE_S)
+            self.retries.append(f"token request: {why}; retried after {wait:g} s")
+            self.sleep(wait)
+        raise AssertionError("unreachable")
 
     def with_password(
         self, alias: str, scopes: Sequence[str] = contract.TEAMS_SCOPES, *, wrong_password: bool = False
@@ -90,7 +135,9 @@ class EntraSignIn:
         with warnings.catch_warnings():
             # ROPC is deprecated for people; test accounts without MFA are what it is for.
             warnings.simplefilter("ignore", DeprecationWarning)
-            result = self.app.acquire_token_by_username_password(user.upn, password, scopes=list(scopes))
+            result = self._acquire(
+                lambda: self.app.acquire_token_by_username_password(user.upn, password, scopes=list(scopes))
+            )
         return self._observe(alias, scopes, result)
 
     def with_device_code(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,25 +43,49 @@ class Exchange:
         return int(datetime.fromisoformat(self.expires_on).timestamp()) if self.expires_on else None
 
 
+THROTTLE_RETRIES = 2
+
+
 class AcsIdentity:
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
         self.client = CommunicationIdentityClient.from_connection_string(
             str(tenant.acs_connection_string), connection_verify=tenant.ca_bundle or True
         )
+        self.retries: list[str] = []
+        self.sleep: Callable[[float], None] = time.sleep
 
     def _call(self, operation: str, fn: Any, *args: Any, **kwargs: Any) -> tuple[Exchange, Any]:
+        """One SDK call. azure-core's RetryPolicy already retries any error answer that carries
+        Retry-After (waiting it out), and a POST answered 500, 503 or 504 without one; it leaves a POST
+        answered 429 without Retry-After to the caller. So the harness retries only that, after a
+        pause, at most THROTTLE_RETRIES times, each listed in `retries`: never on top of azure-core."""
+        for tries in range(THROTTLE_RETRIES + 1):
+            try:
+                return self._call_once(operation, fn, *args, **kwargs)
+            except HttpResponseError as err:
+                if err.status_code != 429 or tries == THROTTLE_RETRIES:
+                    return self._failed(Exchange(operation=operation), err)
+                raw = err.response.headers if err.response is not None else {}
+                headers = {k.lower(): v for k, v in dict(raw).items()}
+                value = headers.get("retry-after", "")
+                wait = float(value) if value.strip().isdigit() else 1.0
+                self.retries.append(f"{operation}: HTTP 429; retried after {wait:g} s")
+                self.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _failed(self, observed: Exchange, err: HttpResponseError) -> tuple[Exchange, Any]:
+        observed.status = err.status_code
+        if err.error is not None:
+            observed.code, observed.message = err.error.code, err.error.message
+            observed.target = getattr(err.error, "target", None)
+        self._headers(observed, err.response.headers if err.response is not None else {})
+        return observed, None
+
+    def _call_once(self, operation: str, fn: Any, *args: Any, **kwargs: Any) -> tuple[Exchange, Any]:
         observed = Exchange(operation=operation)
         responses: list[Any] = []
-        try:
-            value = fn(*args, raw_response_hook=responses.append, **kwargs)
-        except HttpResponseError as err:
-            observed.status = err.status_code
-            if err.error is not None:
-                observed.code, observed.message = err.error.code, err.error.message
-                observed.target = getattr(err.error, "target", None)
-            self._headers(observed, err.response.headers if err.response is not None else {})
-            return observed, None
+        value = fn(*args, raw_response_hook=responses.append, **kwargs)
         if responses:
             observed.status = responses[-1].http_response.status_code
             self._headers(observed, responses[-1].http_response.headers)

@@ -68,6 +68,7 @@ class CteSession:
         self.deviations = expectations.load(expectations.expectations_path(self.profile.path, self.profile.name))
         self.replay_signer: Any = None
         self.capture_sink: Callable[[dict[str, Any]], None] | None = None
+        self._fault_plan = self.fault_plan()  # a bad [faults] table fails here, before any scenario
 
     @property
     def uses_sandbox(self) -> bool:
@@ -78,8 +79,23 @@ class CteSession:
             from harness.sandbox.server import Sandbox  # only the plugin, cli and tests start it
 
             self._sandbox = self._stack.enter_context(Sandbox(deterministic=self.mode == "record"))
+            self._sandbox.ctx.faults.plan = self._fault_plan
             self._stack.enter_context(transport.route_hosts(self._sandbox.host_routes()))
         return self._sandbox
+
+    def fault_plan(self) -> Any:
+        """The profile's `[faults]` (the `flaky` profile): random faults the sandbox injects."""
+        table = self.profile.data.get("faults")
+        if table is None:
+            return None
+        from harness.sandbox.faults import plan_from_profile
+
+        if self.mode == "record":
+            raise ProfileError(f"profile {self.profile.name!r} injects faults; record with a profile without [faults]")
+        try:
+            return plan_from_profile(table, str(self.profile.path or self.profile.name))
+        except ValueError as exc:
+            raise ProfileError(str(exc)) from None
 
     def tenant(self, profile: Profile | None = None) -> Tenant:
         profile = profile or self.profile
@@ -453,6 +469,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             "started": cte.started.isoformat().replace("+00:00", "Z"),
             "duration_s": round(time.monotonic() - cte.clock_start, 3),
             "harness_version": __version__,
+            **({"sandbox": cte._sandbox.health()} if cte._sandbox is not None else {}),
         },
         known_secrets=cte.known_secrets,
         stale=[d.__dict__ for d in expectations.stale(cte.deviations, cte.results)],

@@ -56,6 +56,22 @@ def _cell(text: Any) -> str:
     return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
 
 
+def _sandbox_health(health: dict[str, Any] | None) -> list[str]:
+    """One paragraph on what the sandbox saw: requests, injected faults, messages sent twice."""
+    if not health:
+        return []
+    requests = ", ".join(f"{w} {n}" for w, n in health["requests"].items() if w != "other")
+    line = f"Sandbox: requests {requests or 'none'}; messages sent twice: {health['messages_sent_twice']}."
+    faults = [
+        f"{w} " + ", ".join(f"{k} {n}" for k, n in counts.items() if k != "requests")
+        for w, counts in health["faults"].items()
+        if any(k != "requests" for k in counts)
+    ]
+    if faults:
+        line += f" Injected faults (emulator-defined): {'; '.join(faults)}."
+    return [line, ""]
+
+
 def markdown(document: dict[str, Any]) -> str:
     run, scenarios = document["run"], document["scenarios"]
     lines = [
@@ -66,6 +82,7 @@ def markdown(document: dict[str, Any]) -> str:
         "",
         " · ".join(f"{n} {v}" for v, n in document["summary"].items() if n) or "no scenarios ran",
         "",
+        *_sandbox_health(run.get("sandbox")),
         "## The source table",
         "",
         "| # | Scenario | Documented | Observed | Verdict | Evidence |",

@@ -138,6 +138,23 @@ class Sandbox:
                 self.ctx.ids.restart(name)
                 self.ctx.clock.restart(start)
 
+    def health(self) -> dict[str, Any]:
+        """What the sandbox saw, for the run report: requests per workload, faults injected (the `flaky` profile)
+        and messages posted twice with the same content in one chat or channel (a resend that should
+        not have happened: the harness's messages carry unique markers)."""
+        with self.ctx.lock:
+            threads = [c.messages for t in self.ctx.directory.tenants.values() for c in t.chats.values()]
+            threads += [
+                ch.messages
+                for t in self.ctx.directory.tenants.values()
+                for team in t.teams.values()
+                for ch in team.channels.values()
+            ]
+            twice = sum(len(m) - len({x.content for x in m}) for m in threads)
+        plan = self.ctx.faults.plan
+        requests = dict(sorted(self.ctx.faults.requests.items()))
+        return {"requests": requests, "faults": plan.summary() if plan else {}, "messages_sent_twice": twice}
+
     # -- what a client needs to use it -------------------------------------------------------------
 
     @property
