@@ -126,3 +126,24 @@ def test_a_fault_in_processing_is_recorded_not_fatal(world) -> None:
     assert service.receiver.wait_for(lambda d: d.notification_id == "n-after-fuzz" and d.accepted) is not None
     faults = [d.reason for d in service.receiver.decisions if d.reason.startswith("receiver fault")]
     assert faults == [], f"hostile input raised inside the receiver: {faults[:3]}"
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer", "Bearer not-the-token", "not-the-token"])
+def test_the_push_channel_refuses_a_reader_without_the_receivers_token(world, authorization) -> None:
+    """/events carries decrypted messages; a tunnel in front of the receiver must not expose it."""
+    _, _, _, client = world
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    answer = client.get("/events", params={"channel": "adele"}, headers=headers)
+    assert answer.status_code == 401 and answer.json()["error"]["code"] == "Unauthorized"
+
+
+def test_the_push_channel_serves_its_own_client(world) -> None:
+    from harness.notifications.push import PushClient
+
+    service, _, _, _ = world
+    push = PushClient(service.events_url("megan"), str(service.certificates.ca_bundle), service.receiver.push_token)
+    try:
+        assert service.receiver.hub.publish("megan", {"changeType": "created", "message": {"id": "m-1"}}) == 1
+        assert push.wait_for(lambda e: (e.get("message") or {}).get("id") == "m-1", timeout=5) is not None
+    finally:
+        push.close()

@@ -114,7 +114,11 @@ class NotificationFlow:
 
     def connect(self, alias: str) -> Observation:
         try:
-            self.push = PushClient(self.env.service.events_url(alias), str(self.env.service.certificates.ca_bundle))
+            self.push = PushClient(
+                self.env.service.events_url(alias),
+                str(self.env.service.certificates.ca_bundle),
+                self.env.service.receiver.push_token,
+            )
         except ConnectionError as err:
             return self.chat._record(Observation("rejected", "connect to push", message=str(err)))
         return self.chat._record(Observation("allowed", "connect to push"))

@@ -17,8 +17,9 @@ from typing import Any
 
 
 class PushClient:
-    def __init__(self, url: str, ca_bundle: str | None, *, connect_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, ca_bundle: str | None, token: str, *, connect_timeout: float = 10.0) -> None:
         self.url = url
+        self._token = token
         self.events: list[dict[str, Any]] = []
         self.error: str | None = None
         self._context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
@@ -39,6 +40,7 @@ class PushClient:
                 target = parts.path + (f"?{parts.query}" if parts.query else "")
                 tls.sendall(
                     f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
+                    f"Authorization: Bearer {self._token}\r\n"
                     f"Connection: close\r\n\r\n".encode()
                 )
                 tls.settimeout(None)

@@ -21,6 +21,7 @@ import asyncio
 import hmac
 import json
 import queue
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -123,6 +124,9 @@ class Receiver:
         self.registrations: dict[str, Registration] = {}
         self.verifier = TokenVerifier(trusted_keys or {}, audience)
         self.hub = PushHub()
+        # /events serves decrypted messages: only this process's push clients may read it, even when
+        # a tunnel forwards every path of the receiver to the internet (live mode).
+        self.push_token = secrets.token_urlsafe(32)
         self.capture = capture
         self.decisions: list[Decision] = []
         self.stats = {"received": 0, "acknowledged": 0, "rejected": 0, "duplicates": 0, "busy": 0, "bad_input": 0}
@@ -206,6 +210,12 @@ class Receiver:
         return JSONResponse({"error": {"code": "BadNotification", "message": message}}, status_code=status)
 
     async def events(self, request: Request) -> Response:
+        offered = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(offered.encode(), self.push_token.encode()):
+            return JSONResponse(
+                {"error": {"code": "Unauthorized", "message": "the push channel needs the receiver's bearer token"}},
+                status_code=401,
+            )
         channel = request.query_params.get("channel", "")
         if not channel:
             return JSONResponse({"error": {"code": "BadRequest", "message": "channel is required"}}, status_code=400)
