@@ -105,12 +105,12 @@ def figure(name: str, value: float, unit: str, baseline: str, base: float, **ext
     }
 
 
-def measure(notifications: int, batch: int, senders: int, idle: int = 100) -> dict[str, Any]:
+def measure(notifications: int, batch: int, senders: int, idle: int = 200) -> dict[str, Any]:
     signer = crypto.TokenSigner(kid="graph")
     service = ReceiverService.start(audience=AUDIENCE, trusted_keys={signer.kid: signer.public_key})
     key = service.receiver.new_key("bench")
     service.receiver.register(Registration("sub-bench", "state", channel="bench", key_id=key.id))
-    push = PushClient(service.events_url("bench"), str(service.certificates.ca_bundle))
+    push = PushClient(service.events_url("bench"), str(service.certificates.ca_bundle), service.receiver.push_token)
 
     sample = crypto.encrypt(key.certificate_b64, b'{"id": "0"}' + b" " * 200, key.id)
     began = time.perf_counter()
@@ -240,7 +240,7 @@ def main() -> None:
     parser.add_argument("--notifications", type=int, default=6000)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--senders", type=int, default=2)
-    parser.add_argument("--idle", type=int, default=100, help="notifications for the unloaded baseline")
+    parser.add_argument("--idle", type=int, default=200, help="notifications for the unloaded baseline")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     args = parser.parse_args()
     result = measure(args.notifications, args.batch, args.senders, args.idle)
