@@ -419,7 +419,7 @@ def test_built_in_sandbox_profiles_load(name: str) -> None:
     assert profile.kind == "sandbox"
     assert profile.path == PROFILE_DIR / f"{name}.toml"
     assert profile.name == name
-    assert profile.sandbox_tenant == ("contoso" if name == "sandbox" else name)
+    assert profile.sandbox_tenant == ("contoso" if name in ("sandbox", "flaky") else name)
     replay = profile.for_replay()
     assert replay.misconfiguration == (None if name == "sandbox" else name)
 
