@@ -421,7 +421,7 @@ def test_built_in_sandbox_profiles_load(name: str) -> None:
     assert profile.name == name
     assert profile.sandbox_tenant == ("contoso" if name in ("sandbox", "flaky") else name)
     replay = profile.for_replay()
-    assert replay.misconfiguration == (None if name == "sandbox" else name)
+    assert replay.misconfiguration == (None if name in ("sandbox", "flaky") else name)
 
 
 def test_built_in_live_example_loads_and_names_its_env_vars() -> None:
