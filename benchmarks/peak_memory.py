@@ -20,22 +20,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from suite_timing import PYTEST  # benchmarks/ is on sys.path when run as a script
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-COLLECT = [
-    sys.executable,
-    "-m",
-    "pytest",
-    "steps",
-    "-q",
-    "-p",
-    "no:cacheprovider",
-    "-p",
-    "no:allure_pytest",
-    "-p",
-    "allure_pytest_bdd",
-    "--collect-only",
-]
+COLLECT = [*PYTEST, "--collect-only"]  # the same suite, collected only
 CTE_RUN = [str(BIN / "cte"), "run", "--mode", "sandbox", "-q"]
 # Runs the command given as JSON in argv[1]; prints its exit status, output tail and peak RSS.
 WRAPPER = """
