@@ -23,7 +23,7 @@ import pytest
 from harness import __version__, expectations, transport
 from harness.config import Profile, ProfileError, Tenant, load_profile, resolve_mode
 from harness.graph import MarkerSource
-from harness.recording import cassette_path, display_path, explain_mismatch, make_vcr
+from harness.recording import cassette_path, check_cassette, display_path, explain_mismatch, make_vcr
 from harness.reporting import redact_result, write_reports
 from harness.scenario import AREAS, MissingPrerequisite, ScenarioRun, VerdictFailed
 from harness.verdicts import Fault, Skipped
@@ -358,6 +358,8 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
             stack.enter_context(transport.block_network("replay mode blocks the network", allow_ports=allowed))
         # The scrubber asks for the session's known secrets at each request, so tenants resolved
         # inside the scenario (a Given step naming another profile) are scrubbed too.
+        if not record and path.exists():
+            check_cassette(path)
         recorder, scrubber = make_vcr(lambda: cte.known_secrets, record=record)
         stack.enter_context(recorder.use_cassette(str(path)))
         if receiver is not None:

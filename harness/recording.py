@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import vcr
+import yaml
 from vcr.errors import CannotOverwriteExistingCassetteException
 from vcr.request import Request
 
@@ -111,6 +112,72 @@ def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) ->
     return recorder, scrubber
 
 
+MAX_CASSETTE_BYTES = 64 * 1024 * 1024
+
+
+class CassetteError(ValueError):
+    """A cassette that is not one: one line naming the file and what is wrong with it."""
+
+
+def check_cassette(path: Path) -> None:
+    """Before vcrpy reads a cassette (which may come from anyone): UTF-8, YAML that a safe loader
+    accepts, and vcrpy's shape, or a CassetteError. vcrpy itself fails on a malformed one with a bare
+    TypeError or KeyError, or treats an undecodable one as empty."""
+    where = display_path(path)
+
+    def bad(why: str) -> CassetteError:
+        return CassetteError(f"{where}: {why}")
+
+    if path.stat().st_size > MAX_CASSETTE_BYTES:
+        raise bad(f"larger than {MAX_CASSETTE_BYTES // 2**20} MiB")
+    try:
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise bad(f"not UTF-8 text (byte {err.start})") from None
+    except yaml.MarkedYAMLError as err:
+        mark = f" at line {err.problem_mark.line + 1}" if err.problem_mark else ""
+        raise bad(f"not valid or not safe YAML ({err.problem or err.context}{mark})") from None
+    except (yaml.YAMLError, RecursionError) as err:
+        raise bad(f"not valid YAML ({type(err).__name__})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
+        raise bad("no `interactions` list at the top")
+    if data.get("version") != 1:
+        raise bad(f"version {data.get('version')!r}; vcrpy cassettes are version 1")
+    for number, interaction in enumerate(data["interactions"], start=1):
+        request = interaction.get("request") if isinstance(interaction, dict) else None
+        response = interaction.get("response") if isinstance(interaction, dict) else None
+        if not (
+            isinstance(request, dict)
+            and isinstance(request.get("method"), str)
+            and isinstance(request.get("uri"), str)
+            and _headers_ok(request.get("headers", {}))
+            and isinstance(request.get("body"), str | bytes | None)
+        ):
+            raise bad(f"interaction {number}: `request` needs method, uri, headers (name: [values]) and body")
+        status = response.get("status") if isinstance(response, dict) else None
+        body = response.get("body") if isinstance(response, dict) else None
+        if not (
+            isinstance(status, dict)
+            and isinstance(status.get("code"), int)
+            and 100 <= status["code"] <= 599
+            and isinstance(status.get("message"), str | None)
+            and _headers_ok(response.get("headers", {}))
+            and isinstance(body, dict)
+            and isinstance(body.get("string"), str | bytes)
+        ):
+            raise bad(f"interaction {number}: `response` needs status.code, headers (name: [values]) and body.string")
+
+
+def _headers_ok(headers: Any) -> bool:
+    return isinstance(headers, dict) and all(
+        isinstance(name, str)
+        and (
+            isinstance(values, str) or (isinstance(values, list) and values and all(isinstance(v, str) for v in values))
+        )
+        for name, values in headers.items()
+    )
+
+
 def display_path(cassette: Path) -> str:
     """The cassette's path as the repository shows it (cassettes/area/feature/scenario.yaml)."""
     root = CASSETTE_ROOT.resolve()
@@ -122,7 +189,8 @@ def rerecord_command(test_name: str) -> str:
 
 
 def explain_mismatch(exc: BaseException, cassette: Path, scenario: str) -> str | None:
-    """One line for a replay that asked for something the cassette does not hold."""
+    """One line for a replay that asked for something the cassette does not hold, or a cassette that
+    does not load."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -144,6 +212,18 @@ def explain_mismatch(exc: BaseException, cassette: Path, scenario: str) -> str |
             return (
                 f"replay: {what} is not in cassette {where} (it {state}{closest}); "
                 f"re-record with: {rerecord_command(scenario)}"
+            )
+        if isinstance(current, CassetteError):
+            return (
+                f"replay: cassette {current} (a cassette is untrusted input); "
+                f"re-record with: {rerecord_command(scenario)}"
+            )
+        if isinstance(current, ValueError) and "problem loading the cassette" in str(current):
+            # vcrpy loads YAML safely: a tag it cannot construct (`!!python/object...`) is refused, never run.
+            first = str(current).splitlines()[0].removeprefix("There was a problem loading the cassette: ")
+            return (
+                f"replay: cassette {display_path(cassette)} cannot be loaded ({first}); a cassette is untrusted "
+                f"input: audit it (cte cassettes audit), or re-record with: {rerecord_command(scenario)}"
             )
         current = current.__cause__ or current.__context__
     return None
