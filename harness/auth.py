@@ -46,11 +46,14 @@ class ObservingSession(requests.Session):
 MSAL_DEFAULT_THROTTLE_S = 60.0  # how long MSAL caches a 429/5xx with no Retry-After (public client apps)
 
 
+MAX_RETRY_WAIT_S = 61.0  # a service asking for a longer pause is not transiently unavailable: give up
+
+
 def _retry_after(headers: dict[str, str], *, default: float) -> float:
     """Seconds to wait before trying again: the response's Retry-After (whole seconds, as Entra
     sends it) plus a little, so that MSAL's cached copy of the failure has expired."""
-    value = {k.lower(): v for k, v in headers.items()}.get("retry-after", "")
-    return (int(value) if value.strip().isdigit() else default) + 0.05
+    value = {k.lower(): v for k, v in headers.items()}.get("retry-after", "").strip()
+    return (int(value) if value.isascii() and value.isdecimal() else default) + 0.05
 
 
 @dataclass
@@ -69,6 +72,7 @@ class SignIn:
     description: str | None = None
     request_id: str | None = None
     emulator_defined: str | None = None
+    retries: list[str] = field(default_factory=list)  # transient failures retried on the way
 
     @property
     def ok(self) -> bool:
@@ -112,9 +116,9 @@ class EntraSignIn:
             try:
                 result = attempt()
             except msal.exceptions.MsalServiceError as exc:  # how MSAL reports a 5xx
-                if last or not str(exc).startswith("HTTP Error: 5"):
-                    raise
                 why, wait = str(exc), _retry_after(self.session.last_headers, default=MSAL_DEFAULT_THROTTLE_S)
+                if last or not why.startswith("HTTP Error: 5") or wait > MAX_RETRY_WAIT_S:
+                    raise
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 if last:
                     raise
@@ -123,6 +127,8 @@ class EntraSignIn:
                 if self.session.last_status != 429 or "access_token" in result or last:
                     return result
                 why, wait = "HTTP 429", _retry_after(self.session.last_headers, default=MSAL_DEFAULT_THROTTLE_S)
+                if wait > MAX_RETRY_WAIT_S:
+                    return result
             self.retries.append(f"token request: {why}; retried after {wait:g} s")
             self.sleep(wait)
         raise AssertionError("unreachable")
@@ -132,13 +138,16 @@ class EntraSignIn:
     ) -> SignIn:
         user = self.tenant.user(alias)
         password = str(user.password) + ("-not-the-password" if wrong_password else "")
+        before = len(self.retries)
         with warnings.catch_warnings():
             # ROPC is deprecated for people; test accounts without MFA are what it is for.
             warnings.simplefilter("ignore", DeprecationWarning)
             result = self._acquire(
                 lambda: self.app.acquire_token_by_username_password(user.upn, password, scopes=list(scopes))
             )
-        return self._observe(alias, scopes, result)
+        observed = self._observe(alias, scopes, result)
+        observed.retries = self.retries[before:]
+        return observed
 
     def with_device_code(
         self, scopes: Sequence[str] = contract.TEAMS_SCOPES, prompt: Callable[[str], None] = print

@@ -31,6 +31,7 @@ def sign_in_observation(result: SignIn) -> Observation:
             status=result.status,
             request_id=result.request_id,
             emulator_defined=result.emulator_defined,
+            evidence={"retries": result.retries} if result.retries else {},
         )
     found = diagnosis.for_aadsts(result.aadsts)
     return Observation(
@@ -43,7 +44,10 @@ def sign_in_observation(result: SignIn) -> Observation:
         emulator_defined=result.emulator_defined,
         diagnosis=found.meaning if found else None,
         remedy=found.remedy if found else None,
-        evidence={"suberror": result.suberror} if result.suberror else {},
+        evidence={
+            **({"suberror": result.suberror} if result.suberror else {}),
+            **({"retries": result.retries} if result.retries else {}),
+        },
     )
 
 
@@ -55,7 +59,7 @@ def exchange_observation(result: Exchange) -> Observation:
             status=result.status,
             request_id=result.request_id,
             emulator_defined=result.emulator_defined,
-            evidence={"expiresOn": result.expires_on},
+            evidence={"expiresOn": result.expires_on, **({"retries": result.retries} if result.retries else {})},
         )
     found = diagnosis.for_acs(result.status, result.code)
     return Observation(
@@ -69,6 +73,7 @@ def exchange_observation(result: Exchange) -> Observation:
         emulator_defined=result.emulator_defined,
         diagnosis=found.meaning if found else None,
         remedy=found.remedy if found else None,
+        evidence={"retries": result.retries} if result.retries else {},
     )
 
 

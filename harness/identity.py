@@ -29,6 +29,7 @@ class Exchange:
     token: Secret | None = field(default=None, repr=False)
     expires_on: str | None = None
     identity: str | None = None
+    retries: list[str] = field(default_factory=list)  # transient failures the harness retried
 
     @property
     def ok(self) -> bool:
@@ -44,6 +45,7 @@ class Exchange:
 
 
 THROTTLE_RETRIES = 2
+BARE_429_PAUSE_S = 1.0  # a 429 that names no Retry-After: pause this long before the harness retries
 
 
 class AcsIdentity:
@@ -60,19 +62,24 @@ class AcsIdentity:
         Retry-After (waiting it out), and a POST answered 500, 503 or 504 without one; it leaves a POST
         answered 429 without Retry-After to the caller. So the harness retries only that, after a
         pause, at most THROTTLE_RETRIES times, each listed in `retries`: never on top of azure-core."""
+        retries: list[str] = []
         for tries in range(THROTTLE_RETRIES + 1):
             try:
-                return self._call_once(operation, fn, *args, **kwargs)
+                observed, value = self._call_once(operation, fn, *args, **kwargs)
             except HttpResponseError as err:
-                if err.status_code != 429 or tries == THROTTLE_RETRIES:
-                    return self._failed(Exchange(operation=operation), err)
                 raw = err.response.headers if err.response is not None else {}
                 headers = {k.lower(): v for k, v in dict(raw).items()}
-                value = headers.get("retry-after", "")
-                wait = float(value) if value.strip().isdigit() else 1.0
-                self.retries.append(f"{operation}: HTTP 429; retried after {wait:g} s")
-                self.sleep(wait)
-        raise AssertionError("unreachable")
+                if err.status_code != 429 or "retry-after" in headers or tries == THROTTLE_RETRIES:
+                    # A 429 with Retry-After has already been retried by azure-core, as often as it will.
+                    observed, value = self._failed(Exchange(operation=operation), err)
+                    break
+                retries.append(f"{operation}: HTTP 429 without Retry-After; retried after {BARE_429_PAUSE_S:g} s")
+                self.sleep(BARE_429_PAUSE_S)
+            else:
+                break
+        observed.retries = retries
+        self.retries += retries
+        return observed, value
 
     def _failed(self, observed: Exchange, err: HttpResponseError) -> tuple[Exchange, Any]:
         observed.status = err.status_code

@@ -92,6 +92,10 @@ class CteSession:
 
         if self.mode == "record":
             raise ProfileError(f"profile {self.profile.name!r} injects faults; record with a profile without [faults]")
+        if self.mode != "sandbox":
+            raise ProfileError(
+                f"profile {self.profile.name!r} injects faults, which only the sandbox does; run it with --mode sandbox"
+            )
         try:
             return plan_from_profile(table, str(self.profile.path or self.profile.name))
         except ValueError as exc:
@@ -354,12 +358,12 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
             if cte.uses_sandbox and cte.profile.kind == "sandbox":
                 cte.sandbox().begin_stream(run.cassette)
         else:
+            if path.exists():
+                check_cassette(path)  # before anything is pushed on the stack: a bad one leaves nothing behind
             allowed = {receiver.server.port} if receiver else set()
             stack.enter_context(transport.block_network("replay mode blocks the network", allow_ports=allowed))
         # The scrubber asks for the session's known secrets at each request, so tenants resolved
         # inside the scenario (a Given step naming another profile) are scrubbed too.
-        if not record and path.exists():
-            check_cassette(path)
         recorder, scrubber = make_vcr(lambda: cte.known_secrets, record=record)
         stack.enter_context(recorder.use_cassette(str(path)))
         if receiver is not None:

@@ -14,9 +14,10 @@ import pytest
 from harness import transport
 from harness.auth import EntraSignIn
 from harness.config import load_profile
+from harness.flows import exchange_observation, sign_in_observation
 from harness.graph import GRAPH_SCOPES, GraphClient, MarkerSource
 from harness.identity import AcsIdentity
-from harness.sandbox.faults import FaultPlan, WorkloadFaults, plan_from_profile, workload_of
+from harness.sandbox.faults import FREE_PASSES, FaultPlan, WorkloadFaults, plan_from_profile, workload_of
 from harness.sandbox.server import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,11 +52,12 @@ def test_the_same_seed_gives_the_same_faults_and_the_rates_are_roughly_kept() ->
         assert 140 < first.count(kind) < 260, (kind, first.count(kind))
 
 
-def test_a_request_just_faulted_goes_through_on_its_next_try() -> None:
+def test_after_a_fault_the_next_requests_on_that_path_go_through() -> None:
     plan = FaultPlan({"graph": WorkloadFaults(server_error=1.0)}, seed=1)
-    kinds = [plan.decide("POST", "/v1.0/chats")[1] for _ in range(4)]
-    assert [k is not None for k in kinds] == [True, False, True, False]
-    assert plan.summary() == {"graph": {"requests": 4, "server_error": 2}}
+    kinds = [plan.decide("POST", "/v1.0/chats")[1] for _ in range(2 * (FREE_PASSES + 1))]
+    assert [k is not None for k in kinds] == 2 * ([True] + [False] * FREE_PASSES)
+    assert plan.summary() == {"graph": {"requests": 2 * (FREE_PASSES + 1), "server_error": 2}}
+    assert plan.decide("POST", "/v1.0/other")[1] is not None, "a free pass is per method and path"
 
 
 @pytest.mark.parametrize(
@@ -69,6 +71,12 @@ def test_a_request_just_faulted_goes_through_on_its_next_try() -> None:
         ({"graph": {"latency_ms": [50, 10]}}, "[faults.graph].latency_ms"),
         ({"graph": {"retry_after": 1.5}}, "[faults.graph].retry_after"),
         ({"graph": {"thrtotle": 0.1}}, "[faults.graph].thrtotle is not a fault setting"),
+        (1, "faults is not a table"),
+        ({"graph": {"statuses": [[500]]}}, "[faults.graph].statuses"),
+        ({"graph": {"statuses": [500.0]}}, "[faults.graph].statuses"),
+        ({"graph": {"latency_ms": ["a", "b"]}}, "[faults.graph].latency_ms"),
+        ({"graph": {"throttle": True}}, "[faults.graph].throttle = True is not a rate"),
+        ({"seed": True}, "[faults].seed"),
     ],
 )
 def test_a_bad_faults_table_is_one_line_naming_the_key(table, names) -> None:
@@ -132,6 +140,7 @@ def test_msal_sign_in_survives_each_entra_fault_with_one_retry(sandbox_with, rat
     signed = sign_in.with_password("adele", GRAPH_SCOPES)
     assert signed.ok, signed
     assert len(sign_in.retries) == 1 and why in sign_in.retries[0], sign_in.retries
+    assert sign_in_observation(signed).evidence["retries"] == sign_in.retries, "retries reach the report"
     assert plan.summary()["entra"]["requests"] == 2
 
 
@@ -161,6 +170,7 @@ def test_the_acs_exchange_survives_its_faults_without_double_retrying(sandbox_wi
     exchanged = acs.exchange(str(entra.access_token), tenant.client_id, str(entra.oid))
     assert exchanged.ok, exchanged
     assert len(acs.retries) == harness_retries, acs.retries
+    assert exchange_observation(exchanged).evidence.get("retries", []) == acs.retries
     assert plan.summary()["acs"]["requests"] == 2, "one fault, one retry: by the harness or by azure-core"
 
 
@@ -186,32 +196,41 @@ def test_a_send_cut_off_after_graph_stored_it_is_found_by_its_marker_not_sent_ag
 # -- the whole suite -----------------------------------------------------------------------------------
 
 
-def run_suite(profile: str, report_dir: Path) -> subprocess.Popen[str]:
+def run_suite(profile: str, report_dir: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CTE_MODE": "sandbox"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "run", "--profile", profile, "--report-dir", str(report_dir)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with log.open("wb") as out:  # a file, not a pipe: two runs side by side never stall on a full pipe
+        return subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", "run", "-q", "--profile", profile, "--report-dir", str(report_dir)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 @pytest.mark.integration
 def test_the_flaky_profile_gives_the_clean_runs_verdicts_with_bounded_retries(tmp_path) -> None:
-    runs = {name: run_suite(name, tmp_path / name) for name in ("sandbox", "flaky")}
+    runs = {name: run_suite(name, tmp_path / name, tmp_path / f"{name}.log") for name in ("sandbox", "flaky")}
+    try:
+        for process in runs.values():
+            process.wait(timeout=600)
+    finally:
+        for process in runs.values():
+            process.kill()
     reports = {}
-    for name, process in runs.items():
-        output, _ = process.communicate(timeout=600)
-        assert (tmp_path / name / "conformance.json").is_file(), output[-3000:]
+    for name in runs:
+        log = (tmp_path / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+        assert (tmp_path / name / "conformance.json").is_file(), log[-3000:]
         reports[name] = json.loads((tmp_path / name / "conformance.json").read_text(encoding="utf-8"))
     clean, flaky = reports["sandbox"], reports["flaky"]
     verdicts = {name: {s["id"]: s["verdict"] for s in r["scenarios"]} for name, r in reports.items()}
     assert verdicts["flaky"] == verdicts["sandbox"]
     assert set(verdicts["flaky"].values()) <= {"PASS", "WARN"}
     health = flaky["run"]["sandbox"]
-    injected = {w: sum(n for k, n in c.items() if k != "requests") for w, c in health["faults"].items()}
+    injected = {
+        w: sum(n for k, n in health["faults"].get(w, {}).items() if k != "requests")
+        for w in ("entra", "acs", "graph", "calling")
+    }
     # The run was not lucky: every workload with fault rates had faults, Graph had every kind.
     assert all(injected[w] > 0 for w in ("entra", "acs", "graph")), health["faults"]
     assert all(health["faults"]["graph"].get(k, 0) > 0 for k in ("throttle", "server_error", "drop"))

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from harness.config import ProfileError, load_profile, validate
 from harness.recording import check_cassette, explain_mismatch, make_vcr
+from harness.sandbox.faults import plan_from_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 LICENSED = "identity/token-exchange/a-licensed-teams-user-exchanges-an-entra-token-for-an-acs-token.yaml"
@@ -38,6 +39,15 @@ def test_any_profile_table_validates_or_fails_with_one_line(data, kind) -> None:
     try:
         validate(data, Path("profiles/fuzzed.toml"))
     except ProfileError as err:
+        assert "\n" not in str(err) and str(err).startswith("profiles/fuzzed.toml")
+
+
+@FUZZ
+@given(table=toml_values | st.dictionaries(st.sampled_from(["seed", "entra", "graph", "x"]), toml_values, max_size=3))
+def test_any_faults_table_builds_a_plan_or_fails_with_one_line(table) -> None:
+    try:
+        plan_from_profile(table, "profiles/fuzzed.toml")
+    except ValueError as err:
         assert "\n" not in str(err) and str(err).startswith("profiles/fuzzed.toml")
 
 

@@ -176,22 +176,24 @@ class NotificationFlow:
         assert self.push is not None and self.chat.sent and self.chat.sent[-1].message
         message_id = self.chat.sent[-1].message.id
 
-        def seen() -> list[str]:
-            # A change applied twice (an edit retried after an ambiguous failure) is notified twice;
-            # repeats in a row are one change for this comparison. The evidence keeps every event.
-            kinds = [
+        def every() -> list[str]:
+            return [
                 str(e.get("changeType"))
                 for e in self.push.events
                 if str((e.get("message") or {}).get("id")) == message_id
             ]
+
+        def seen() -> list[str]:
+            # A change applied twice (an edit retried after an ambiguous failure) is notified twice;
+            # repeats in a row are one change for this comparison. The evidence keeps every event
+            # and says how many repeats were merged.
+            kinds = every()
             return [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k]
 
         self._deliver_until(lambda: len(seen()) >= len(changes), timeout)
         observed = seen()
-        evidence = {
-            "changes": observed,
-            "events": [str(e.get("changeType")) for e in self.push.events if (e.get("message") or {}).get("id")],
-        }
+        events = every()
+        evidence = {"changes": observed, "events": events, "repeats_merged": len(events) - len(observed)}
         if observed[: len(changes)] != changes:
             return self.chat._record(
                 Observation("rejected", "push", message=f"got {observed}, expected {changes}", evidence=evidence)

@@ -49,6 +49,14 @@ class Faults:
                     return rule
         return None
 
+    def count(self, workload: str) -> None:
+        with self._lock:
+            self.requests[workload] += 1
+
+    def request_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self.requests.items()))
+
     def clear(self) -> None:
         with self._lock:
             self.rules.clear()
@@ -75,7 +83,7 @@ class FaultInjection:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
-        self.faults.requests[workload_of(method, path) or "other"] += 1
+        self.faults.count(workload_of(method, path) or "other")
         rule = self.faults.take(method, path)
         if rule is not None:
             decision = Decision("rule", rule.status, rule.after_processing, 0)
@@ -166,10 +174,14 @@ class Decision:
     retry_after: int | None
 
 
+FREE_PASSES = 3  # after a fault, the next requests with the same method and path are not faulted
+
+
 class FaultPlan:
-    """Seeded random faults per workload. A request that was just faulted goes through on its next
-    try (same method and path), so every retry loop ends and a run's verdicts do not depend on luck;
-    emulator-defined: Microsoft documents throttling limits, not fault rates.
+    """Seeded random faults per workload. After a fault, the next FREE_PASSES requests with the same
+    method and path go through (several, because other clients share paths such as the token
+    endpoint), so every retry loop ends and a run's verdicts do not depend on luck; emulator-defined:
+    Microsoft documents throttling limits, not fault rates.
 
     Counts what it did, per workload, for the report: requests seen, faults injected by kind.
     """
@@ -178,7 +190,7 @@ class FaultPlan:
         self.workloads = workloads
         self._random = random.Random(seed)
         self._lock = threading.Lock()
-        self._just_faulted: set[tuple[str, str]] = set()
+        self._free_passes: dict[tuple[str, str], int] = {}
         self.counts: dict[str, Counter[str]] = {w: Counter() for w in workloads}
 
     def decide(self, method: str, path: str) -> tuple[float, Decision | None]:
@@ -193,8 +205,8 @@ class FaultPlan:
             low, high = rates.latency_ms
             latency = self._random.uniform(low, high) / 1000 if high > 0 else 0.0
             key = (method, path)
-            if key in self._just_faulted:
-                self._just_faulted.discard(key)
+            if self._free_passes.get(key):
+                self._free_passes[key] -= 1
                 return latency, None
             roll = self._random.random()
             after = self._random.random() < rates.after_processing
@@ -207,7 +219,7 @@ class FaultPlan:
             elif roll < rates.throttle + rates.server_error + rates.drop:
                 decision = Decision("drop", 0, after, 0)
             if decision is not None:
-                self._just_faulted.add(key)
+                self._free_passes[key] = FREE_PASSES
                 counts[decision.kind] += 1
             return latency, decision
 
@@ -218,8 +230,10 @@ class FaultPlan:
 
 def plan_from_profile(table: dict[str, Any], where: str) -> FaultPlan:
     """A `[faults]` profile table as a plan; a one-line ProfileError-style ValueError names a bad key."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{where}: faults is not a table; write [faults] with [faults.<workload>] tables")
     seed = table.get("seed", 0)
-    if not isinstance(seed, int):
+    if not _is_int(seed):
         raise ValueError(f"{where}: [faults].seed = {seed!r} is not an integer; set seed = 1")
     workloads: dict[str, WorkloadFaults] = {}
     known = {f for f in WorkloadFaults.__dataclass_fields__}
@@ -234,22 +248,35 @@ def plan_from_profile(table: dict[str, Any], where: str) -> FaultPlan:
         values = dict(spec)
         for rate in ("throttle", "server_error", "drop", "after_processing"):
             value = values.get(rate, 0.0)
-            if not isinstance(value, int | float) or not 0 <= value <= 1:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                 raise ValueError(f"{where}: [faults.{name}].{rate} = {value!r} is not a rate; use a number 0..1")
         if values.get("throttle", 0) + values.get("server_error", 0) + values.get("drop", 0) > 1:
             raise ValueError(f"{where}: [faults.{name}] rates add up to more than 1; lower them")
         statuses = values.get("statuses", SERVER_ERRORS)
-        if not isinstance(statuses, list | tuple) or not statuses or not set(statuses) <= set(SERVER_ERRORS):
+        if (
+            not isinstance(statuses, list | tuple)
+            or not statuses
+            or not all(_is_int(x) and x in SERVER_ERRORS for x in statuses)
+        ):
             raise ValueError(f"{where}: [faults.{name}].statuses = {statuses!r}; use a list from {list(SERVER_ERRORS)}")
         values["statuses"] = tuple(statuses)
         latency = values.get("latency_ms", [0, 0])
-        if not (isinstance(latency, list | tuple) and len(latency) == 2 and 0 <= latency[0] <= latency[1] <= 10_000):
+        if not (
+            isinstance(latency, list | tuple)
+            and len(latency) == 2
+            and all(_is_int(x) for x in latency)
+            and 0 <= latency[0] <= latency[1] <= 10_000
+        ):
             raise ValueError(f"{where}: [faults.{name}].latency_ms = {latency!r}; use [low, high] in ms, e.g. [0, 40]")
         values["latency_ms"] = (int(latency[0]), int(latency[1]))
         retry_after = values.get("retry_after", 1)
-        if not isinstance(retry_after, int) or not 0 <= retry_after <= 60:
+        if not _is_int(retry_after) or not 0 <= retry_after <= 60:
             raise ValueError(f"{where}: [faults.{name}].retry_after = {retry_after!r}; use whole seconds 0..60")
         if not isinstance(values.get("send_retry_after", True), bool):
             raise ValueError(f"{where}: [faults.{name}].send_retry_after must be true or false")
         workloads[name] = WorkloadFaults(**values)
     return FaultPlan(workloads, seed)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -152,7 +152,7 @@ class Sandbox:
             ]
             twice = sum(len(m) - len({x.content for x in m}) for m in threads)
         plan = self.ctx.faults.plan
-        requests = dict(sorted(self.ctx.faults.requests.items()))
+        requests = self.ctx.faults.request_counts()
         return {"requests": requests, "faults": plan.summary() if plan else {}, "messages_sent_twice": twice}
 
     # -- what a client needs to use it -------------------------------------------------------------
