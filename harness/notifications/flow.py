@@ -177,11 +177,16 @@ class NotificationFlow:
         message_id = self.chat.sent[-1].message.id
 
         def every() -> list[str]:
-            return [
-                str(e.get("changeType"))
-                for e in self.push.events
-                if str((e.get("message") or {}).get("id")) == message_id
-            ]
+            # In the order the changes happened (the message's lastModifiedDateTime), not the order
+            # the receiver's parallel workers happened to push them in.
+            mine = [e for e in self.push.events if str((e.get("message") or {}).get("id")) == message_id]
+
+            def when(e: dict[str, Any]) -> tuple[bool, str]:  # an event without the time: last, in arrival order
+                stamp = (e.get("message") or {}).get("lastModifiedDateTime")
+                return (stamp is None, str(stamp or ""))
+
+            mine.sort(key=when)
+            return [str(e.get("changeType")) for e in mine]
 
         def seen() -> list[str]:
             # A change applied twice (an edit retried after an ambiguous failure) is notified twice;

@@ -241,10 +241,12 @@ def plan_from_profile(table: dict[str, Any], where: str) -> FaultPlan:
         if name == "seed":
             continue
         if name not in WORKLOADS or not isinstance(spec, dict):
-            raise ValueError(f"{where}: [faults.{name}] is not a workload; use one of {', '.join(WORKLOADS)}")
+            raise ValueError(f"{where}: [faults.{_key(name)}] is not a workload; use one of {', '.join(WORKLOADS)}")
         unknown = sorted(set(spec) - known)
         if unknown:
-            raise ValueError(f"{where}: [faults.{name}].{unknown[0]} is not a fault setting; use {', '.join(known)}")
+            raise ValueError(
+                f"{where}: [faults.{name}].{_key(unknown[0])} is not a fault setting; use {', '.join(sorted(known))}"
+            )
         values = dict(spec)
         for rate in ("throttle", "server_error", "drop", "after_processing"):
             value = values.get(rate, 0.0)
@@ -280,3 +282,8 @@ def plan_from_profile(table: dict[str, Any], where: str) -> FaultPlan:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _key(name: str) -> str:
+    """A TOML key as a one-line message shows it: bare if it can be, quoted and escaped otherwise."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
