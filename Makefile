@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 REPORTS ?= reports
 
-.PHONY: setup run test lint unit features replay record check-rerecord bench clean
+.PHONY: setup run test lint unit features replay record check-rerecord bench calling-sdk clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,26 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 setup: $(STAMP)
+
+## The real ACS Calling SDK from npm, bundled for the browser driver into .cache/ (never committed:
+## Microsoft's proprietary licence). Its version is pinned in one place: harness/calling/browser.py.
+SDK_DIR := .cache/calling-sdk
+SDK_VERSION := $(shell sed -n 's/^SDK_VERSION = "\(.*\)"/\1/p' harness/calling/browser.py)
+ESBUILD_VERSION := 0.28.2
+SDK_STAMP := $(SDK_DIR)/.installed-$(SDK_VERSION)-$(ESBUILD_VERSION)
+
+$(SDK_STAMP): harness/calling/browser_page/entry.js
+	@command -v npm >/dev/null || { echo "the Calling SDK needs npm: apt-get install -y npm"; exit 1; }
+	mkdir -p $(SDK_DIR)
+	cd $(SDK_DIR) && npm install --no-audit --no-fund --silent \
+	  @azure/communication-calling@$(SDK_VERSION) esbuild@$(ESBUILD_VERSION)
+	cp harness/calling/browser_page/entry.js $(SDK_DIR)/entry.js
+	cd $(SDK_DIR) && node_modules/.bin/esbuild entry.js --bundle --format=iife --platform=browser \
+	  --outfile=calling-sdk.js --log-level=warning
+	@rm -f $(SDK_DIR)/.installed-*
+	@touch $@
+
+calling-sdk: $(SDK_STAMP)
 
 ## The main job: the full suite against the embedded sandbox tenant, reports in reports/<run-id>/.
 run: setup
@@ -29,7 +49,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-unit: setup
+unit: setup calling-sdk
 	$(BIN)/python -m pytest tests -q --alluredir $(REPORTS)/make-test-allure
 
 ## The Gherkin suite; its Allure results join the plain tests' in one folder.
