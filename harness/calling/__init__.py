@@ -21,6 +21,6 @@ def driver_for(tenant: Tenant, *, sleep: Callable[[float], None] = time.sleep) -
 
         return SandboxCallingDriver(tenant.calling_base_url, tenant.ca_bundle, sleep=sleep)
     raise DriverUnavailable(
-        f"calling driver {tenant.calling_driver!r} is not available: the browser driver around the real "
-        "Calling SDK is not built yet, and live calling needs it"
+        f"calling driver {tenant.calling_driver!r} is not available: the real Calling SDK runs in the browser "
+        "(harness/calling/browser.py) for its offline checks only; live calls through it are not built yet"
     )
