@@ -15,7 +15,7 @@ from harness.auth import EntraSignIn
 from harness.config import Tenant
 from harness.flows import sign_in_observation
 from harness.graph import GRAPH_SCOPES, MARKER_PREFIX, ChatMessage, GraphClient, GraphResult, MarkerSource, Sent
-from harness.verdicts import Observation
+from harness.verdicts import Observation, ObservationLog
 
 KINDS = ("one-on-one", "group", "meeting", "channel")
 THIRD_MEMBER = "lynne"  # a group chat has a third member who never needs to sign in
@@ -72,7 +72,7 @@ def graph_observation(result: GraphResult, stage: str, **evidence: object) -> Ob
 
 
 @dataclass
-class ChatFlow:
+class ChatFlow(ObservationLog):
     tenant: Tenant
     markers: MarkerSource = field(default_factory=MarkerSource)
     sleep: Callable[[float], None] = time.sleep
@@ -83,18 +83,6 @@ class ChatFlow:
     sent: list[Sent] = field(default_factory=list)
     listing: list[ChatMessage] = field(default_factory=list)
     pages: int = 0
-
-    @property
-    def last(self) -> Observation:
-        return self.observations[-1]
-
-    @property
-    def blocked(self) -> bool:
-        return any(o.outcome == "rejected" for o in self.observations)
-
-    def _record(self, observation: Observation) -> Observation:
-        self.observations.append(observation)
-        return observation
 
     def client(self, alias: str) -> GraphClient | None:
         """A Graph client signed in as `alias` (None, with the rejection recorded, if sign-in fails)."""

@@ -13,7 +13,7 @@ from harness.auth import EntraSignIn, SignIn
 from harness.config import Tenant
 from harness.identity import AcsIdentity, Exchange
 from harness.scenario import MissingPrerequisite
-from harness.verdicts import Observation
+from harness.verdicts import Observation, ObservationLog
 
 # A well-formed GUID that is nobody's object id or app id (a placeholder in every tenant).
 FOREIGN_GUID = "00000000-0000-0000-0000-0000000d0001"
@@ -78,7 +78,7 @@ def exchange_observation(result: Exchange) -> Observation:
 
 
 @dataclass
-class IdentityFlow:
+class IdentityFlow(ObservationLog):
     """Sign a Teams user in, then exchange their Entra token for an ACS token."""
 
     tenant: Tenant
@@ -86,15 +86,6 @@ class IdentityFlow:
     exchange: Exchange | None = None
     acs_user: Exchange | None = None
     observations: list[Observation] = field(default_factory=list)
-
-    @property
-    def last(self) -> Observation:
-        return self.observations[-1]
-
-    @property
-    def blocked(self) -> bool:
-        """True once a step of the chain was rejected: later steps have nothing to work with."""
-        return any(o.outcome == "rejected" for o in self.observations)
 
     def sign_in_with_password(
         self, alias: str, scopes: Sequence[str] = contract.TEAMS_SCOPES, *, wrong_password: bool = False

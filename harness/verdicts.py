@@ -107,6 +107,25 @@ class Observation:
         return f"rejected at {self.stage}" + (f": {' '.join(parts)}" if parts else "")
 
 
+class ObservationLog:
+    """What a flow observed, step by step; a rejected step blocks the ones after it."""
+
+    observations: list[Observation]
+
+    @property
+    def last(self) -> Observation:
+        return self.observations[-1]
+
+    @property
+    def blocked(self) -> bool:
+        """True once a step of the chain was rejected: later steps have nothing to work with."""
+        return any(o.outcome == "rejected" for o in self.observations)
+
+    def _record(self, observation: Observation) -> Observation:
+        self.observations.append(observation)
+        return observation
+
+
 @dataclass(frozen=True)
 class Skipped:
     reason: str

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import json
 import os
 import shutil
 import threading
@@ -145,7 +146,5 @@ class CallingSdkPage:
 
 @functools.cache
 def sdk_version_installed() -> str | None:
-    import json
-
     package = SDK_DIR / "node_modules" / "@azure" / "communication-calling" / "package.json"
     return json.loads(package.read_text(encoding="utf-8"))["version"] if package.is_file() else None

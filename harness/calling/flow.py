@@ -32,7 +32,7 @@ from harness.calling.protocol import (
 from harness.config import Tenant
 from harness.flows import IdentityFlow
 from harness.scenario import MissingPrerequisite
-from harness.verdicts import Observation
+from harness.verdicts import Observation, ObservationLog
 
 # What a callEndReason means (call-end.md, calling-sdk.md; contracts/calling.md §2).
 END_REASONS: dict[tuple[int, int | None], tuple[str, str]] = {
@@ -101,7 +101,7 @@ def error_observation(stage: str, err: CallingCommunicationError) -> Observation
 
 
 @dataclass
-class CallingFlow:
+class CallingFlow(ObservationLog):
     tenant: Tenant
     sleep: Callable[[float], None] = time.sleep
     driver: CallingDriver | None = None
@@ -113,18 +113,6 @@ class CallingFlow:
     actions: dict[str, bool] = field(default_factory=dict)
     # Where undoing what a scenario changed in the tenant goes (run while its cassette is open).
     on_cleanup: Callable[[Callable[[], object]], None] | None = None
-
-    @property
-    def last(self) -> Observation:
-        return self.observations[-1]
-
-    @property
-    def blocked(self) -> bool:
-        return any(o.outcome == "rejected" for o in self.observations)
-
-    def _record(self, observation: Observation) -> Observation:
-        self.observations.append(observation)
-        return observation
 
     def _driver(self) -> CallingDriver:
         if self.driver is None:
