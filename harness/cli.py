@@ -1,6 +1,6 @@
 """`cte`: run the suite, record cassettes, serve the sandbox.
 
-cte run [--profile NAME] [--mode MODE] [--report-dir DIR] [-k EXPR] [-- PYTEST ARGS]
+cte run [--profile NAME] [--mode MODE] [--calling sandbox|browser] [--report-dir DIR] [-k EXPR] [-- PYTEST ARGS]
 cte record [-k EXPR]                 re-record cassettes against the sandbox (reproducible)
 cte sandbox serve [--port N] [--tenant NAME] [--fixed-clock]
 """
@@ -85,6 +85,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra += ["-k", args.k]
     if args.workers:
         extra += ["-n", args.workers]
+    if args.calling:
+        if args.calling == "browser":
+            from harness.calling.browser import BrowserUnavailable, check_available
+
+            try:
+                check_available()
+            except BrowserUnavailable as missing:
+                return _fail(f"--calling browser cannot run here: {missing}")
+        extra += [f"--cte-calling={args.calling}"]
     failed: list[str] | None = None
     if args.rerun_failed:
         try:
@@ -276,6 +285,13 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N|auto",
         help="run scenarios in N processes (pytest-xdist); one merged report",
+    )
+    run.add_argument(
+        "--calling",
+        default=os.environ.get("CTE_CALLING"),
+        choices=("sandbox", "browser"),
+        help="calling driver: sandbox (the sandbox's model; default for sandbox profiles) or browser (the real "
+        "Calling SDK in Chromium; default for live profiles; offline against the sandbox, cross-checked with it)",
     )
     run.add_argument("-q", "--quiet", action="store_true", help="one character per scenario instead of one line")
     run.add_argument(

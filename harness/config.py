@@ -36,6 +36,7 @@ SANDBOX_TENANTS = (
     "graph-scope-missing",
     "no-enterprise-voice",
     "live-events-joinable",
+    "personal-use-joinable",
     "webinar-roles-honoured",
     "lobby-not-enforced",
     "fabrikam",
@@ -117,6 +118,7 @@ class Tenant:
     misconfiguration: str | None = None
     calling_base_url: str | None = None
     calling_driver: str = "sandbox"
+    phone_dialer: str | None = None  # live: a user with Teams Phone who dials the inbound number
     meetings: Mapping[str, MeetingLocators] = field(default_factory=dict, repr=False)
     phone_numbers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -265,6 +267,7 @@ class Profile:
             users=users,
             expired_teams_token=Secret(expired) if expired else None,
             calling_driver=str(self.data.get("calling", {}).get("driver", "browser")),
+            phone_dialer=self.data.get("calling", {}).get("phone_dialer"),
             meetings={
                 kind: MeetingLocators(**{k: str(v) for k, v in table.items()})
                 for kind, table in self.data.get("meetings", {}).items()

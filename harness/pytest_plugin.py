@@ -8,6 +8,7 @@ runs inside its own cassette; its verdict is judged from expectation + observati
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -44,6 +45,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cte-mode", default=None, help="sandbox (default) | replay | record | live; or CTE_MODE")
     group.addoption("--cte-profile", default=None, help="profile name or .toml path (default: sandbox); or CTE_PROFILE")
     group.addoption("--cte-report-dir", default=None, help="where to write reports (default: reports/<run-id>)")
+    group.addoption(
+        "--cte-calling",
+        default=None,
+        help="calling driver: sandbox (the sandbox's model) | browser (the real Calling SDK); or CTE_CALLING",
+    )
+
+
+def calling_driver_option(value: str | None) -> str | None:
+    from harness.calling import DRIVERS
+
+    if value and value not in DRIVERS:
+        raise ProfileError(f"calling driver {value!r} is not valid; use one of {', '.join(DRIVERS)} (--calling)")
+    return value or None
 
 
 class CteSession:
@@ -69,6 +83,7 @@ class CteSession:
         self.replay_signer: Any = None
         self.capture_sink: Callable[[dict[str, Any]], None] | None = None
         self._fault_plan = self.fault_plan()  # a bad [faults] table fails here, before any scenario
+        self.calling = calling_driver_option(config.getoption("--cte-calling") or os.environ.get("CTE_CALLING"))
 
     @property
     def uses_sandbox(self) -> bool:
@@ -116,6 +131,8 @@ class CteSession:
             tenant = profile.for_sandbox(sandbox.tenant_info(profile.sandbox_tenant), sandbox.host_routes(), self.mode)
         else:
             tenant = profile.for_live()
+        if self.calling:
+            tenant = dataclasses.replace(tenant, calling_driver=self.calling)
         self.known_secrets.update(tenant.known_secrets())
         self._tenants[profile.name] = tenant
         return tenant

@@ -14,7 +14,7 @@ import pytest
 
 from harness import transport
 from harness.calling import driver_for
-from harness.calling.browser import SDK_VERSION, BrowserUnavailable, CallingSdkPage, check_available
+from harness.calling.browser import SDK_VERSION, BrowserUnavailable, CallingSdkPage, SdkAnswer, check_available
 from harness.calling.browser import sdk_version_installed as installed_version
 from harness.calling.protocol import CallingCommunicationError, GroupLocator, MeetingLink
 from harness.config import load_profile
@@ -74,7 +74,7 @@ def test_the_real_sdk_creates_a_teams_call_agent_from_a_sandbox_token_offline(wo
 
 def test_an_acs_user_token_is_refused_with_40231_by_the_sdk_and_the_model(world) -> None:
     page, model, tokens, _ = world
-    answer = page.create_teams_call_agent(tokens["acs"])
+    answer = SdkAnswer.from_bridge(page.open_page().call("createTeamsCallAgent", tokens["acs"]))  # a fresh page
     assert (answer.ok, answer.code, answer.sub_code) == (False, 403, 40231), answer
     with pytest.raises(CallingCommunicationError) as refused:
         model.create_teams_call_agent(tokens["acs"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import itertools
 import json
 import os
 import shutil
@@ -89,38 +90,109 @@ class SdkAnswer:
         )
 
 
-class CallingSdkPage:
-    """The SDK page in headless Chromium. `offline=True` aborts every request that is not to the page."""
+class BridgeError(RuntimeError):
+    """The bridge itself failed (not the SDK): a harness fault, never a verdict."""
 
-    def __init__(self, *, offline: bool = True) -> None:
+
+VIRTUAL_STEP_MS = 500
+
+
+class SdkPage:
+    """One page, one CallClient, one TeamsCallAgent: the bridge functions as Python calls.
+
+    With `virtual_clock`, the page's timers (the SDK's retry back-offs) run on Playwright's clock and
+    the driver advances it: offline the SDK spends ~16 s of its own time retrying Microsoft's config
+    services before it creates an agent; on a virtual clock that takes about a second. Only used
+    offline, where no server is on the other end to be rushed.
+    """
+
+    def __init__(self, context: Any, url: str, *, virtual_clock: bool) -> None:
+        self.context, self.virtual_clock = context, virtual_clock
+        self.page = context.new_page()
+        self._tickets = itertools.count(1)
+        if virtual_clock:
+            self.page.clock.install()
+        started = time.perf_counter()
+        self.page.goto(url)
+        self.page.wait_for_function("() => window.cteBridge && window.cteBridge.version().loaded", timeout=60_000)
+        self.load_ms = (time.perf_counter() - started) * 1000
+
+    def call(self, function: str, *args: Any, timeout_s: float = 90.0) -> dict[str, Any]:
+        """A bridge function's answer; async ones are awaited (on a virtual clock, by advancing it)."""
+        if not self.virtual_clock:
+            self.page.set_default_timeout(timeout_s * 1000)
+            return self.page.evaluate("([fn, args]) => window.cteBridge[fn](...args)", [function, list(args)])
+        ticket = next(self._tickets)
+        self.page.evaluate("([t, fn, args]) => window.cteBridge.start(t, fn, args)", [ticket, function, list(args)])
+        advanced = 0
+        while (answer := self.page.evaluate("(t) => window.cteBridge.collect(t)", ticket)) is None:
+            if advanced >= timeout_s * 1000:
+                raise BridgeError(f"the SDK did not answer {function} within {timeout_s:.0f} s of page time")
+            self.advance(VIRTUAL_STEP_MS)
+            advanced += VIRTUAL_STEP_MS
+        return answer
+
+    def advance(self, ms: int) -> None:
+        """Let page time pass: on the virtual clock by running it, else by waiting."""
+        if self.virtual_clock:
+            self.page.clock.run_for(ms)
+        else:
+            self.page.wait_for_timeout(ms)
+
+    def transcript(self) -> list[dict[str, Any]]:
+        return self.page.evaluate("() => window.cteBridge.transcript()")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.context.close()
+
+
+class CallingSdkBrowser:
+    """Chromium with the SDK page server; `offline=True` aborts every request that is not to the page.
+
+    Each `open_page()` is a fresh browser context (its own storage), for one TeamsCallAgent.
+    """
+
+    def __init__(self, *, offline: bool = True, virtual_clock: bool = False) -> None:
         check_available()
-        self.offline = offline
+        self.offline, self.virtual_clock = offline, virtual_clock
         self.blocked_hosts: set[str] = set()
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="cte-sdk-page", daemon=True)
         self._stack = contextlib.ExitStack()
+        self.pages: list[SdkPage] = []
 
-    def __enter__(self) -> CallingSdkPage:
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self._server.server_address[1]}/index.html"
+
+    def __enter__(self) -> CallingSdkBrowser:
         from playwright.sync_api import sync_playwright
 
         self._thread.start()
         self._stack.callback(self._server.server_close)
         self._stack.callback(self._server.shutdown)
-        playwright = self._stack.enter_context(sync_playwright())
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        self._stack.callback(browser.close)
-        context = browser.new_context(user_agent=USER_AGENT, permissions=["camera", "microphone"])
-        if self.offline:
-            context.route("**/*", self._only_loopback)
-        self.page = context.new_page()
-        started = time.perf_counter()
-        self.page.goto(f"http://localhost:{self._server.server_address[1]}/index.html")
-        self.page.wait_for_function("() => window.cteBridge && window.cteBridge.version().loaded", timeout=60_000)
-        self.load_ms = (time.perf_counter() - started) * 1000
+        try:
+            playwright = self._stack.enter_context(sync_playwright())
+            self.browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        except Exception:
+            self._stack.close()
+            raise
+        self._stack.callback(self.browser.close)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for page in self.pages:
+            page.close()
         self._stack.close()
+
+    def open_page(self) -> SdkPage:
+        context = self.browser.new_context(user_agent=USER_AGENT, permissions=["camera", "microphone"])
+        if self.offline:
+            context.route("**/*", self._only_loopback)
+        page = SdkPage(context, self.url, virtual_clock=self.virtual_clock)
+        self.pages.append(page)
+        return page
 
     def _only_loopback(self, route: Any) -> None:
         host = urlsplit(route.request.url).hostname or ""
@@ -130,9 +202,22 @@ class CallingSdkPage:
             self.blocked_hosts.add(host)
             route.abort()
 
+
+class CallingSdkPage(CallingSdkBrowser):
+    """A browser with one SDK page: the offline checks in a few calls (tests, benchmarks)."""
+
+    def __enter__(self) -> CallingSdkPage:
+        super().__enter__()
+        try:
+            self.sdk = self.open_page()
+        except Exception:
+            self.__exit__()
+            raise
+        self.page, self.load_ms = self.sdk.page, self.sdk.load_ms
+        return self
+
     def call(self, function: str, *args: Any, timeout_ms: int = 90_000) -> SdkAnswer:
-        self.page.set_default_timeout(timeout_ms)
-        return SdkAnswer.from_bridge(self.page.evaluate(f"(args) => window.cteBridge.{function}(...args)", list(args)))
+        return SdkAnswer.from_bridge(self.sdk.call(function, *args, timeout_s=timeout_ms / 1000))
 
     def create_teams_call_agent(self, acs_token: str) -> SdkAnswer:
         return self.call("createTeamsCallAgent", acs_token)
@@ -141,7 +226,7 @@ class CallingSdkPage:
         return self.call("join", locator)
 
     def transcript(self) -> list[dict[str, Any]]:
-        return self.page.evaluate("() => window.cteBridge.transcript()")
+        return self.sdk.transcript()
 
 
 @functools.cache

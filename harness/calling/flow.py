@@ -32,7 +32,7 @@ from harness.calling.protocol import (
 from harness.config import Tenant
 from harness.flows import IdentityFlow
 from harness.scenario import MissingPrerequisite
-from harness.verdicts import Observation, ObservationLog
+from harness.verdicts import Check, Observation, ObservationLog
 
 # What a callEndReason means (call-end.md, calling-sdk.md; contracts/calling.md §2).
 END_REASONS: dict[tuple[int, int | None], tuple[str, str]] = {
@@ -86,6 +86,9 @@ def call_observation(stage: str, view: CallView) -> Observation:
 
 def error_observation(stage: str, err: CallingCommunicationError) -> Observation:
     meaning, remedy = END_REASONS.get((err.code, err.sub_code), (None, None))
+    checks = []
+    if err.agreement is not None:  # two witnesses (the sandbox model and the real SDK): they must agree
+        checks.append(Check("the sandbox model and the real Calling SDK agree", *err.agreement))
     return Observation(
         "rejected",
         stage,
@@ -96,7 +99,8 @@ def error_observation(stage: str, err: CallingCommunicationError) -> Observation
         emulator_defined=err.emulator_defined,
         diagnosis=meaning,
         remedy=remedy or None,
-        evidence={"error": "CallingCommunicationError (thrown synchronously)"},
+        evidence={"error": "CallingCommunicationError (thrown synchronously)", **err.evidence},
+        checks=checks,
     )
 
 
@@ -139,11 +143,15 @@ class CallingFlow(ObservationLog):
         if exchanged.outcome == "rejected":
             return self._record(exchanged)
         assert identity.exchange is not None and identity.exchange.token
+        return self._create_agent(alias, driver, str(identity.exchange.token))
+
+    def _create_agent(self, alias: str, driver: CallingDriver, token: str) -> Observation:
         try:
-            self.agents[alias] = driver.create_teams_call_agent(str(identity.exchange.token))
+            self.agents[alias] = driver.create_teams_call_agent(token)
         except CallingCommunicationError as err:
             return self._record(error_observation("create agent", err))
-        return self._record(Observation("allowed", "create agent", evidence={"agent": "TeamsCallAgent"}))
+        evidence = {"agent": "TeamsCallAgent", **getattr(self.agents[alias], "evidence", {})}
+        return self._record(Observation("allowed", "create agent", evidence=evidence))
 
     def agent_from_acs_user_token(self, alias: str) -> Observation:
         """createTeamsCallAgent with an ACS user's token (not a Teams user's)."""
@@ -152,11 +160,7 @@ class CallingFlow(ObservationLog):
         if created.outcome == "rejected":
             return self._record(created)
         assert identity.acs_user is not None and identity.acs_user.token
-        try:
-            self.agents[alias] = self._driver().create_teams_call_agent(str(identity.acs_user.token))
-        except CallingCommunicationError as err:
-            return self._record(error_observation("create agent", err))
-        return self._record(Observation("allowed", "create agent"))
+        return self._create_agent(alias, self._driver(), str(identity.acs_user.token))
 
     def _oid(self, alias: str) -> str:
         identity = self.identities.get(alias)
@@ -200,9 +204,26 @@ class CallingFlow(ObservationLog):
     def phone_dials(self, callee: str) -> Observation:
         network = self._driver().phone_network()
         if network is None:
-            raise MissingPrerequisite(f"the {self._driver().name} calling driver has no phone network to call from")
+            return self._dial_through_a_teams_phone_user(callee)
         network.dial(self.tenant.phone_number("inbound_caller"), TeamsUser(self._oid(callee)))
         return self._record(Observation("allowed", "phone network dials", evidence={}))
+
+    def _dial_through_a_teams_phone_user(self, callee: str) -> Observation:
+        """Live: another user of the tenant with Teams Phone calls the callee's number over PSTN."""
+        dialer = self.tenant.phone_dialer
+        if not dialer or dialer == callee:
+            raise MissingPrerequisite(
+                f"the {self._driver().name} calling driver has no phone network: set [calling] phone_dialer to "
+                f"another user with Teams Phone and [phone_numbers] inbound to {callee!r}'s direct number"
+            )
+        number = self.tenant.phone_number("inbound")
+        if (observed := self.agent(dialer)).outcome == "rejected":
+            return observed
+        try:
+            self.calls[f"{dialer} (dialing)"] = self.agents[dialer].start_call(PhoneNumber(number))
+        except CallingCommunicationError as err:
+            return self._record(error_observation("phone network dials", err))
+        return self._record(Observation("allowed", "phone network dials", evidence={"dialer": "a Teams Phone user"}))
 
     def accept(self, callee: str) -> Observation:
         if self.blocked:

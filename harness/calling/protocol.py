@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from harness.scenario import MissingPrerequisite
+
 CALL_STATES = (
     "None",
     "Connecting",
@@ -83,10 +85,20 @@ class CallingCommunicationError(Exception):
         *,
         emulator_defined: str | None = None,
         request_id: str | None = None,
+        evidence: dict[str, str] | None = None,
+        agreement: tuple[bool, str] | None = None,
     ) -> None:
         super().__init__(f"{code}/{sub_code}: {message}")
         self.code, self.sub_code, self.message = code, sub_code, message
         self.emulator_defined, self.request_id = emulator_defined, request_id
+        # Where two clients answered (the sandbox model and the real SDK): what each said, and
+        # whether they agree (a disagreement is a failed check, so a FAIL).
+        self.evidence, self.agreement = evidence or {}, agreement
+
+
+class NeedsLiveTenant(MissingPrerequisite):
+    """Offline, the real SDK got as far as it can without Microsoft's services; the reason says how
+    far. The scenario is skipped with that reason: never a PASS."""
 
 
 @dataclass(frozen=True)

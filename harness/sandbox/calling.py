@@ -364,7 +364,7 @@ class Calling:
         meetings = list(tenant.meetings.values())
         if "meetingLink" in locator:
             link = str(locator["meetingLink"])
-            if any(host in link.lower() for host in PERSONAL_USE_HOSTS):
+            if tenant.refuses_personal_use_links and any(host in link.lower() for host in PERSONAL_USE_HOSTS):
                 raise CallingError(400, 40238, "Joining a Teams for life meeting is not supported")
             if long := LONG_LINK.search(link):
                 thread = urllib.parse.unquote(long.group(1))

@@ -244,6 +244,7 @@ class Tenant:
     teams: dict[str, Team] = field(default_factory=dict)
     chats: dict[str, Chat] = field(default_factory=dict)
     admits_teams_users_to_live_events: bool = False  # only the deliberately wrong sandbox sets this
+    refuses_personal_use_links: bool = True  # the SDK's 40238 check; a deliberately wrong model skips it
     honours_webinar_roles: bool = False  # what the service would do if it enforced the webinar caveat away
     blocked_domains: set[str] = field(default_factory=set)  # external access (federation) blocked for these
     enforces_lobby: bool = True  # only the deliberately wrong sandbox turns this off
@@ -315,6 +316,13 @@ def _live_events_joinable(tenant: Tenant) -> None:
     """A deliberately wrong sandbox: it admits Teams users to live events. It exists to show that
     a verdict follows the observation (row 8 then FAILs as unexpectedly allowed)."""
     tenant.admits_teams_users_to_live_events = True
+
+
+@misconfiguration("personal-use-joinable")
+def _personal_use_joinable(tenant: Tenant) -> None:
+    """A deliberately wrong calling model: it lacks the SDK's client-side 40238 check on teams.live.com
+    links. Cross-checked with the real SDK (--calling browser), row 9 must FAIL on the disagreement."""
+    tenant.refuses_personal_use_links = False
 
 
 @misconfiguration("webinar-roles-honoured")

@@ -1,0 +1,239 @@
+"""The browser calling driver: the real ACS Calling SDK (in headless Chromium) behind the driver protocol.
+
+Each TeamsCallAgent gets its own page (one CallClient each) in one browser. Live, the SDK talks to
+Microsoft and every row can run. Offline (sandbox mode: every request that is not to the page is
+aborted) the SDK still answers its client-side checks synchronously (contracts/calling.md §4:
+40231, 40238, 40210, 40209); anything it accepts, it then cannot take further, so the operation
+ends in NeedsLiveTenant (a SKIP saying so), never in an observation a verdict could be drawn from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from harness.calling.browser import SDK_VERSION, BridgeError, CallingSdkBrowser, SdkPage
+from harness.calling.protocol import (
+    SETTLED,
+    ActionResult,
+    CallingCommunicationError,
+    CallView,
+    Capability,
+    CapabilityChange,
+    EndReason,
+    GroupLocator,
+    Locator,
+    MeetingCoordinates,
+    MeetingId,
+    MeetingLink,
+    NeedsLiveTenant,
+    PhoneNumber,
+    Target,
+    TeamsUser,
+)
+
+SDK = f"real SDK (@azure/communication-calling {SDK_VERSION})"
+LIVE_HINT = "run it against a live tenant (a live profile, --mode live)"
+# How long (page time) an offline call may take to give up on Microsoft's services: offline the
+# SDK ends a started call with 490/4525 (network failure) after its own retries.
+OFFLINE_SETTLE_S = 120.0
+
+
+def locator_data(locator: Locator) -> dict[str, str]:
+    """A locator as the SDK takes it (TeamsMeetingLinkLocator, ...; GroupLocator is the ACS CallAgent's)."""
+    if isinstance(locator, MeetingLink):
+        return {"meetingLink": locator.meeting_link}
+    if isinstance(locator, MeetingId):
+        return {"meetingId": locator.meeting_id, **({"passcode": locator.passcode} if locator.passcode else {})}
+    if isinstance(locator, MeetingCoordinates):
+        return {
+            "threadId": locator.thread_id,
+            "organizerId": locator.organizer_id,
+            "tenantId": locator.tenant_id,
+            "messageId": locator.message_id,
+        }
+    if isinstance(locator, GroupLocator):
+        return {"groupId": locator.group_id}
+    raise TypeError(f"not a locator: {locator!r}")
+
+
+def target_data(target: Target) -> dict[str, str]:
+    if isinstance(target, TeamsUser):
+        return {"microsoftTeamsUserId": target.oid}
+    if isinstance(target, PhoneNumber):
+        return {"phoneNumber": target.number}
+    raise TypeError(f"not a call target: {target!r}")
+
+
+def checked(answer: dict[str, Any], what: str) -> dict[str, Any]:
+    """The answer if ok; the SDK's CallingCommunicationError raised as one; else a bridge fault."""
+    if answer.get("ok"):
+        return answer
+    error = answer.get("error") or {}
+    if isinstance(error.get("code"), int):
+        ms = answer.get("ms")
+        took = f", {ms:.1f} ms" if isinstance(ms, int | float) else ""
+        raise CallingCommunicationError(
+            error["code"],
+            error.get("subCode"),
+            str(error.get("message")),
+            evidence={SDK: f"{what} threw {error['code']}/{error.get('subCode')} synchronously{took}"},
+        )
+    raise BridgeError(f"{what} failed in the bridge: {error.get('name') or 'Error'}: {error.get('message')}")
+
+
+def _capability(data: dict[str, Any]) -> Capability:
+    return Capability(bool(data.get("isPresent")), str(data.get("reason")))
+
+
+def call_view(data: dict[str, Any]) -> CallView:
+    end = data.get("callEndReason")
+    return CallView(
+        id=str(data["id"]),
+        direction=str(data.get("direction") or "Outgoing"),
+        state=str(data["state"]),
+        state_history=[str(s) for s in data.get("stateHistory") or []],
+        end_reason=EndReason(int(end["code"]), end.get("subCode")) if end else None,
+        role=str(data.get("role") or "Unknown"),
+        capabilities={k: _capability(v) for k, v in (data.get("capabilities") or {}).items()},
+        capability_changes=[
+            CapabilityChange(str(c["reason"]), {k: _capability(v) for k, v in c["changed"].items()})
+            for c in data.get("capabilityChanges") or []
+        ],
+    )
+
+
+class BrowserCall:
+    def __init__(self, page: SdkPage, call_id: str) -> None:
+        self._page, self.id = page, call_id
+
+    def view(self) -> CallView:
+        return call_view(checked(self._page.call("view", self.id), "call.view"))
+
+    def wait_until(self, states: frozenset[str] = SETTLED, timeout: float = 30.0) -> CallView:
+        waited, step_ms = 0.0, 250
+        while (view := self.view()).state not in states and waited < timeout:
+            self._page.advance(step_ms)
+            waited += step_ms / 1000
+        return view
+
+    def hang_up(self) -> CallView:
+        if self.view().state != "Disconnected":
+            checked(self._page.call("hangUp", self.id), "call.hangUp")
+        return self.wait_until(frozenset({"Disconnected"}))
+
+    def _action(self, action: str, function: str) -> ActionResult:
+        answer = self._page.call(function, self.id)
+        error = answer.get("error") or {}
+        message = None if answer.get("ok") else f"{error.get('code')}/{error.get('subCode')} {error.get('message')}"
+        return ActionResult(action, bool(answer.get("ok")), message)
+
+    def unmute(self) -> ActionResult:
+        return self._action("unmute", "unmute")
+
+    def start_video(self) -> ActionResult:
+        return self._action("start_video", "startVideo")
+
+    def start_screen_sharing(self) -> ActionResult:
+        return self._action("start_screen_sharing", "startScreenSharing")
+
+    def lobby_participants(self) -> list[str]:
+        return list(checked(self._page.call("lobbyParticipants", self.id), "lobby.participants")["ids"])
+
+    def admit(self, identifier: str) -> None:
+        checked(self._page.call("admit", self.id, identifier), "lobby.admit")
+
+
+class BrowserIncomingCall:
+    def __init__(self, page: SdkPage, call_id: str) -> None:
+        self._page, self.id, self.caller = page, call_id, ""
+
+    def accept(self) -> BrowserCall:
+        return BrowserCall(self._page, checked(self._page.call("accept", self.id), "incomingCall.accept")["id"])
+
+    def reject(self) -> None:
+        checked(self._page.call("reject", self.id), "incomingCall.reject")
+
+
+class BrowserTeamsCallAgent:
+    def __init__(self, page: SdkPage, *, offline: bool, created_ms: float | None) -> None:
+        self.page, self.offline = page, offline
+        self.identity = "TeamsCallAgent"
+        took = f" in {created_ms / 1000:.1f} s of page time" if created_ms is not None else ""
+        self.evidence = {SDK: f"TeamsCallAgent created{took}" + (" (offline)" if offline else "")}
+
+    def _started(self, answer: dict[str, Any], what: str) -> BrowserCall:
+        call = BrowserCall(self.page, checked(answer, what)["id"])
+        if not self.offline:
+            return call
+        # Offline: the SDK accepted it client-side; whatever the service would say cannot be known.
+        view = call.wait_until(frozenset({"Disconnected"}), timeout=OFFLINE_SETTLE_S if self.page.virtual_clock else 0)
+        if view.state != "Disconnected":
+            with contextlib.suppress(Exception):
+                call.hang_up()
+        end = f"{view.end_reason.code}/{view.end_reason.sub_code}" if view.end_reason else view.state
+        raise NeedsLiveTenant(
+            f"needs a live tenant: offline, the {SDK} accepted {what} (no client-side error), then could not "
+            f"reach Microsoft ({' → '.join(view.state_history)}, {end}); {LIVE_HINT}"
+        )
+
+    def start_call(self, targets: Target | list[Target], thread_id: str | None = None) -> BrowserCall:
+        many = targets if isinstance(targets, list) else [targets]
+        options = {"threadId": thread_id} if thread_id else {}
+        return self._started(self.page.call("startCall", [target_data(t) for t in many], options), "startCall")
+
+    def join(self, locator: Locator) -> BrowserCall:
+        return self._started(self.page.call("join", locator_data(locator)), "join")
+
+    def wait_for_incoming_call(self, timeout: float = 30.0) -> BrowserIncomingCall | None:
+        if self.offline:
+            raise NeedsLiveTenant(f"needs a live tenant: offline, no call can reach the {SDK}; {LIVE_HINT}")
+        waited = 0.0
+        while not (ids := self.page.call("incomingCalls")["ids"]) and waited < timeout:
+            self.page.advance(250)
+            waited += 0.25
+        return BrowserIncomingCall(self.page, ids[0]) if ids else None
+
+    def dispose(self) -> None:
+        with contextlib.suppress(Exception):
+            self.page.call("dispose", timeout_s=10)
+
+
+class BrowserCallingDriver:
+    """The real SDK: `offline=True` in sandbox mode (the virtual clock on), `offline=False` live."""
+
+    name = "browser"
+
+    def __init__(self, *, offline: bool, virtual_clock: bool | None = None) -> None:
+        self.offline = offline
+        self.virtual_clock = offline if virtual_clock is None else virtual_clock
+        self._browser: CallingSdkBrowser | None = None
+
+    def browser(self) -> CallingSdkBrowser:
+        if self._browser is None:
+            self._browser = CallingSdkBrowser(offline=self.offline, virtual_clock=self.virtual_clock).__enter__()
+        return self._browser
+
+    def create_teams_call_agent(self, acs_token: str) -> BrowserTeamsCallAgent:
+        page = self.browser().open_page()
+        answer = checked(page.call("createTeamsCallAgent", acs_token), "createTeamsCallAgent")
+        return BrowserTeamsCallAgent(page, offline=self.offline, created_ms=answer.get("ms"))
+
+    def phone_network(self) -> None:
+        if self.offline:
+            raise NeedsLiveTenant(f"needs a live tenant: offline, no phone network can ring the {SDK}; {LIVE_HINT}")
+        return None  # live: a Teams Phone user of the profile dials (CallingFlow.phone_dials)
+
+    def teams_client(self) -> None:
+        if self.offline:
+            raise NeedsLiveTenant(f"needs a live tenant: offline there is no Teams organizer to act; {LIVE_HINT}")
+        return None
+
+    def transcripts(self) -> list[list[dict[str, Any]]]:
+        """Every page's SDK events, in the order the agents were created."""
+        return [page.transcript() for page in self._browser.pages] if self._browser else []
+
+    def close(self) -> None:
+        if self._browser is not None:
+            self._browser.__exit__(None, None, None)
+            self._browser = None
