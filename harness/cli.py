@@ -86,13 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers:
         extra += ["-n", args.workers]
     if args.calling:
-        if args.calling == "browser":
-            from harness.calling.browser import BrowserUnavailable, check_available
-
-            try:
-                check_available()
-            except BrowserUnavailable as missing:
-                return _fail(f"--calling browser cannot run here: {missing}")
+        if problem := _calling_problem(args.calling, args.mode):
+            return _fail(problem)
         extra += [f"--cte-calling={args.calling}"]
     failed: list[str] | None = None
     if args.rerun_failed:
@@ -221,8 +216,26 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if regressions else 0
 
 
+def _calling_problem(driver: str, mode: str) -> str | None:
+    """Why the browser driver cannot run here, in one line (replay needs no browser: it answers from
+    the recordings)."""
+    if driver != "browser" or mode == "replay":
+        return None
+    from harness.calling.browser import BrowserUnavailable, check_available
+
+    try:
+        check_available()
+    except BrowserUnavailable as missing:
+        return f"--calling browser cannot run here: {missing}"
+    return None
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     extra = ["-k", args.k] if args.k else []
+    if args.calling:
+        if problem := _calling_problem(args.calling, "record"):
+            return _fail(problem)
+        extra += [f"--cte-calling={args.calling}"]
     return run_suite(args.profile, "record", Path(args.report_dir) if args.report_dir else None, extra, quiet=True)
 
 
@@ -313,6 +326,12 @@ def parser() -> argparse.ArgumentParser:
     record.add_argument("--profile", default="sandbox")
     record.add_argument("--report-dir", default=None)
     record.add_argument("-k", default=None)
+    record.add_argument(
+        "--calling",
+        default=None,
+        choices=("sandbox", "browser"),
+        help="browser: record what the real Calling SDK answers too (<cassette>.calling-sdk.yaml)",
+    )
     record.set_defaults(func=cmd_record)
 
     check = sub.add_parser("doctor", help="preflight a profile: stops at the first blocking problem, with its remedy")

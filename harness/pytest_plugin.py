@@ -24,7 +24,13 @@ import pytest
 from harness import __version__, expectations, transport
 from harness.config import Profile, ProfileError, Tenant, load_profile, resolve_mode
 from harness.graph import MarkerSource
-from harness.recording import cassette_path, check_cassette, display_path, explain_mismatch, make_vcr
+from harness.recording import (
+    cassette_path,
+    check_cassette,
+    display_path,
+    explain_mismatch,
+    make_vcr,
+)
 from harness.reporting import redact_result, write_reports
 from harness.scenario import AREAS, MissingPrerequisite, ScenarioRun, VerdictFailed
 from harness.verdicts import Fault, Skipped
@@ -38,6 +44,7 @@ _SESSIONS: list[CteSession] = []  # the session of this process (logreport gets 
 INBOUND_KEY = pytest.StashKey[Any]()
 CAPTURE_KEY = pytest.StashKey[Any]()
 CLEANUPS_KEY = pytest.StashKey[list]()
+SDK_CASSETTE_KEY = pytest.StashKey[Any]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -315,6 +322,12 @@ def scenario_cleanup(request: pytest.FixtureRequest) -> Callable[[Callable[[], A
 
 
 @pytest.fixture
+def calling_sdk_cassette(request: pytest.FixtureRequest) -> Any:
+    """In record and replay modes: the scenario's recording of the real Calling SDK (browser driver)."""
+    return request.node.stash.get(SDK_CASSETTE_KEY, None)
+
+
+@pytest.fixture
 def scenario_run(request: pytest.FixtureRequest) -> ScenarioRun:
     run = request.node.stash.get(RUN_KEY, None)
     if run is None:
@@ -383,6 +396,12 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
         # inside the scenario (a Given step naming another profile) are scrubbed too.
         recorder, scrubber = make_vcr(lambda: cte.known_secrets, record=record)
         stack.enter_context(recorder.use_cassette(str(path)))
+        if area in ("calling", "policies"):  # what the real Calling SDK answered (browser driver only)
+            from harness.calling.sdk_cassette import SdkCassette
+
+            sdk = SdkCassette(path, record=record, scrub=scrubber.json_value)
+            item.stash[SDK_CASSETTE_KEY] = sdk
+            stack.callback(sdk.write)
         if receiver is not None:
             from harness.notifications.inbound import InboundCapture, InboundReplayer
 

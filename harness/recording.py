@@ -119,6 +119,10 @@ class CassetteError(ValueError):
     """A cassette that is not one: one line naming the file and what is wrong with it."""
 
 
+class CassetteMismatch(CassetteError):
+    """A well-formed recording that does not hold what the replay asked for: one line naming both."""
+
+
 def check_cassette(path: Path) -> None:
     """Before vcrpy reads a cassette (which may come from anyone): UTF-8, YAML that a safe loader
     accepts, and vcrpy's shape, or a CassetteError. vcrpy itself fails on a malformed one with a bare
@@ -213,6 +217,8 @@ def explain_mismatch(exc: BaseException, cassette: Path, scenario: str) -> str |
                 f"replay: {what} is not in cassette {where} (it {state}{closest}); "
                 f"re-record with: {rerecord_command(scenario)}"
             )
+        if isinstance(current, CassetteMismatch):
+            return f"replay: {current}; re-record with: {rerecord_command(scenario)}"
         if isinstance(current, CassetteError):
             return (
                 f"replay: cassette {current} (a cassette is untrusted input); "

@@ -35,8 +35,11 @@ def chat_flow(flow_tenant: Tenant, graph_pacing):  # type: ignore[no-untyped-def
 
 
 @pytest.fixture
-def calling_flow(flow_tenant: Tenant, graph_pacing, scenario_cleanup):  # type: ignore[no-untyped-def]
-    flow = CallingFlow(flow_tenant, sleep=graph_pacing.sleep, on_cleanup=scenario_cleanup)
+def calling_flow(flow_tenant: Tenant, graph_pacing, scenario_cleanup, calling_sdk_cassette):  # type: ignore[no-untyped-def]
+    flow = CallingFlow(
+        flow_tenant, sleep=graph_pacing.sleep, on_cleanup=scenario_cleanup, sdk_cassette=calling_sdk_cassette
+    )
+    scenario_cleanup(flow.close)  # inside the scenario's cassettes: the SDK's transcripts are recorded too
     yield flow
     flow.close()
 

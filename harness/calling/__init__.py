@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from harness.calling.protocol import CallingDriver
 from harness.config import Tenant
+
+if TYPE_CHECKING:
+    from harness.calling.sdk_cassette import SdkCassette
 
 
 class DriverUnavailable(Exception):
@@ -16,9 +20,12 @@ class DriverUnavailable(Exception):
 DRIVERS = ("sandbox", "browser")
 
 
-def driver_for(tenant: Tenant, *, sleep: Callable[[float], None] = time.sleep) -> CallingDriver:
+def driver_for(
+    tenant: Tenant, *, sleep: Callable[[float], None] = time.sleep, sdk_cassette: SdkCassette | None = None
+) -> CallingDriver:
     """sandbox: the sandbox's calling model. browser: the real Calling SDK in Chromium; live, on its
-    own; against the sandbox, offline, cross-checked with the model (harness.calling.cross_check)."""
+    own; against the sandbox, offline, cross-checked with the model (harness.calling.cross_check).
+    In record mode the SDK's answers go to `sdk_cassette`; in replay they come from it, with no browser."""
     if tenant.calling_driver not in DRIVERS:
         raise DriverUnavailable(f"calling driver {tenant.calling_driver!r} is unknown; use one of {', '.join(DRIVERS)}")
     model = None
@@ -30,22 +37,28 @@ def driver_for(tenant: Tenant, *, sleep: Callable[[float], None] = time.sleep) -
         if model is None:
             raise DriverUnavailable(f"profile {tenant.profile!r} has no sandbox calling model to drive")
         return model
-    if tenant.mode in ("replay", "record"):
-        raise DriverUnavailable(
-            f"the browser calling driver does not run in {tenant.mode} mode: it drives the real SDK, "
-            "offline against the sandbox (--mode sandbox) or against a live tenant (--mode live)"
-        )
-    from harness.calling.browser import BrowserUnavailable, check_available
     from harness.calling.browser_driver import BrowserCallingDriver
 
-    try:
-        check_available()
-    except BrowserUnavailable as missing:
-        raise DriverUnavailable(f"the browser calling driver cannot run here: {missing}") from None
-    if tenant.mode == "live":
-        return BrowserCallingDriver(offline=False)
+    if tenant.mode in ("record", "replay") and sdk_cassette is None:
+        raise DriverUnavailable(f"the browser calling driver in {tenant.mode} mode needs the scenario's SDK cassette")
+    if tenant.mode == "replay":
+        assert sdk_cassette is not None
+        offline = sdk_cassette.load().offline  # a recording of the offline SDK, or of a live one
+    else:
+        from harness.calling.browser import BrowserUnavailable, check_available
+
+        try:
+            check_available()
+        except BrowserUnavailable as missing:
+            raise DriverUnavailable(f"the browser calling driver cannot run here: {missing}") from None
+        offline = tenant.mode != "live" and model is not None  # a sandbox tenant: no Microsoft to reach
+    sdk = BrowserCallingDriver(
+        offline=offline, virtual_clock=offline and tenant.mode != "replay", cassette=sdk_cassette
+    )
+    if not offline:
+        return sdk
     if model is None:
         raise DriverUnavailable(f"profile {tenant.profile!r} has no sandbox calling model to cross-check the SDK with")
     from harness.calling.cross_check import CrossCheckedDriver
 
-    return CrossCheckedDriver(model, BrowserCallingDriver(offline=True))
+    return CrossCheckedDriver(model, sdk)

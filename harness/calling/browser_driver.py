@@ -31,6 +31,7 @@ from harness.calling.protocol import (
     Target,
     TeamsUser,
 )
+from harness.calling.sdk_cassette import SdkCassette
 
 SDK = f"real SDK (@azure/communication-calling {SDK_VERSION})"
 LIVE_HINT = "run it against a live tenant (a live profile, --mode live)"
@@ -82,6 +83,13 @@ def checked(answer: dict[str, Any], what: str) -> dict[str, Any]:
     raise BridgeError(f"{what} failed in the bridge: {error.get('name') or 'Error'}: {error.get('message')}")
 
 
+def call_id(answer: dict[str, Any], what: str) -> str:
+    """The id of the call an answer names (a recording may be anything: say so in one line)."""
+    if not isinstance(answer.get("id"), str):
+        raise BridgeError(f"{what} answered without a call id: {str(answer)[:200]}")
+    return answer["id"]
+
+
 def _capability(data: dict[str, Any]) -> Capability:
     return Capability(bool(data.get("isPresent")), str(data.get("reason")))
 
@@ -108,7 +116,11 @@ class BrowserCall:
         self._page, self.id = page, call_id
 
     def view(self) -> CallView:
-        return call_view(checked(self._page.call("view", self.id), "call.view"))
+        answer = checked(self._page.call("view", self.id), "call.view")
+        try:
+            return call_view(answer)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise BridgeError(f"call.view answered something that is not a call: {str(answer)[:200]}") from None
 
     def wait_until(self, states: frozenset[str] = SETTLED, timeout: float = 30.0) -> CallView:
         waited, step_ms = 0.0, 250
@@ -149,7 +161,8 @@ class BrowserIncomingCall:
         self._page, self.id, self.caller = page, call_id, ""
 
     def accept(self) -> BrowserCall:
-        return BrowserCall(self._page, checked(self._page.call("accept", self.id), "incomingCall.accept")["id"])
+        answer = checked(self._page.call("accept", self.id), "incomingCall.accept")
+        return BrowserCall(self._page, call_id(answer, "incomingCall.accept"))
 
     def reject(self) -> None:
         checked(self._page.call("reject", self.id), "incomingCall.reject")
@@ -163,7 +176,7 @@ class BrowserTeamsCallAgent:
         self.evidence = {SDK: f"TeamsCallAgent created{took}" + (" (offline)" if offline else "")}
 
     def _started(self, answer: dict[str, Any], what: str) -> BrowserCall:
-        call = BrowserCall(self.page, checked(answer, what)["id"])
+        call = BrowserCall(self.page, call_id(checked(answer, what), what))
         if not self.offline:
             return call
         # Offline: the SDK accepted it client-side; whatever the service would say cannot be known.
@@ -189,7 +202,7 @@ class BrowserTeamsCallAgent:
         if self.offline:
             raise NeedsLiveTenant(f"needs a live tenant: offline, no call can reach the {SDK}; {LIVE_HINT}")
         waited = 0.0
-        while not (ids := self.page.call("incomingCalls")["ids"]) and waited < timeout:
+        while not (ids := self.page.call("incomingCalls").get("ids") or []) and waited < timeout:
             self.page.advance(250)
             waited += 0.25
         return BrowserIncomingCall(self.page, ids[0]) if ids else None
@@ -204,18 +217,31 @@ class BrowserCallingDriver:
 
     name = "browser"
 
-    def __init__(self, *, offline: bool, virtual_clock: bool | None = None) -> None:
-        self.offline = offline
+    def __init__(
+        self, *, offline: bool, virtual_clock: bool | None = None, cassette: SdkCassette | None = None
+    ) -> None:
+        """`cassette`: record what the SDK answers (record mode), or answer from it without a browser (replay)."""
+        self.offline, self.cassette = offline, cassette
         self.virtual_clock = offline if virtual_clock is None else virtual_clock
         self._browser: CallingSdkBrowser | None = None
+        self.pages: list[Any] = []
+        if cassette is not None and cassette.record:
+            cassette.offline, cassette.virtual_clock = offline, self.virtual_clock
 
     def browser(self) -> CallingSdkBrowser:
         if self._browser is None:
             self._browser = CallingSdkBrowser(offline=self.offline, virtual_clock=self.virtual_clock).__enter__()
         return self._browser
 
+    def open_page(self) -> Any:
+        """A page for one agent: the browser's, or the recording's."""
+        real = lambda: self.browser().open_page()  # noqa: E731 - a page only when one is needed
+        page = real() if self.cassette is None else self.cassette.open_page(real)
+        self.pages.append(page)
+        return page
+
     def create_teams_call_agent(self, acs_token: str) -> BrowserTeamsCallAgent:
-        page = self.browser().open_page()
+        page = self.open_page()
         answer = checked(page.call("createTeamsCallAgent", acs_token), "createTeamsCallAgent")
         return BrowserTeamsCallAgent(page, offline=self.offline, created_ms=answer.get("ms"))
 
@@ -231,9 +257,12 @@ class BrowserCallingDriver:
 
     def transcripts(self) -> list[list[dict[str, Any]]]:
         """Every page's SDK events, in the order the agents were created."""
-        return [page.transcript() for page in self._browser.pages] if self._browser else []
+        return [page.transcript() for page in self.pages]
 
     def close(self) -> None:
+        for page in self.pages:  # a recording page keeps its transcript as it closes
+            page.close()
+        self.pages = []
         if self._browser is not None:
             self._browser.__exit__(None, None, None)
             self._browser = None

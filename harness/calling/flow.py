@@ -29,6 +29,7 @@ from harness.calling.protocol import (
     TeamsCallAgent,
     TeamsUser,
 )
+from harness.calling.sdk_cassette import SdkCassette
 from harness.config import Tenant
 from harness.flows import IdentityFlow
 from harness.scenario import MissingPrerequisite
@@ -117,20 +118,25 @@ class CallingFlow(ObservationLog):
     actions: dict[str, bool] = field(default_factory=dict)
     # Where undoing what a scenario changed in the tenant goes (run while its cassette is open).
     on_cleanup: Callable[[Callable[[], object]], None] | None = None
+    # Record/replay with the browser driver: where the real SDK's answers are written / read.
+    sdk_cassette: SdkCassette | None = None
 
     def _driver(self) -> CallingDriver:
         if self.driver is None:
             try:
-                self.driver = driver_for(self.tenant, sleep=self.sleep)
+                self.driver = driver_for(self.tenant, sleep=self.sleep, sdk_cassette=self.sdk_cassette)
             except DriverUnavailable as err:
                 raise MissingPrerequisite(str(err)) from None
         return self.driver
 
     def close(self) -> None:
-        for agent in self.agents.values():
+        """Dispose of the agents and the driver (idempotent: the plugin may close it inside the cassette)."""
+        agents, self.agents = self.agents, {}
+        for agent in agents.values():
             agent.dispose()
-        if self.driver is not None:
-            self.driver.close()
+        driver, self.driver = self.driver, None
+        if driver is not None:
+            driver.close()
 
     # -- agents ------------------------------------------------------------------------------------
 
