@@ -31,6 +31,7 @@ ARGUMENTS = {
     "graph_throughput": ["--messages", "300", "--poll", "10000"],
     "webhook_load": ["--notifications", "6000", "--senders", "2"],
     "peak_memory": ["--repeat", "1"],
+    "calling_sdk": ["--repeat", "2", "--checks", "200"],
 }
 
 

@@ -255,6 +255,7 @@ class Profile:
         )
         expired_env = secrets.get("expired_teams_token_env")
         expired = env.get(expired_env) if expired_env else None
+        calling = self._calling_table(users)
         return Tenant(
             profile=self.name,
             mode="live",
@@ -266,14 +267,39 @@ class Profile:
             graph_base_url=tenant.get("graph_base_url", "https://graph.microsoft.com/v1.0").rstrip("/"),
             users=users,
             expired_teams_token=Secret(expired) if expired else None,
-            calling_driver=str(self.data.get("calling", {}).get("driver", "browser")),
-            phone_dialer=self.data.get("calling", {}).get("phone_dialer"),
-            meetings={
-                kind: MeetingLocators(**{k: str(v) for k, v in table.items()})
-                for kind, table in self.data.get("meetings", {}).items()
-            },
+            calling_driver=calling.get("driver", "browser"),
+            phone_dialer=calling.get("phone_dialer"),
+            meetings=self._meetings(),
             phone_numbers={k: str(v) for k, v in self.data.get("phone_numbers", {}).items()},
         )
+
+    def _calling_table(self, users: Mapping[str, UserCredentials]) -> dict[str, str]:
+        """[calling]: driver (sandbox | browser) and phone_dialer (a user alias), checked here."""
+        calling = self.data.get("calling", {})
+        unknown = sorted(set(calling) - {"driver", "phone_dialer"})
+        if unknown:
+            raise ProfileError(f"{self._where()}: [calling] has unknown key {unknown[0]!r}; use driver or phone_dialer")
+        driver = str(calling.get("driver", "browser"))
+        if driver not in ("sandbox", "browser"):
+            raise ProfileError(f"{self._where()}: [calling] driver {driver!r} is not valid; use browser or sandbox")
+        dialer = calling.get("phone_dialer")
+        if dialer is not None and dialer not in users:
+            raise ProfileError(
+                f"{self._where()}: [calling] phone_dialer {dialer!r} is not a user of this profile; add "
+                f"[users.{dialer}] or name one of {', '.join(sorted(users)) or 'your users'}"
+            )
+        return {"driver": driver, **({"phone_dialer": str(dialer)} if dialer else {})}
+
+    def _meetings(self) -> dict[str, MeetingLocators]:
+        fields = set(MeetingLocators.__dataclass_fields__)
+        meetings = {}
+        for kind, table in self.data.get("meetings", {}).items():
+            unknown = sorted(set(table) - fields)
+            if unknown or "join_url" not in table:
+                problem = f"unknown key {unknown[0]!r}" if unknown else "no join_url"
+                raise ProfileError(f"{self._where()}: [meetings.{kind}] has {problem}; use {', '.join(sorted(fields))}")
+            meetings[kind] = MeetingLocators(**{k: str(v) for k, v in table.items()})
+        return meetings
 
     def _env(self, env: Mapping[str, str], name: str, field_name: str) -> str:
         value = env.get(name, "")

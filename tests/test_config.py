@@ -430,3 +430,54 @@ def test_built_in_live_example_loads_and_names_its_env_vars() -> None:
     with pytest.raises(ProfileError) as excinfo:
         profile.for_live(env={})
     one_line(excinfo, "live.example.toml", "not set", "export CTE_")
+
+
+# -- [calling] and [meetings.*] of a live profile (the browser driver's live run) ----------------------
+
+
+def test_calling_table_names_the_driver_and_the_phone_dialer(tmp_path: Path) -> None:
+    tenant = live_profile(tmp_path, calling={"driver": "browser", "phone_dialer": "adele"}).for_live(env=ENV)
+    assert (tenant.calling_driver, tenant.phone_dialer) == ("browser", "adele")
+    assert live_profile(tmp_path).for_live(env=ENV).calling_driver == "browser", "live profiles use the real SDK"
+
+
+@pytest.mark.parametrize(
+    ("calling", "needles"),
+    [
+        ({"driver": "teams"}, ("[calling] driver 'teams' is not valid", "browser or sandbox")),
+        ({"phone_dialer": "megan"}, ("phone_dialer 'megan' is not a user", "[users.megan]", "adele")),
+        ({"dialer": "adele"}, ("[calling] has unknown key 'dialer'", "phone_dialer")),
+    ],
+    ids=["driver", "dialer-not-a-user", "unknown-key"],
+)
+def test_a_bad_calling_table_is_one_line(tmp_path: Path, calling: dict[str, str], needles: tuple[str, ...]) -> None:
+    profile = live_profile(tmp_path, calling=calling)
+    with pytest.raises(ProfileError) as excinfo:
+        profile.for_live(env=ENV)
+    one_line(excinfo, str(profile.path), *needles)
+
+
+@pytest.mark.parametrize(
+    ("table", "needle"),
+    [
+        ({"join_url": "https://x", "meeting_code": "1"}, "unknown key 'meeting_code'"),
+        ({"meeting_id": "1"}, "no join_url"),
+    ],
+    ids=["unknown-key", "no-join-url"],
+)
+def test_a_bad_meeting_table_is_one_line(tmp_path: Path, table: dict[str, str], needle: str) -> None:
+    profile = live_profile(tmp_path, meetings={"regular": table})
+    with pytest.raises(ProfileError) as excinfo:
+        profile.for_live(env=ENV)
+    one_line(excinfo, "[meetings.regular]", needle, "join_url, meeting_id")
+
+
+def test_the_live_example_names_what_a_live_calling_run_needs() -> None:
+    profile = load_profile(str(PROFILE_DIR / "live.example.toml"))
+    env = {"CTE_ACS_CONNECTION_STRING": f"endpoint={ACS_ENDPOINT}/;accesskey={ACCESS_KEY}"}
+    env |= {f"CTE_PASSWORD_{alias.upper()}": PASSWORD for alias in profile.data["users"]}
+    tenant = profile.for_live(env=env)
+    assert {"adele", "megan", "lynne"} <= set(tenant.users)
+    assert tenant.calling_driver == "browser" and tenant.phone_dialer == "megan"
+    assert {"regular", "channel", "webinar", "live-event"} <= set(tenant.meetings)
+    assert {"outbound", "inbound"} <= set(tenant.phone_numbers)
