@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 REPORTS ?= reports
 
-.PHONY: setup run test lint unit features replay record check-rerecord bench calling-sdk clean
+.PHONY: setup run test lint unit features replay record check-rerecord bench calling-sdk chromium clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,14 @@ SDK_VERSION := $(shell sed -n 's/^SDK_VERSION = "\(.*\)"/\1/p' harness/calling/b
 ESBUILD_VERSION := 0.28.2
 SDK_STAMP := $(SDK_DIR)/.installed-$(SDK_VERSION)-$(ESBUILD_VERSION)
 
+# Installs with apt-get where it can (as root); otherwise says what to install.
+APT_INSTALL = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
+	else echo "$(2) is not installed and cannot be installed here (needs root and apt-get): apt-get install -y $(1)"; fi
+
 $(SDK_STAMP): harness/calling/browser_page/entry.js
-	@command -v npm >/dev/null || { echo "the Calling SDK needs npm: apt-get install -y npm"; exit 1; }
+	@command -v npm >/dev/null || { $(call APT_INSTALL,nodejs npm,npm); }
+	@command -v npm >/dev/null || { echo "the Calling SDK needs npm: apt-get install -y nodejs npm"; exit 1; }
 	mkdir -p $(SDK_DIR)
 	cd $(SDK_DIR) && npm install --no-audit --no-fund --silent \
 	  @azure/communication-calling@$(SDK_VERSION) esbuild@$(ESBUILD_VERSION)
@@ -36,6 +42,11 @@ $(SDK_STAMP): harness/calling/browser_page/entry.js
 	@touch $@
 
 calling-sdk: $(SDK_STAMP)
+
+## Debian's Chromium for the browser tests (the HTML report, the real Calling SDK). Without it they
+## skip with the reason, except under CI=true, where they fail.
+chromium:
+	@command -v chromium >/dev/null || { $(call APT_INSTALL,chromium,chromium); }
 
 ## The main job: the full suite against the embedded sandbox tenant, reports in reports/<run-id>/.
 run: setup
@@ -49,7 +60,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-unit: setup calling-sdk
+unit: setup chromium calling-sdk
 	$(BIN)/python -m pytest tests -q --alluredir $(REPORTS)/make-test-allure
 
 ## The Gherkin suite; its Allure results join the plain tests' in one folder.

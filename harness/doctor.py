@@ -65,11 +65,26 @@ class Doctor:
             self.exchanges,
             self.graph_scopes,
             self.webhook,
+            self.calling_driver,
         ]
         for step in steps:
             if not step():
                 break
         return self.checks
+
+    def calling_driver(self) -> bool:
+        """The calling rows' driver can run here (the browser driver: chromium and the SDK bundle)."""
+        if self.tenant.calling_driver != "browser":
+            return self._add("calling driver", "ok", f"{self.tenant.calling_driver} (the sandbox's calling model)")
+        from harness.calling.browser import SDK_VERSION, BrowserUnavailable, check_available
+
+        try:
+            check_available()
+        except BrowserUnavailable as missing:
+            return self._add(
+                "calling driver", "warn", f"browser: {missing}", "the calling rows will skip until it is installed"
+            )
+        return self._add("calling driver", "ok", f"browser: @azure/communication-calling {SDK_VERSION} in chromium")
 
     # -- the chain ---------------------------------------------------------------------------------
 

@@ -99,3 +99,17 @@ def test_the_sdk_and_the_sandbox_model_refuse_the_same_joins_with_the_same_codes
     assert (sdk.code, sdk.sub_code) == expected, f"the real SDK answered {sdk}"
     assert model_answer(model, tokens["teams"], locator) == (sdk.code, sdk.sub_code), "the sandbox model disagrees"
     assert any(e["event"] == "join" and not e["data"].get("ok", True) for e in page.transcript())
+
+
+def test_the_stable_sdk_takes_coordinates_and_meeting_id_locators_without_a_client_side_error(world) -> None:
+    """contracts/calling.md §1: the 2.0.0 typings list the coordinates locator as beta only; the
+    runtime of 2.0.0 nevertheless accepts it (and a meeting id with or without passcode) on the
+    client: no synchronous error, a call in state None. What the service does with it needs a live tenant."""
+    page, _, _, _ = world
+    thread = "19:meeting_x@thread.v2"
+    coordinates = {"threadId": thread, "organizerId": GROUP_ID, "tenantId": GROUP_ID, "messageId": "0"}
+    for locator in (coordinates, {"meetingId": "3401888872340", "passcode": "5CKN7S"}, {"meetingId": "3401888872340"}):
+        answer = page.call("join", locator)
+        assert answer.ok, f"the real SDK refused {sorted(locator)} client-side: {answer}"
+        assert answer.raw["state"] == "None"
+        page.call("hangUp", answer.raw["id"])

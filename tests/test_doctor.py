@@ -33,7 +33,10 @@ def test_the_clean_sandbox_is_ready(tmp_path: Path) -> None:
         "ACS resource and access key",
         "exchange for megan",
         "Graph scopes for chat and meetings",
+        "calling driver",
     } <= set(names)
+    calling = next(c for c in report["checks"] if c["name"] == "calling driver")
+    assert (calling["status"], calling["detail"]) == ("ok", "sandbox (the sandbox's calling model)")
 
 
 @pytest.mark.parametrize(
