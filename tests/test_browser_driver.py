@@ -306,3 +306,36 @@ def test_a_replay_that_asks_the_sdk_something_else_names_the_call_and_the_record
         'recording has page 0 join[{"meetingLink": "x"}]; '
         "re-record with: cte record -k test_join_a_teams_11_or_group_call  (or: make record)"
     )
+
+
+def test_every_bridge_function_answers_in_plain_data_even_when_misused(teams_token) -> None:
+    """The page's JSON bridge never throws: each function, asked about a call or an incoming call
+    that does not exist (or before an agent exists), answers {ok: false, error} in one piece."""
+    driver = BrowserCallingDriver(offline=True)
+    try:
+        page = driver.open_page()
+        assert page.call("startCall", [{"microsoftTeamsUserId": "x"}], {})["error"]["message"] == (
+            "no TeamsCallAgent: create one first"
+        )
+        assert page.call("createTeamsCallAgent", teams_token)["ok"]
+        assert page.call("createTeamsCallAgent", teams_token)["error"]["message"] == (
+            "this page already has a TeamsCallAgent"
+        )
+        for function, args in [
+            ("view", ["nope"]),
+            ("hangUp", ["nope"]),
+            ("unmute", ["nope"]),
+            ("startVideo", ["nope"]),
+            ("startScreenSharing", ["nope"]),
+            ("lobbyParticipants", ["nope"]),
+            ("admit", ["nope", "8:orgid:x"]),
+            ("accept", ["nope"]),
+            ("reject", ["nope"]),
+        ]:
+            answer = page.call(function, *args)
+            assert answer["ok"] is False and answer["error"]["name"] == "BridgeError", (function, answer)
+            assert "nope" in answer["error"]["message"], (function, answer)
+        assert page.call("incomingCalls") == {"ok": True, "ids": []}
+        assert page.call("dispose")["ok"]
+    finally:
+        driver.close()

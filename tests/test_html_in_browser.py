@@ -52,12 +52,12 @@ def report(tmp_path_factory) -> Path:
 def test_the_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed here (apt-get install -y chromium); .ci/run installs it")
-    from playwright.sync_api import sync_playwright
+    from harness.calling.browser import playwright  # the process's one Playwright (the SDK tests use it too)
 
     document = json.loads((report / "conformance.json").read_text())
     not_passing = sum(1 for s in document["scenarios"] if s["verdict"] != "PASS")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+    browser = playwright().chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+    try:
         page = browser.new_page(viewport={"width": 1280, "height": 1600})
         page.goto((report / "conformance.html").as_uri())
         assert page.locator("#source-table tbody tr").count() == 13
@@ -71,6 +71,7 @@ def test_the_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
         assert page.locator("#scenarios details pre").first.is_visible()
         screenshot = tmp_path / "conformance.png"
         page.screenshot(path=str(screenshot), full_page=True)
+    finally:
         browser.close()
     assert screenshot.stat().st_size > 10_000
     allure.attach.file(str(screenshot), name="conformance.html in Chromium", attachment_type=allure.attachment_type.PNG)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from harness.calling.browser import SDK_VERSION, BridgeError, CallingSdkBrowser, SdkPage
+from harness.calling.browser import SDK_VERSION, BridgeError, CallingSdkBrowser, SdkPage, shared_browser
 from harness.calling.protocol import (
     SETTLED,
     ActionResult,
@@ -230,7 +230,7 @@ class BrowserCallingDriver:
 
     def browser(self) -> CallingSdkBrowser:
         if self._browser is None:
-            self._browser = CallingSdkBrowser(offline=self.offline, virtual_clock=self.virtual_clock).__enter__()
+            self._browser = shared_browser(offline=self.offline, virtual_clock=self.virtual_clock)
         return self._browser
 
     def open_page(self) -> Any:
@@ -263,6 +263,4 @@ class BrowserCallingDriver:
         for page in self.pages:  # a recording page keeps its transcript as it closes
             page.close()
         self.pages = []
-        if self._browser is not None:
-            self._browser.__exit__(None, None, None)
-            self._browser = None
+        self._browser = None  # the shared browser stays up for the next scenario
