@@ -399,9 +399,13 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
         if area in ("calling", "policies"):  # what the real Calling SDK answered (browser driver only)
             from harness.calling.sdk_cassette import SdkCassette
 
-            sdk = SdkCassette(path, record=record, scrub=scrubber.json_value)
+            def scrub(value: Any) -> Any:
+                scrubber.learn_all(cte.known_secrets)  # a tenant resolved mid-scenario is known too
+                return scrubber.json_value(value)
+
+            sdk = SdkCassette(path, record=record, scrub=scrub)
             item.stash[SDK_CASSETTE_KEY] = sdk
-            stack.callback(sdk.write)
+            stack.callback(sdk.finish)
         if receiver is not None:
             from harness.notifications.inbound import InboundCapture, InboundReplayer
 

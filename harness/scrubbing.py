@@ -40,8 +40,10 @@ PUBLIC_GUIDS = frozenset(
 )
 
 # Not \b: an underscore is a word character, and ACS ids join GUIDs with one (8:acs:<guid>_<guid>).
+# A percent-escape may end in a hex digit right before one (a meeting link's context: %22Oid%22%3a%22<guid>).
 GUID = re.compile(
-    r"(?<![0-9A-Fa-f-])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![0-9A-Fa-f-])"
+    r"(?:(?<=%[0-9A-Fa-f]{2})|(?<![0-9A-Fa-f-]))"
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![0-9A-Fa-f-])"
 )
 # Teams conversation ids (chats, meetings, channels), plain or percent-encoded.
 CONVERSATION = re.compile(

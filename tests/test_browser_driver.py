@@ -93,6 +93,16 @@ def test_a_server_side_refusal_by_the_model_of_an_agent_the_sdk_created_needs_a_
         compare("createTeamsCallAgent", sdk_error(401, 44113), None)
 
 
+def test_an_sdk_error_that_is_not_a_client_side_check_needs_a_live_tenant_offline() -> None:
+    """Offline, an SDK error other than its own client-side checks comes from unreachable services:
+    nothing to compare with the model, nothing to judge."""
+    with pytest.raises(NeedsLiveTenant) as raised:
+        compare("createTeamsCallAgent", None, sdk_error(401, 44113, "no voip"))
+    assert "failed createTeamsCallAgent with 401/44113 (no voip), not one of its client-side checks" in str(
+        raised.value
+    )
+
+
 def test_both_accepting_raises_nothing() -> None:
     assert compare("createTeamsCallAgent", None, None) is None
 
@@ -120,7 +130,7 @@ def test_an_sdk_error_becomes_a_calling_error_and_a_bridge_error_a_harness_fault
     with pytest.raises(CallingCommunicationError) as raised:
         checked({"ok": False, "error": error, "ms": 1.0}, "join")
     assert (raised.value.code, raised.value.sub_code) == (400, 40209)
-    assert raised.value.evidence == {SDK: "join threw 400/40209 synchronously, 1.0 ms"}
+    assert raised.value.evidence == {SDK: "join failed with 400/40209 after 1.0 ms"}
     with pytest.raises(BridgeError, match="join failed in the bridge: BridgeError: no TeamsCallAgent"):
         checked({"ok": False, "error": {"name": "BridgeError", "message": "no TeamsCallAgent"}}, "join")
     assert checked({"ok": True, "id": "c"}, "join")["id"] == "c"
@@ -231,7 +241,7 @@ def test_cte_run_calling_browser_rejects_rows_9_and_10_with_sdk_evidence_and_ski
     ]:
         s = scenarios[name]
         assert (s["verdict"], s["says"], s["evidence"]["code"]) == ("PASS", "correctly rejected", sub), s
-        assert f"/{sub} synchronously" in s["evidence"][SDK]
+        assert f"failed with {s['evidence']['status']}/{sub} after " in s["evidence"][SDK]
         assert s["evidence"][MODEL].startswith(f"{s['evidence']['status']}/{sub} ")
         assert [c["name"] for c in s["evidence"]["checks"] if c["passed"]] == [AGREE]
     for name in ("Make a VoIP call to a Teams user", "Join a channel Teams meeting"):
@@ -290,7 +300,7 @@ def test_what_the_real_sdk_answered_is_recorded_scrubbed_and_replayed_without_a_
         n: (s["verdict"], s["detail"]) for n, s in in_record.items()
     }
     row9 = in_replay["Join a Teams meeting scheduled in an application for personal use"]
-    assert row9["verdict"] == "PASS" and "400/40238 synchronously" in row9["evidence"][SDK]
+    assert row9["verdict"] == "PASS" and "failed with 400/40238" in row9["evidence"][SDK]
 
 
 def test_a_replay_that_asks_the_sdk_something_else_names_the_call_and_the_recording(recorded, tmp_path) -> None:
@@ -335,7 +345,26 @@ def test_every_bridge_function_answers_in_plain_data_even_when_misused(teams_tok
             answer = page.call(function, *args)
             assert answer["ok"] is False and answer["error"]["name"] == "BridgeError", (function, answer)
             assert "nope" in answer["error"]["message"], (function, answer)
-        assert page.call("incomingCalls") == {"ok": True, "ids": []}
+        assert page.call("incomingCalls") == {"ok": True, "ids": [], "callers": []}
+        missing = page.call("noSuchFunction")["error"]
+        assert (missing["name"], missing["message"]) == ("BridgeError", "no bridge function noSuchFunction")
         assert page.call("dispose")["ok"]
     finally:
         driver.close()
+
+
+def test_a_replay_that_stops_short_of_the_recording_is_named(recorded, tmp_path) -> None:
+    cassettes, _ = recorded
+    work = tmp_path / "cassettes"
+    shutil.copytree(cassettes, work)
+    (path,) = work.rglob("join-a-teams-1-1-or-group-call.calling-sdk.yaml")
+    document = yaml.safe_load(path.read_text())
+    recorded_calls = len(document["calls"])
+    document["calls"].append({**document["calls"][-1], "call": "hangUp"})
+    path.write_text(yaml.safe_dump(document))
+    scenario = replay(work, tmp_path / "replay", "group_call")["Join a Teams 1:1 or group call"]
+    assert scenario["verdict"] == "ERROR", scenario
+    assert (
+        f"the replay asked for {recorded_calls} of {recorded_calls + 1} recorded calls; the next was page 0 hangUp"
+        in scenario["detail"]
+    )

@@ -16,6 +16,7 @@ import http.server
 import itertools
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -35,6 +36,10 @@ FLAGS = [
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
     "--disable-background-networking",
+]
+OFFLINE_FLAGS = [
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
 ]
 # A normal Chrome user agent: the SDK's environment check reports headless Chrome as unsupported.
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 Safari/537.36"
@@ -97,44 +102,65 @@ class BridgeError(RuntimeError):
 
 
 VIRTUAL_STEP_MS = 500
+REAL_POLL_MS = 25
+# The bridge functions that answer at once (no promise): evaluated directly.
+IMMEDIATE = frozenset({"view", "incomingCalls", "version", "transcript", "start", "collect"})
+
+
+def _one_line(err: BaseException) -> str:
+    """Playwright's errors run to many lines (call logs): their first."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
 
 
 class SdkPage:
     """One page, one CallClient, one TeamsCallAgent: the bridge functions as Python calls.
 
-    With `virtual_clock`, the page's timers (the SDK's retry back-offs) run on Playwright's clock and
-    the driver advances it: offline the SDK spends ~16 s of its own time retrying Microsoft's config
-    services before it creates an agent; on a virtual clock that takes about a second. Only used
-    offline, where no server is on the other end to be rushed.
+    With `virtual_clock`, the page's clock is paused once the page has loaded, and its timers (the
+    SDK's retry back-offs) run only when the driver advances it: offline the SDK spends ~16 s of its
+    own time retrying Microsoft's config services before it creates an agent; on the virtual clock
+    that takes about a second. Only used offline, where no server is on the other end to be rushed.
     """
 
     def __init__(
         self, context: Any, url: str, *, virtual_clock: bool, on_close: Callable[[SdkPage], None] | None = None
     ) -> None:
         self.context, self.virtual_clock, self.on_close, self.closed = context, virtual_clock, on_close, False
-        self.page = context.new_page()
         self._tickets = itertools.count(1)
-        if virtual_clock:
-            self.page.clock.install()
         started = time.perf_counter()
-        self.page.goto(url)
-        self.page.wait_for_function("() => window.cteBridge && window.cteBridge.version().loaded", timeout=60_000)
+        try:
+            self.page = context.new_page()
+            if virtual_clock:
+                self.page.clock.install()
+            self.page.goto(url)
+            self.page.wait_for_function("() => window.cteBridge && window.cteBridge.version().loaded", timeout=60_000)
+            if virtual_clock:
+                self.page.clock.pause_at(self.page.evaluate("() => Date.now()") + 1)
+        except Exception as err:
+            self.close()
+            raise BridgeError(f"the Calling SDK page did not load: {_one_line(err)}") from None
         self.load_ms = (time.perf_counter() - started) * 1000
 
     def call(self, function: str, *args: Any, timeout_s: float = 90.0) -> dict[str, Any]:
-        """A bridge function's answer; async ones are awaited (on a virtual clock, by advancing it)."""
-        if not self.virtual_clock:
-            self.page.set_default_timeout(timeout_s * 1000)
-            return self.page.evaluate("([fn, args]) => window.cteBridge[fn](...args)", [function, list(args)])
-        ticket = next(self._tickets)
-        self.page.evaluate("([t, fn, args]) => window.cteBridge.start(t, fn, args)", [ticket, function, list(args)])
-        advanced = 0
-        while (answer := self.page.evaluate("(t) => window.cteBridge.collect(t)", ticket)) is None:
-            if advanced >= timeout_s * 1000:
-                raise BridgeError(f"the SDK did not answer {function} within {timeout_s:.0f} s of page time")
-            self.advance(VIRTUAL_STEP_MS)
-            advanced += VIRTUAL_STEP_MS
-        return answer
+        """A bridge function's answer. One that returns a promise is started and its answer collected,
+        advancing the virtual clock or waiting in real time, until `timeout_s` (page time) has passed:
+        a promise the SDK never settles becomes a BridgeError, not a hung run."""
+        try:
+            if function in IMMEDIATE:
+                return self.page.evaluate("([fn, args]) => window.cteBridge[fn](...args)", [function, list(args)])
+            ticket = next(self._tickets)
+            self.page.evaluate("([t, fn, args]) => window.cteBridge.start(t, fn, args)", [ticket, function, list(args)])
+            step = VIRTUAL_STEP_MS if self.virtual_clock else REAL_POLL_MS
+            waited = 0
+            while (answer := self.page.evaluate("(t) => window.cteBridge.collect(t)", ticket)) is None:
+                if waited >= timeout_s * 1000:
+                    raise BridgeError(f"the SDK did not answer {function} within {timeout_s:.0f} s of page time")
+                self.advance(step)
+                waited += step
+            return answer
+        except BridgeError:
+            raise
+        except Exception as err:  # the page or browser went away, or Playwright failed
+            raise BridgeError(f"the Calling SDK page failed during {function}: {_one_line(err)}") from None
 
     def advance(self, ms: int) -> None:
         """Let page time pass: on the virtual clock by running it, else by waiting."""
@@ -153,7 +179,8 @@ class SdkPage:
         with contextlib.suppress(Exception):
             self.context.close()
         if self.on_close is not None:
-            self.on_close(self)
+            with contextlib.suppress(ValueError):
+                self.on_close(self)
 
 
 class CallingSdkBrowser:
@@ -179,11 +206,13 @@ class CallingSdkBrowser:
         self._thread.start()
         self._stack.callback(self._server.server_close)
         self._stack.callback(self._server.shutdown)
+        # Offline, names other than localhost do not resolve: no WebSocket or WebRTC leaves either.
+        args = [*FLAGS, *OFFLINE_FLAGS] if self.offline else FLAGS
         try:
-            self.browser = playwright().chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        except Exception:
+            self.browser = playwright().chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        except Exception as err:
             self._stack.close()
-            raise
+            raise BridgeError(f"chromium did not start: {_one_line(err)}") from None
         self._stack.callback(self.browser.close)
         return self
 
@@ -193,12 +222,19 @@ class CallingSdkBrowser:
         self._stack.close()
 
     def open_page(self) -> SdkPage:
-        context = self.browser.new_context(user_agent=USER_AGENT, permissions=["camera", "microphone"])
+        context = self.browser.new_context(
+            user_agent=USER_AGENT, permissions=["camera", "microphone"], service_workers="block"
+        )
         if self.offline:
             context.route("**/*", self._only_loopback)
+            context.route_web_socket(re.compile(r"^(?!wss?://(localhost|127\.0\.0\.1)[:/]).*"), self._no_socket)
         page = SdkPage(context, self.url, virtual_clock=self.virtual_clock, on_close=self.pages.remove)
         self.pages.append(page)
         return page
+
+    def _no_socket(self, socket: Any) -> None:
+        self.blocked_hosts.add(urlsplit(socket.url).hostname or "")
+        socket.close()
 
     def _only_loopback(self, route: Any) -> None:
         host = urlsplit(route.request.url).hostname or ""

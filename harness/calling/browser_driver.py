@@ -73,12 +73,12 @@ def checked(answer: dict[str, Any], what: str) -> dict[str, Any]:
     error = answer.get("error") or {}
     if isinstance(error.get("code"), int):
         ms = answer.get("ms")
-        took = f", {ms:.1f} ms" if isinstance(ms, int | float) else ""
+        took = f" after {ms:.1f} ms" if isinstance(ms, int | float) else ""
         raise CallingCommunicationError(
             error["code"],
             error.get("subCode"),
             str(error.get("message")),
-            evidence={SDK: f"{what} threw {error['code']}/{error.get('subCode')} synchronously{took}"},
+            evidence={SDK: f"{what} failed with {error['code']}/{error.get('subCode')}{took}"},
         )
     raise BridgeError(f"{what} failed in the bridge: {error.get('name') or 'Error'}: {error.get('message')}")
 
@@ -135,10 +135,18 @@ class BrowserCall:
         return self.wait_until(frozenset({"Disconnected"}))
 
     def _action(self, action: str, function: str) -> ActionResult:
+        """Succeeded: the SDK did it and the call says so (unmuted, video on, sharing on). Refused: the
+        SDK's CallingCommunicationError. Anything else (the bridge, the browser) is a harness fault."""
         answer = self._page.call(function, self.id)
+        if answer.get("ok"):
+            done = answer.get("done") is True
+            return ActionResult(action, done, None if done else "no error, but the call does not show it done")
         error = answer.get("error") or {}
-        message = None if answer.get("ok") else f"{error.get('code')}/{error.get('subCode')} {error.get('message')}"
-        return ActionResult(action, bool(answer.get("ok")), message)
+        if not isinstance(error.get("code"), int):
+            raise BridgeError(
+                f"{action} failed outside the SDK: {error.get('name') or 'Error'}: {error.get('message')}"
+            )
+        return ActionResult(action, False, f"{error['code']}/{error.get('subCode')} {error.get('message')}")
 
     def unmute(self) -> ActionResult:
         return self._action("unmute", "unmute")

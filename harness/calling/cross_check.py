@@ -49,6 +49,15 @@ def _said(err: Exception | None, accepted: str) -> str:
 def compare(what: str, model: Exception | None, sdk: Exception | None) -> None:
     """Raise what the two answers amount to; return when both accepted."""
     model_said = _said(model, f"{what} accepted")
+    client_side = any(
+        isinstance(e, CallingCommunicationError) and e.sub_code in CLIENT_SIDE_SUBCODES for e in (model, sdk)
+    )
+    if isinstance(sdk, CallingCommunicationError) and not client_side:
+        # Not one of the SDK's own checks: offline, an error from the services it could not reach.
+        raise NeedsLiveTenant(
+            f"needs a live tenant: offline, the {SDK} failed {what} with {sdk.code}/{sdk.sub_code} ({sdk.message}), "
+            f"not one of its client-side checks ({MODEL}: {model_said})"
+        )
     if isinstance(sdk, CallingCommunicationError):
         same = isinstance(model, CallingCommunicationError) and (model.code, model.sub_code) == (
             sdk.code,
@@ -76,8 +85,8 @@ class CrossCheckedAgent:
 
     def _both(self, what: str, on_model: Callable[[], Call], on_sdk: Callable[[], Call]) -> Call:
         model_call, model_err = _attempt(on_model)
-        sdk_call, sdk_err = _attempt(on_sdk)
         try:
+            sdk_call, sdk_err = _attempt(on_sdk)
             compare(what, model_err, sdk_err)
         finally:
             if model_call is not None:
@@ -100,8 +109,10 @@ class CrossCheckedAgent:
         return self.sdk.wait_for_incoming_call(timeout)
 
     def dispose(self) -> None:
-        self.model.dispose()
-        self.sdk.dispose()
+        try:
+            self.model.dispose()
+        finally:
+            self.sdk.dispose()
 
 
 class CrossCheckedDriver:
@@ -114,8 +125,9 @@ class CrossCheckedDriver:
 
     def create_teams_call_agent(self, acs_token: str) -> CrossCheckedAgent:
         model_agent, model_err = _attempt(lambda: self.model.create_teams_call_agent(acs_token))
-        sdk_agent, sdk_err = _attempt(lambda: self.sdk.create_teams_call_agent(acs_token))
+        sdk_agent = None
         try:
+            sdk_agent, sdk_err = _attempt(lambda: self.sdk.create_teams_call_agent(acs_token))
             compare("createTeamsCallAgent", model_err, sdk_err)
         except Exception:
             for agent in (model_agent, sdk_agent):
@@ -132,5 +144,7 @@ class CrossCheckedDriver:
         return self.sdk.teams_client()
 
     def close(self) -> None:
-        self.model.close()
-        self.sdk.close()
+        try:
+            self.model.close()
+        finally:
+            self.sdk.close()

@@ -8,6 +8,7 @@ callEndReason once it settles.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -132,11 +133,14 @@ class CallingFlow(ObservationLog):
     def close(self) -> None:
         """Dispose of the agents and the driver (idempotent: the plugin may close it inside the cassette)."""
         agents, self.agents = self.agents, {}
-        for agent in agents.values():
-            agent.dispose()
         driver, self.driver = self.driver, None
-        if driver is not None:
-            driver.close()
+        try:
+            for agent in agents.values():
+                with contextlib.suppress(Exception):  # one agent's failure must not keep the rest open
+                    agent.dispose()
+        finally:
+            if driver is not None:
+                driver.close()
 
     # -- agents ------------------------------------------------------------------------------------
 
@@ -298,8 +302,14 @@ class CallingFlow(ObservationLog):
         return self.calls[alias].view().role
 
     def capability(self, alias: str, name: str) -> tuple[bool, str]:
+        """Present, and why; a capability the SDK did not report makes the observation inconclusive."""
         capability = self.calls[alias].view().capabilities.get(name)
-        return (capability.is_present, capability.reason) if capability else (True, "not reported")
+        if capability is None:
+            raise MissingPrerequisite(
+                f"the {self._driver().name} calling driver reported no {name} capability for {alias}'s call: "
+                "whether it is restricted cannot be told"
+            )
+        return capability.is_present, capability.reason
 
     def try_action(self, alias: str, action: str) -> bool:
         """unmute | start_video | start_screen_sharing: did it succeed?"""

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from harness import scrubbing, tokens
+from harness.calling.browser import BridgeError
 from harness.recording import CassetteError, CassetteMismatch, display_path
 
 FORMAT = 1
@@ -40,11 +41,15 @@ class RecordingPage:
         self.virtual_clock = page.virtual_clock
 
     def call(self, function: str, *args: Any, timeout_s: float = 90.0) -> dict[str, Any]:
-        answer = self._page.call(function, *args, timeout_s=timeout_s)
-        self._cassette.calls.append(
-            self._cassette.scrub({"page": self.index, "call": function, "args": list(args), "answer": answer})
-        )
-        return answer
+        entry: dict[str, Any] = {"page": self.index, "call": function, "args": list(args)}
+        try:
+            entry["answer"] = self._page.call(function, *args, timeout_s=timeout_s)
+        except BridgeError as err:  # kept too: replay then fails where the recording did
+            entry["raised"] = str(err)
+            raise
+        finally:
+            self._cassette.calls.append(self._cassette.scrub(entry))
+        return entry["answer"]
 
     def advance(self, ms: int) -> None:
         self._page.advance(ms)
@@ -88,6 +93,7 @@ class SdkCassette:
         self._pages = 0
         self._next = 0
         self._loaded = False
+        self.diverged = False
 
     # -- replay ------------------------------------------------------------------------------------
 
@@ -117,16 +123,20 @@ class SdkCassette:
     def next_answer(self, page: int, function: str, args: list[Any]) -> dict[str, Any]:
         where, n = display_path(self.path), self._next + 1
         if self._next >= len(self.calls):
+            self.diverged = True
             raise CassetteMismatch(f"{where}: call {n} ({function}) was not recorded")
         recorded = self.calls[self._next]
         wanted = (page, function, normalised(args))
         got = (recorded.get("page"), recorded.get("call"), normalised(recorded.get("args")))
         if wanted != got:
+            self.diverged = True
             raise CassetteMismatch(
                 f"{where}: call {n} is page {page} {function}{normalised(args)}, but the recording has page "
                 f"{got[0]} {got[1]}{got[2]}"
             )
         self._next += 1
+        if isinstance(recorded.get("raised"), str):
+            raise BridgeError(f"{recorded['raised']} (as recorded in {where})")
         answer = recorded.get("answer")
         if not isinstance(answer, dict):
             raise CassetteError(f"{where}: call {n} ({function}) has no recorded answer")
@@ -140,6 +150,18 @@ class SdkCassette:
             assert real_page is not None
             return RecordingPage(real_page(), self, index)
         return ReplayedPage(self.load(), index)
+
+    def finish(self) -> None:
+        """At the end of the scenario: record mode writes the file; replay checks every recorded call
+        was asked for (a replay that stopped short went another way than the recording)."""
+        if self.record:
+            self.write()
+        elif self._loaded and not self.diverged and self._next < len(self.calls):
+            left = self.calls[self._next]
+            raise CassetteMismatch(
+                f"{display_path(self.path)}: the replay asked for {self._next} of {len(self.calls)} recorded calls; "
+                f"the next was page {left.get('page')} {left.get('call')}"
+            )
 
     def write(self) -> None:
         """Record mode, at the end of the scenario: the file, or none when the SDK was not used."""
