@@ -249,6 +249,10 @@ def test_cte_run_calling_browser_rejects_rows_9_and_10_with_sdk_evidence_and_ski
         assert s["verdict"] == "SKIP", s
         assert s["detail"].startswith("needs a live tenant: offline, the real SDK"), s["detail"]
         assert "TeamsCallAgent created in" in s["evidence"][SDK], "the agent itself came from the real SDK"
+    table = (tmp_path / "sandbox" / "conformance.md").read_text()
+    assert "| PASS | 400/40238 · real SDK and sandbox model agree |" in table  # row 9
+    assert "| PASS | 400/40209 · real SDK and sandbox model agree |" in table  # row 10
+    assert "| SKIP | needs a live tenant |" in table  # row 1
 
 
 def test_a_model_that_disagrees_with_the_real_sdk_fails_the_row(browser_here, tmp_path) -> None:
@@ -256,6 +260,9 @@ def test_a_model_that_disagrees_with_the_real_sdk_fails_the_row(browser_here, tm
     s = scenarios["Join a Teams meeting scheduled in an application for personal use"]
     assert (s["verdict"], s["says"]) == ("FAIL", "rejected, but a check failed"), s
     assert s["detail"] == f"{AGREE}: {SDK}: 400/40238; {MODEL}: join accepted"
+    report = (tmp_path / "personal-use-joinable" / "conformance.md").read_text()
+    assert "| 9 | Join Teams meeting scheduled in an application for personal use |" in report
+    assert "400/40238 · real SDK and sandbox model disagree" in report
 
 
 # -- recordings of the real SDK --------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from harness.calling.browser_driver import SDK, BrowserCallingDriver
 from harness.calling.protocol import (
+    WITNESSES_AGREE,
     Call,
     CallingCommunicationError,
     CallingDriver,
@@ -26,7 +27,7 @@ from harness.calling.protocol import (
 )
 
 MODEL = "sandbox model"
-AGREE = "the sandbox model and the real Calling SDK agree"
+AGREE = WITNESSES_AGREE
 # The checks the SDK makes on the client, synchronously (contracts/calling.md §4, reproduced).
 CLIENT_SIDE_SUBCODES = frozenset({40231, 40238, 40210, 40209})
 

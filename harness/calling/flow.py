@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from harness import contract
 from harness.calling import DriverUnavailable, driver_for
 from harness.calling.protocol import (
+    WITNESSES_AGREE,
     Call,
     CallingCommunicationError,
     CallingDriver,
@@ -90,7 +91,7 @@ def error_observation(stage: str, err: CallingCommunicationError) -> Observation
     meaning, remedy = END_REASONS.get((err.code, err.sub_code), (None, None))
     checks = []
     if err.agreement is not None:  # two witnesses (the sandbox model and the real SDK): they must agree
-        checks.append(Check("the sandbox model and the real Calling SDK agree", *err.agreement))
+        checks.append(Check(WITNESSES_AGREE, *err.agreement))
     return Observation(
         "rejected",
         stage,

@@ -74,6 +74,10 @@ Locator = MeetingLink | MeetingId | MeetingCoordinates | GroupLocator
 Target = TeamsUser | PhoneNumber
 
 
+# The check that holds two witnesses of one operation to each other (harness.calling.cross_check).
+WITNESSES_AGREE = "the sandbox model and the real Calling SDK agree"
+
+
 class CallingCommunicationError(Exception):
     """What the SDK throws synchronously: `{code, subCode, message}`."""
 

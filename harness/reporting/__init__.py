@@ -145,26 +145,10 @@ def markdown(document: dict[str, Any]) -> str:
 
 def _table_row(number: str, text: str, documented: str, covering: list[dict[str, Any]]) -> str:
     observed = "; ".join(s["says"] for s in covering) or "not covered in this run"
-    evidence = "; ".join(filter(None, (_codes(s) for s in covering)))
+    evidence = "; ".join(filter(None, (html.codes(s) for s in covering)))
     return (
         f"| {number} | {_cell(text)} | {documented} | {_cell(observed)} | {row_verdict(covering)} | {_cell(evidence)} |"
     )
-
-
-def _codes(scenario: dict[str, Any]) -> str:
-    """The codes behind a verdict, compactly: status/subcode (or code), request id, emulator-defined."""
-    evidence = scenario["evidence"]
-    parts = []
-    status, code = evidence.get("status"), evidence.get("code")
-    if status is not None or code is not None:
-        parts.append("/".join(str(p) for p in (status, code) if p is not None))
-    if evidence.get("states"):
-        parts.append(evidence["states"])
-    if evidence.get("request_id"):
-        parts.append(f"request {evidence['request_id']}")
-    if evidence.get("emulator_defined"):
-        parts.append("emulator-defined")
-    return " · ".join(parts)
 
 
 def _evidence_text(scenario: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ import html
 import json
 from typing import Any
 
+from harness.calling.protocol import WITNESSES_AGREE
 from harness.seed_table import ROWS, WEBINAR_FOOTNOTE
 
 VERDICT_COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "WARN": "#9a6700", "SKIP": "#57606a", "ERROR": "#8250df"}
@@ -54,14 +55,26 @@ def _worst(scenarios: list[dict[str, Any]]) -> str:
     return next((v for v in ORDER if v in verdicts), "")
 
 
-def _codes(scenario: dict[str, Any]) -> str:
+def codes(scenario: dict[str, Any]) -> str:
+    """The codes behind a verdict, compactly: status/subcode (or code), call states, request id,
+    emulator-defined, whether the real Calling SDK and the sandbox model agreed; for a SKIP, why."""
     evidence = scenario["evidence"]
-    parts = ["/".join(str(p) for p in (evidence.get("status"), evidence.get("code")) if p is not None)]
+    parts = []
+    status, code = evidence.get("status"), evidence.get("code")
+    if status is not None or code is not None:
+        parts.append("/".join(str(p) for p in (status, code) if p is not None))
+    if evidence.get("states"):
+        parts.append(evidence["states"])
     if evidence.get("request_id"):
         parts.append(f"request {evidence['request_id']}")
     if evidence.get("emulator_defined"):
         parts.append("emulator-defined")
-    return " · ".join(p for p in parts if p)
+    witnesses = [c for c in evidence.get("checks") or [] if c.get("name") == WITNESSES_AGREE]
+    if witnesses:
+        parts.append("real SDK and sandbox model " + ("agree" if all(c["passed"] for c in witnesses) else "disagree"))
+    if scenario["verdict"] == "SKIP" and scenario.get("detail"):
+        parts.append(scenario["detail"].split(":")[0][:80])
+    return " · ".join(parts)
 
 
 def render(document: dict[str, Any]) -> str:
@@ -72,7 +85,7 @@ def render(document: dict[str, Any]) -> str:
         covering = [s for s in scenarios if s["row"] == row.number]
         documented = "✔ supported" if row.supported else "✘ not supported"  # glyphs every system font has
         observed = "; ".join(s["says"] for s in covering) or '<span class="muted">not covered in this run</span>'
-        evidence = "; ".join(filter(None, (_codes(s) for s in covering)))
+        evidence = "; ".join(filter(None, (codes(s) for s in covering)))
         verdict = _badge(_worst(covering)) if covering else "—"
         rows.append(
             f"<tr><td>{row.number}</td><td>{_e(row.scenario)}</td><td>{documented}</td>"
@@ -82,7 +95,7 @@ def render(document: dict[str, Any]) -> str:
     rows.append(
         f"<tr><td>[1]</td><td>{_e(WEBINAR_FOOTNOTE)}</td><td>⚠ caveat</td>"
         f"<td>{_e('; '.join(s['says'] for s in caveat)) or 'not covered in this run'}</td>"
-        f"<td>{_badge(_worst(caveat)) if caveat else '—'}</td><td>{_e('; '.join(_codes(s) for s in caveat))}</td></tr>"
+        f"<td>{_badge(_worst(caveat)) if caveat else '—'}</td><td>{_e('; '.join(codes(s) for s in caveat))}</td></tr>"
     )
     areas = sorted({s["area"] for s in scenarios})
     filters = "".join(f'<label><input type="checkbox" data-verdict="{v}" checked> {v}</label>' for v in ORDER)
@@ -97,7 +110,7 @@ def render(document: dict[str, Any]) -> str:
             f"<td>{_e(s['area'])}</td><td>{_e(s['name'])}<div class='muted'>{_e(s['feature'])}</div></td>"
             f"<td>{_e(documented)}</td><td>{_e(observed)}</td><td>{_badge(s['verdict'])} {_e(s['says'])}"
             f"<div class='muted'>{_e(s['detail'] if s['verdict'] != 'PASS' else '')}</div></td>"
-            f"<td><details><summary>{_e(_codes(s) or 'evidence')}</summary>"
+            f"<td><details><summary>{_e(codes(s) or 'evidence')}</summary>"
             f"<pre>{_e(evidence)}</pre></details></td></tr>"
         )
     return f"""<!doctype html>
