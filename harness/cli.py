@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness import __version__
-from harness.config import MODES, ProfileError, load_profile, resolve_mode
+from harness.config import CALLING_DRIVERS, MODES, ProfileError, load_profile, resolve_mode
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ROOT / "steps"
@@ -85,10 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra += ["-k", args.k]
     if args.workers:
         extra += ["-n", args.workers]
-    if args.calling:
-        if problem := _calling_problem(args.calling, args.mode):
-            return _fail(problem)
-        extra += [f"--cte-calling={args.calling}"]
+    if problem := _add_calling(extra, args.calling, args.mode):
+        return _fail(problem)
     failed: list[str] | None = None
     if args.rerun_failed:
         try:
@@ -216,26 +214,26 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if regressions else 0
 
 
-def _calling_problem(driver: str, mode: str) -> str | None:
-    """Why the browser driver cannot run here, in one line (replay needs no browser: it answers from
-    the recordings)."""
-    if driver != "browser" or mode == "replay":
+def _add_calling(extra: list[str], driver: str | None, mode: str) -> str | None:
+    """Pass --calling on to pytest; or why the browser driver cannot run here, in one line (replay
+    needs no browser: it answers from the recordings)."""
+    if not driver:
         return None
-    from harness.calling.browser import BrowserUnavailable, check_available
+    if driver == "browser" and mode != "replay":
+        from harness.calling.browser import BrowserUnavailable, check_available
 
-    try:
-        check_available()
-    except BrowserUnavailable as missing:
-        return f"--calling browser cannot run here: {missing}"
+        try:
+            check_available()
+        except BrowserUnavailable as missing:
+            return f"--calling browser cannot run here: {missing}"
+    extra.append(f"--cte-calling={driver}")
     return None
 
 
 def cmd_record(args: argparse.Namespace) -> int:
     extra = ["-k", args.k] if args.k else []
-    if args.calling:
-        if problem := _calling_problem(args.calling, "record"):
-            return _fail(problem)
-        extra += [f"--cte-calling={args.calling}"]
+    if problem := _add_calling(extra, args.calling, "record"):
+        return _fail(problem)
     return run_suite(args.profile, "record", Path(args.report_dir) if args.report_dir else None, extra, quiet=True)
 
 
@@ -302,7 +300,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--calling",
         default=os.environ.get("CTE_CALLING"),
-        choices=("sandbox", "browser"),
+        choices=CALLING_DRIVERS,
         help="calling driver: sandbox (the sandbox's model; default for sandbox profiles) or browser (the real "
         "Calling SDK in Chromium; default for live profiles; offline against the sandbox, cross-checked with it)",
     )
@@ -329,7 +327,7 @@ def parser() -> argparse.ArgumentParser:
     record.add_argument(
         "--calling",
         default=None,
-        choices=("sandbox", "browser"),
+        choices=CALLING_DRIVERS,
         help="browser: record what the real Calling SDK answers too (<cassette>.calling-sdk.yaml)",
     )
     record.set_defaults(func=cmd_record)

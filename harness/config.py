@@ -23,6 +23,7 @@ from harness import contract, scrubbing, tokens
 from harness.scenario import MissingPrerequisite
 
 MODES = ("sandbox", "replay", "record", "live")
+CALLING_DRIVERS = ("sandbox", "browser")  # the sandbox's calling model; the real Calling SDK in Chromium
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 SANDBOX_TENANTS = (
@@ -280,7 +281,7 @@ class Profile:
         if unknown:
             raise ProfileError(f"{self._where()}: [calling] has unknown key {unknown[0]!r}; use driver or phone_dialer")
         driver = str(calling.get("driver", "browser"))
-        if driver not in ("sandbox", "browser"):
+        if driver not in CALLING_DRIVERS:
             raise ProfileError(f"{self._where()}: [calling] driver {driver!r} is not valid; use browser or sandbox")
         dialer = calling.get("phone_dialer")
         if dialer is not None and dialer not in users:

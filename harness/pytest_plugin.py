@@ -499,10 +499,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             if cleaned != text:
                 path.write_text(cleaned, encoding="utf-8")
     cte.close()
-    import sys
+    from harness.calling.browser import close_shared_browsers  # the browser driver's Chromium, if started
 
-    if "harness.calling.browser" in sys.modules:  # the browser driver's Chromium, if one was started
-        sys.modules["harness.calling.browser"].close_shared_browsers()
+    close_shared_browsers()
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

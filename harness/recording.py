@@ -71,7 +71,11 @@ def _normalised_body(request: Request) -> str:
     """The body with what scrubbing stands in for (tokens, identifiers) reduced to its kind: each
     cassette holds one scenario, so requests differ in what they do, not in whose ids they carry."""
     body = request.body
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    return without_identities(body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or ""))
+
+
+def without_identities(text: str) -> str:
+    """Tokens and identifiers reduced to their kind, for matching a replay against a recording."""
     return scrubbing.GUID.sub("<guid>", tokens.JWT_PATTERN.sub("<jwt>", text))
 
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from harness import transport
-from harness.calling.browser import BridgeError, BrowserUnavailable, check_available
+from harness.calling.browser import BridgeError
 from harness.calling.browser_driver import SDK, BrowserCallingDriver, checked, locator_data, target_data
 from harness.calling.cross_check import AGREE, MODEL, compare
 from harness.calling.protocol import (
@@ -173,16 +173,6 @@ def test_an_unknown_calling_driver_in_the_environment_is_named(tmp_path) -> None
 
 
 # -- the real SDK ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser_here() -> None:
-    try:
-        check_available()
-    except BrowserUnavailable as missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the real-SDK tests: {missing}")
-        pytest.skip(str(missing))
 
 
 @pytest.fixture(scope="module")

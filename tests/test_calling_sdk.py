@@ -8,13 +8,11 @@ missing browser is a failure.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from harness import transport
 from harness.calling import driver_for
-from harness.calling.browser import SDK_VERSION, BrowserUnavailable, CallingSdkPage, SdkAnswer, check_available
+from harness.calling.browser import SDK_VERSION, CallingSdkPage, SdkAnswer
 from harness.calling.browser import sdk_version_installed as installed_version
 from harness.calling.protocol import CallingCommunicationError, GroupLocator, MeetingLink
 from harness.config import load_profile
@@ -29,13 +27,7 @@ GROUP_ID = "8f6a6a0e-3a4e-4c43-9f2b-5d0b4b9e1a11"
 
 
 @pytest.fixture(scope="module")
-def world():
-    try:
-        check_available()
-    except BrowserUnavailable as missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the real-SDK tests: {missing}")
-        pytest.skip(str(missing))
+def world(browser_here):
     with Sandbox() as sandbox, transport.route_hosts(sandbox.host_routes()):
         tenant = load_profile("sandbox").for_sandbox(sandbox.tenant_info("contoso"), sandbox.host_routes(), "sandbox")
         teams = IdentityFlow(tenant)

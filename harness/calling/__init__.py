@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from harness.calling.protocol import CallingDriver
-from harness.config import Tenant
+from harness.config import CALLING_DRIVERS, Tenant
 
 if TYPE_CHECKING:
     from harness.calling.sdk_cassette import SdkCassette
@@ -17,7 +17,7 @@ class DriverUnavailable(Exception):
     """The configured driver cannot run here; the reason says what is missing."""
 
 
-DRIVERS = ("sandbox", "browser")
+DRIVERS = CALLING_DRIVERS
 
 
 def driver_for(

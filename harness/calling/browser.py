@@ -104,7 +104,7 @@ class BridgeError(RuntimeError):
 VIRTUAL_STEP_MS = 500
 REAL_POLL_MS = 25
 # The bridge functions that answer at once (no promise): evaluated directly.
-IMMEDIATE = frozenset({"view", "incomingCalls", "version", "transcript", "start", "collect"})
+IMMEDIATE = frozenset({"view", "incomingCalls", "version", "transcript"})
 
 
 def _one_line(err: BaseException) -> str:

@@ -18,18 +18,12 @@ from harness.calling.protocol import (
     ActionResult,
     CallingCommunicationError,
     CallView,
-    Capability,
-    CapabilityChange,
-    EndReason,
-    GroupLocator,
     Locator,
-    MeetingCoordinates,
-    MeetingId,
-    MeetingLink,
     NeedsLiveTenant,
-    PhoneNumber,
     Target,
-    TeamsUser,
+    call_view,
+    locator_data,
+    target_data,
 )
 from harness.calling.sdk_cassette import SdkCassette
 
@@ -38,32 +32,6 @@ LIVE_HINT = "run it against a live tenant (a live profile, --mode live)"
 # How long (page time) an offline call may take to give up on Microsoft's services: offline the
 # SDK ends a started call with 490/4525 (network failure) after its own retries.
 OFFLINE_SETTLE_S = 120.0
-
-
-def locator_data(locator: Locator) -> dict[str, str]:
-    """A locator as the SDK takes it (TeamsMeetingLinkLocator, ...; GroupLocator is the ACS CallAgent's)."""
-    if isinstance(locator, MeetingLink):
-        return {"meetingLink": locator.meeting_link}
-    if isinstance(locator, MeetingId):
-        return {"meetingId": locator.meeting_id, **({"passcode": locator.passcode} if locator.passcode else {})}
-    if isinstance(locator, MeetingCoordinates):
-        return {
-            "threadId": locator.thread_id,
-            "organizerId": locator.organizer_id,
-            "tenantId": locator.tenant_id,
-            "messageId": locator.message_id,
-        }
-    if isinstance(locator, GroupLocator):
-        return {"groupId": locator.group_id}
-    raise TypeError(f"not a locator: {locator!r}")
-
-
-def target_data(target: Target) -> dict[str, str]:
-    if isinstance(target, TeamsUser):
-        return {"microsoftTeamsUserId": target.oid}
-    if isinstance(target, PhoneNumber):
-        return {"phoneNumber": target.number}
-    raise TypeError(f"not a call target: {target!r}")
 
 
 def checked(answer: dict[str, Any], what: str) -> dict[str, Any]:
@@ -88,27 +56,6 @@ def call_id(answer: dict[str, Any], what: str) -> str:
     if not isinstance(answer.get("id"), str):
         raise BridgeError(f"{what} answered without a call id: {str(answer)[:200]}")
     return answer["id"]
-
-
-def _capability(data: dict[str, Any]) -> Capability:
-    return Capability(bool(data.get("isPresent")), str(data.get("reason")))
-
-
-def call_view(data: dict[str, Any]) -> CallView:
-    end = data.get("callEndReason")
-    return CallView(
-        id=str(data["id"]),
-        direction=str(data.get("direction") or "Outgoing"),
-        state=str(data["state"]),
-        state_history=[str(s) for s in data.get("stateHistory") or []],
-        end_reason=EndReason(int(end["code"]), end.get("subCode")) if end else None,
-        role=str(data.get("role") or "Unknown"),
-        capabilities={k: _capability(v) for k, v in (data.get("capabilities") or {}).items()},
-        capability_changes=[
-            CapabilityChange(str(c["reason"]), {k: _capability(v) for k, v in c["changed"].items()})
-            for c in data.get("capabilityChanges") or []
-        ],
-    )
 
 
 class BrowserCall:
@@ -262,10 +209,6 @@ class BrowserCallingDriver:
         if self.offline:
             raise NeedsLiveTenant(f"needs a live tenant: offline there is no Teams organizer to act; {LIVE_HINT}")
         return None
-
-    def transcripts(self) -> list[list[dict[str, Any]]]:
-        """Every page's SDK events, in the order the agents were created."""
-        return [page.transcript() for page in self.pages]
 
     def close(self) -> None:
         for page in self.pages:  # a recording page keeps its transcript as it closes

@@ -11,7 +11,7 @@ code never knows which.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from harness.scenario import MissingPrerequisite
 
@@ -202,3 +202,54 @@ class CallingDriver(Protocol):
     def phone_network(self) -> PhoneNetwork | None: ...
     def teams_client(self) -> TeamsClient | None: ...
     def close(self) -> None: ...
+
+
+# -- the SDK's data shapes: what a locator, a target and a call view look like on the wire -----------
+
+
+def locator_data(locator: Locator) -> dict[str, str]:
+    """A locator as the SDK takes it (TeamsMeetingLinkLocator, ...; GroupLocator is the ACS CallAgent's)."""
+    if isinstance(locator, MeetingLink):
+        return {"meetingLink": locator.meeting_link}
+    if isinstance(locator, MeetingId):
+        return {"meetingId": locator.meeting_id, **({"passcode": locator.passcode} if locator.passcode else {})}
+    if isinstance(locator, MeetingCoordinates):
+        return {
+            "threadId": locator.thread_id,
+            "organizerId": locator.organizer_id,
+            "tenantId": locator.tenant_id,
+            "messageId": locator.message_id,
+        }
+    if isinstance(locator, GroupLocator):
+        return {"groupId": locator.group_id}
+    raise TypeError(f"not a locator: {locator!r}")
+
+
+def target_data(target: Target) -> dict[str, str]:
+    if isinstance(target, TeamsUser):
+        return {"microsoftTeamsUserId": target.oid}
+    if isinstance(target, PhoneNumber):
+        return {"phoneNumber": target.number}
+    raise TypeError(f"not a call target: {target!r}")
+
+
+def _capability(data: dict[str, Any]) -> Capability:
+    return Capability(bool(data.get("isPresent")), str(data.get("reason")))
+
+
+def call_view(data: dict[str, Any]) -> CallView:
+    """A call as the SDK describes it (the bridge's view, the sandbox model's answer)."""
+    end = data.get("callEndReason")
+    return CallView(
+        id=str(data["id"]),
+        direction=str(data.get("direction") or "Outgoing"),
+        state=str(data["state"]),
+        state_history=[str(s) for s in data.get("stateHistory") or []],
+        end_reason=EndReason(int(end["code"]), end.get("subCode")) if end else None,
+        role=str(data.get("role") or "Unknown"),
+        capabilities={k: _capability(v) for k, v in (data.get("capabilities") or {}).items()},
+        capability_changes=[
+            CapabilityChange(str(c["reason"]), {k: _capability(v) for k, v in c["changed"].items()})
+            for c in data.get("capabilityChanges") or []
+        ],
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 import time
 from collections.abc import Callable
@@ -15,39 +16,13 @@ from harness.calling.protocol import (
     ActionResult,
     CallingCommunicationError,
     CallView,
-    Capability,
-    CapabilityChange,
-    EndReason,
-    GroupLocator,
     Locator,
-    MeetingCoordinates,
-    MeetingId,
-    MeetingLink,
-    PhoneNumber,
     Target,
     TeamsUser,
+    call_view,
+    locator_data,
+    target_data,
 )
-
-
-def _locator(locator: Locator) -> dict[str, Any]:
-    if isinstance(locator, MeetingLink):
-        return {"meetingLink": locator.meeting_link}
-    if isinstance(locator, MeetingId):
-        return {"meetingId": locator.meeting_id, **({"passcode": locator.passcode} if locator.passcode else {})}
-    if isinstance(locator, MeetingCoordinates):
-        return {
-            "threadId": locator.thread_id,
-            "organizerId": locator.organizer_id,
-            "tenantId": locator.tenant_id,
-            "messageId": locator.message_id,
-        }
-    if isinstance(locator, GroupLocator):
-        return {"groupId": locator.group_id}
-    raise TypeError(f"not a locator: {locator!r}")
-
-
-def _target(target: Target) -> dict[str, str]:
-    return {"phoneNumber": target.number} if isinstance(target, PhoneNumber) else {"microsoftTeamsUserId": target.oid}
 
 
 class _Api:
@@ -84,21 +59,10 @@ class _Api:
 
 
 def _view(data: dict[str, Any], response: httpx.Response) -> CallView:
-    end = data.get("callEndReason")
-    return CallView(
-        id=data["id"],
-        direction=data.get("direction", "Outgoing"),
-        state=data["state"],
-        state_history=list(data.get("stateHistory", [])),
-        end_reason=EndReason(end["code"], end.get("subCode")) if end else None,
-        role=data.get("role", "Unknown"),
-        capabilities={k: Capability(v["isPresent"], v["reason"]) for k, v in (data.get("capabilities") or {}).items()},
+    return dataclasses.replace(
+        call_view(data),
         emulator_defined=response.headers.get(contract.EMULATOR_DEFINED_HEADER) or data.get("emulatorDefined"),
         request_id=response.headers.get("request-id"),
-        capability_changes=[
-            CapabilityChange(c["reason"], {k: Capability(v["isPresent"], v["reason"]) for k, v in c["changed"].items()})
-            for c in data.get("capabilityChanges") or []
-        ],
     )
 
 
@@ -174,7 +138,7 @@ class SandboxTeamsCallAgent:
 
     def start_call(self, targets: Target | list[Target], thread_id: str | None = None) -> SandboxCall:
         listed = targets if isinstance(targets, list) else [targets]
-        body: dict[str, Any] = {"operation": "startCall", "targets": [_target(t) for t in listed]}
+        body: dict[str, Any] = {"operation": "startCall", "targets": [target_data(t) for t in listed]}
         if thread_id:
             body["threadId"] = thread_id
         data, response = self._api.call("POST", f"agents/{self.id}/calls", body)
@@ -182,7 +146,7 @@ class SandboxTeamsCallAgent:
 
     def join(self, locator: Locator) -> SandboxCall:
         data, response = self._api.call(
-            "POST", f"agents/{self.id}/calls", {"operation": "join", "locator": _locator(locator)}
+            "POST", f"agents/{self.id}/calls", {"operation": "join", "locator": locator_data(locator)}
         )
         return SandboxCall(self._api, _view(data, response), self._sleep)
 

@@ -17,9 +17,8 @@ from typing import Any
 
 import yaml
 
-from harness import scrubbing, tokens
 from harness.calling.browser import BridgeError
-from harness.recording import CassetteError, CassetteMismatch, display_path
+from harness.recording import CassetteError, CassetteMismatch, display_path, without_identities
 
 FORMAT = 1
 
@@ -29,8 +28,7 @@ def sdk_cassette_path(cassette: Path) -> Path:
 
 
 def normalised(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return scrubbing.GUID.sub("<guid>", tokens.JWT_PATTERN.sub("<jwt>", text))
+    return without_identities(json.dumps(value, sort_keys=True, ensure_ascii=False))
 
 
 class RecordingPage:
