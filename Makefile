@@ -73,14 +73,15 @@ replay: setup
 
 ## Re-record every cassette against the sandbox (deterministic clock and ids).
 record: setup
-	$(BIN)/cte record --report-dir $(REPORTS)/make-record
+	$(BIN)/cte record --report-dir $(REPORTS)/make-record --cassette-dir cassettes --overwrite
 
+## Records into a fresh folder and compares it with cassettes/ (which it never touches).
 check-rerecord: setup
-	@rm -rf $(REPORTS)/cassettes-before && mkdir -p $(REPORTS) && cp -r cassettes $(REPORTS)/cassettes-before
+	@rm -rf $(REPORTS)/make-test-record
 	$(BIN)/cte record --report-dir $(REPORTS)/make-test-record
-	@diff -r $(REPORTS)/cassettes-before cassettes > $(REPORTS)/cassettes.diff \
-	  && echo "re-recording against the sandbox left cassettes/ unchanged" \
-	  || { echo "re-recording changed cassettes/ (see $(REPORTS)/cassettes.diff): commit them or fix the nondeterminism"; exit 1; }
+	@diff -r cassettes $(REPORTS)/make-test-record/cassettes > $(REPORTS)/cassettes.diff \
+	  && echo "re-recording against the sandbox reproduced cassettes/ exactly" \
+	  || { echo "re-recording differs from cassettes/ (see $(REPORTS)/cassettes.diff): make record and commit, or fix the nondeterminism"; exit 1; }
 
 ## Scan cassettes and the reports the test run wrote for secrets (exit 1 on any finding).
 audit: setup

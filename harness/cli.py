@@ -1,7 +1,7 @@
 """`cte`: run the suite, record cassettes, serve the sandbox.
 
 cte run [--profile NAME] [--mode MODE] [--calling sandbox|browser] [--report-dir DIR] [-k EXPR] [-- PYTEST ARGS]
-cte record [-k EXPR]                 re-record cassettes against the sandbox (reproducible)
+cte record [--profile P] [--cassette-dir DIR [--overwrite]] [-k EXPR]   record cassettes (sandbox: reproducible)
 cte sandbox serve [--port N] [--tenant NAME] [--fixed-clock]
 """
 
@@ -28,6 +28,14 @@ def _fail(message: str) -> int:
     return 2
 
 
+def check_run(profile: str, mode: str, cassette_dir: Path | None = None) -> None:
+    """The profile validated once for the mode, before anything starts: a bad profile, a secret not
+    set, a sandbox profile in live mode (ProfileError, one line)."""
+    from harness.modes import mode_for
+
+    mode_for(resolve_mode(mode), load_profile(profile), cassette_dir=cassette_dir).close()
+
+
 def run_suite(
     profile: str,
     mode: str,
@@ -37,11 +45,12 @@ def run_suite(
     quiet: bool = False,
     targets: list[str] | None = None,
     alluredir: Path | None = None,
+    cassette_dir: Path | None = None,
 ) -> int:
     """The Gherkin suite in a pytest process; reports under report_dir (default reports/<run-id>)."""
     try:
         mode = resolve_mode(mode)
-        load_profile(profile)  # fail here, before anything runs, on a bad profile
+        check_run(profile, mode, cassette_dir)
     except ProfileError as err:
         return _fail(str(err))
     if report_dir is None:
@@ -55,6 +64,7 @@ def run_suite(
         f"--cte-mode={mode}",
         f"--cte-profile={profile}",
         f"--cte-report-dir={report_dir}",
+        *([f"--cte-cassette-dir={cassette_dir.resolve()}"] if cassette_dir else []),
         f"--alluredir={alluredir or report_dir / 'allure-results'}",
         f"--junitxml={report_dir / 'junit.xml'}",
         "-o",
@@ -106,6 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         targets=failed,
         alluredir=Path(args.alluredir) if args.alluredir else None,
+        cassette_dir=Path(args.cassette_dir) if args.cassette_dir else None,
     )
     if args.bundle and (report_dir / "conformance.json").exists():
         from harness.reporting.bundle import write_bundle
@@ -231,10 +242,22 @@ def _add_calling(extra: list[str], driver: str | None, mode: str) -> str | None:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    """Record into a new folder (default reports/<run-id>/cassettes); writing over a folder that
+    holds cassettes (the committed cassettes/, say) needs --overwrite."""
     extra = ["-k", args.k] if args.k else []
     if problem := _add_calling(extra, args.calling, "record"):
         return _fail(problem)
-    return run_suite(args.profile, "record", Path(args.report_dir) if args.report_dir else None, extra, quiet=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report_dir = Path(args.report_dir) if args.report_dir else Path("reports") / f"{stamp}-record"
+    cassette_dir = Path(args.cassette_dir) if args.cassette_dir else report_dir / "cassettes"
+    if cassette_dir.is_dir() and any(cassette_dir.rglob("*.yaml")) and not args.overwrite:
+        return _fail(
+            f"{cassette_dir} already holds cassettes; pass --overwrite to re-record them there, or name a new "
+            "folder with --cassette-dir"
+        )
+    status = run_suite(args.profile, "record", report_dir, extra, quiet=True, cassette_dir=cassette_dir)
+    print(f"cassettes: {cassette_dir}")
+    return status
 
 
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
@@ -290,6 +313,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", default=os.environ.get("CTE_MODE", "sandbox"), choices=MODES)
     run.add_argument("--report-dir", default=None, help="default: reports/<run-id>")
     run.add_argument("-k", default=None, help="only scenarios matching this pytest -k expression")
+    run.add_argument("--cassette-dir", default=None, help="the cassettes --mode replay reads (default: cassettes/)")
     run.add_argument(
         "-n",
         dest="workers",
@@ -320,9 +344,17 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     run.set_defaults(func=cmd_run)
 
-    record = sub.add_parser("record", help="re-record cassettes against the sandbox (byte-identical when unchanged)")
-    record.add_argument("--profile", default="sandbox")
+    record = sub.add_parser(
+        "record", help="record cassettes against the sandbox or a live profile (sandbox: byte-identical when unchanged)"
+    )
+    record.add_argument("--profile", default="sandbox", help="profile name or path (a live one records its tenant)")
     record.add_argument("--report-dir", default=None)
+    record.add_argument(
+        "--cassette-dir", default=None, help="where the cassettes go (default: a new folder, <report-dir>/cassettes)"
+    )
+    record.add_argument(
+        "--overwrite", action="store_true", help="re-record into a folder that already holds cassettes (cassettes/)"
+    )
     record.add_argument("-k", default=None)
     record.add_argument(
         "--calling",

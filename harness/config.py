@@ -11,6 +11,7 @@ A bad profile fails before anything runs with one line naming the file, the fiel
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -42,6 +43,31 @@ SANDBOX_TENANTS = (
     "lobby-not-enforced",
     "fabrikam",
 )
+
+
+# The users scenarios act as, by what the account must be. Features name roles, never accounts; a
+# profile maps each role it can fill to one of its users ([roles]). A scenario whose role the
+# profile does not map is skipped, naming the entry to add.
+ROLES = {
+    "licensed": "a Teams-licensed user without MFA (signs in with a password); most scenarios act as this user",
+    "colleague": "a second Teams-licensed user without MFA: the other side of chats and calls",
+    "offline": "a Teams-licensed user signed in nowhere during the run (a call to them ends 480/10037)",
+    "mfa": "a user who must use multi-factor authentication (the password grant is refused, AADSTS50076)",
+    "unlicensed": "a user without a Teams licence who can sign in without MFA (the exchange is refused)",
+    "phone": "a user with Teams Phone and a calling plan (calls the outbound number, rings the inbound one)",
+    "no-voice": "a Teams-licensed user without Enterprise Voice (a phone call fails 412/41056)",
+    "organizer": "the organizer of the profile's [meetings.*] (admits from the lobby)",
+}
+# Tenants set up wrong on purpose, by what is wrong: a profile names one per misconfiguration it can
+# offer ([misconfigured] NAME = "profile name or path"); scenarios on the others are skipped.
+MISCONFIGURATIONS = {
+    "consent-missing": "a tenant where the app's Teams scopes were never consented",
+    "public-client-disabled": "a tenant whose app registration has public client flows off",
+    "acs-sp-missing": "a tenant without the Azure Communication Services service principal",
+    "app-not-registered": "a tenant where the app's client id is not registered",
+    "calls-scope-missing": "a tenant where Teams.ManageChats is consented but Teams.ManageCalls is not",
+    "graph-scope-missing": "a tenant where the app lacks Microsoft Graph's ChatMessage.Send and Chat.ReadWrite",
+}
 
 
 class ProfileError(ValueError):
@@ -119,9 +145,20 @@ class Tenant:
     misconfiguration: str | None = None
     calling_base_url: str | None = None
     calling_driver: str = "sandbox"
+    # True when this machine cannot reach Microsoft's calling services ([calling] offline = true): the
+    # real Calling SDK then runs offline; only what it decides on the client is judged, the rest SKIPs.
+    calling_offline: bool = False
     phone_dialer: str | None = None  # live: a user with Teams Phone who dials the inbound number
     meetings: Mapping[str, MeetingLocators] = field(default_factory=dict, repr=False)
     phone_numbers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    roles: Mapping[str, str] = field(default_factory=dict)  # role -> alias (ROLES)
+    policies: tuple[Mapping[str, str], ...] = ()  # the profile's [[policies]]
+    misconfigured: Mapping[str, str] = field(default_factory=dict)  # MISCONFIGURATIONS name -> profile
+    external_user: UserCredentials | None = field(default=None, repr=False)
+    # The profile's own endpoints -> the canonical Microsoft origin recordings show instead.
+    canonical_origins: Mapping[str, str] = field(default_factory=dict, repr=False)
+    notification_url: str | None = None  # live: the public HTTPS URL Graph calls (a tunnel to the receiver)
+    notification_port: int = 0  # live: the loopback port the receiver listens on behind that URL
 
     def meeting(self, kind: str) -> MeetingLocators:
         if kind not in self.meetings:
@@ -141,15 +178,44 @@ class Tenant:
     def acs_connection_string(self) -> Secret:
         return Secret(f"endpoint={self.acs_endpoint}/;accesskey={self.acs_access_key}")
 
-    def user(self, alias: str) -> UserCredentials:
+    def user(self, name: str) -> UserCredentials:
+        """The account playing a role (`licensed`, `colleague`, ...: ROLES), or a user by alias."""
+        alias = self.roles.get(name, name)  # a role the profile maps, or one a scenario bound (policy-holder)
+        if name in ROLES and name not in self.roles:
+            raise MissingPrerequisite(
+                f'profile {self.profile!r} maps no user to the role {name!r}; add {name} = "<alias>" under '
+                f"[roles], naming {ROLES[name]}"
+            )
         try:
             return self.users[alias]
         except KeyError:
             known = ", ".join(sorted(self.users)) or "none"
-            raise ProfileError(
+            raise MissingPrerequisite(
                 f"profile {self.profile!r} has no test user {alias!r} (it has: {known}); "
                 f"add a [users.{alias}] table to the profile"
             ) from None
+
+    def with_role(self, role: str, alias: str) -> Tenant:
+        """This tenant with one more role bound for a scenario (the holder of a policy, say)."""
+        return dataclasses.replace(self, roles={**self.roles, role: alias})
+
+    def external(self) -> UserCredentials:
+        """A user of another organisation whose domain this tenant's external access blocks."""
+        if self.external_user is None:
+            raise MissingPrerequisite(
+                f"profile {self.profile!r} names no external user; add [external_user] with upn and oid of a "
+                "user in a domain your external access blocks (and the matching [[policies]] entry)"
+            )
+        return self.external_user
+
+    def misconfigured_profile(self, name: str) -> str:
+        """The profile (name or path) of this profile's tenant with misconfiguration `name`."""
+        if name not in self.misconfigured:
+            raise MissingPrerequisite(
+                f'profile {self.profile!r} names no {name} tenant; add {name} = "<profile>" under '
+                f"[misconfigured], naming a profile of {MISCONFIGURATIONS.get(name, name)}"
+            )
+        return self.misconfigured[name]
 
     def known_secrets(self) -> dict[str, str]:
         """Secret or identifying value -> the placeholder a recording shows instead."""
@@ -165,10 +231,16 @@ class Tenant:
             known[str(user.password)] = scrubbing.PASSWORD
             if user.oid:
                 known[user.oid] = oid_placeholder(index)
-        for number, kind in enumerate(sorted(self.meetings), start=1):
-            known.update(self.meetings[kind].placeholders(kind, number))
+        for kind, meeting in self.meetings.items():
+            known.update(meeting.placeholders(kind, meeting_number(kind)))
         for role, value in self.phone_numbers.items():
             known[value] = PHONE_PLACEHOLDERS.get(role, "+15550100099")
+        if self.external_user is not None:
+            known[self.external_user.upn] = f"external@{scrubbing.EXTERNAL_DOMAIN}"
+            known[self.external_user.upn.rpartition("@")[2]] = scrubbing.EXTERNAL_DOMAIN
+            if self.external_user.oid:
+                known[self.external_user.oid] = EXTERNAL_OID_PLACEHOLDER
+        known.update(self.canonical_origins)
         return known
 
 
@@ -182,12 +254,48 @@ class Profile:
 
     # -- to a Tenant -------------------------------------------------------------------------------
 
-    def for_sandbox(self, info: Mapping[str, Any], routes: Mapping[str, tuple[str, int]], mode: str) -> Tenant:
+    def declared(self) -> dict[str, Any]:
+        """What the profile declares the same way in every mode: roles, policies, misconfigured
+        tenants (their profiles found beside this one), the calling and notification settings."""
+        calling = self.data.get("calling", {})
+        notifications = self.data.get("notifications", {})
+        base = self.path.parent if self.path else Path.cwd()
+        misconfigured = {}
+        for name, ref in self.data.get("misconfigured", {}).items():
+            ref = str(ref)
+            relative = ref.endswith(".toml") or "/" in ref
+            misconfigured[name] = str(base / ref) if relative and not Path(ref).is_absolute() else ref
+        return {
+            "roles": {str(k): str(v) for k, v in self.data.get("roles", {}).items()},
+            "policies": tuple(dict(e) for e in self.data.get("policies", []) if isinstance(e, dict)),
+            "misconfigured": misconfigured,
+            "calling_offline": bool(calling.get("offline", False)),
+            "notification_url": notifications.get("public_url"),
+            "notification_port": int(notifications.get("listen_port", 0)),
+        }
+
+    def external_sandbox_user(self) -> tuple[str, str] | None:
+        """A sandbox profile's external user: (sandbox tenant, alias)."""
+        table = self.data.get("external_user")
+        if not isinstance(table, dict) or "sandbox_tenant" not in table:
+            return None
+        return str(table["sandbox_tenant"]), str(table["alias"])
+
+    def for_sandbox(
+        self,
+        info: Mapping[str, Any],
+        routes: Mapping[str, tuple[str, int]],
+        mode: str,
+        *,
+        external: UserCredentials | None = None,
+    ) -> Tenant:
         """The tenant as the running sandbox describes it (`Sandbox.tenant_info`)."""
         users = {
             u["alias"]: UserCredentials(u["alias"], u["upn"], Secret(u["password"]), u["oid"]) for u in info["users"]
         }
         return Tenant(
+            **self.declared(),
+            external_user=external,
             profile=self.name,
             mode=mode,
             authority=info["authority"],
@@ -216,7 +324,20 @@ class Profile:
             for index, alias in enumerate(sorted(aliases))
         }
         expired = tokens.placeholder({"exp": 0, "aud": "https://auth.msft.communication.azure.com"})
+        declared = self.declared()
+        external = None
+        if self.external_sandbox_user() or isinstance(self.data.get("external_user"), dict):
+            external = UserCredentials(
+                "external", f"external@{scrubbing.EXTERNAL_DOMAIN}", Secret(""), EXTERNAL_OID_PLACEHOLDER
+            )
+            # The blocked domain is the external user's: recordings show its placeholder.
+            declared["policies"] = tuple(
+                {**p, "setting": scrubbing.EXTERNAL_DOMAIN} if p.get("policy") == "External access" else p
+                for p in declared["policies"]
+            )
         return Tenant(
+            **declared,
+            external_user=external,
             profile=self.name,
             mode="replay",
             authority=f"https://login.microsoftonline.com/{scrubbing.TENANT_ID}",
@@ -232,7 +353,8 @@ class Profile:
             else None,
             calling_base_url=f"https://{contract.SANDBOX_CALLING_HOST}/v1",
             meetings={
-                kind: shown_meeting(kind, n, oid_placeholder(0)) for n, kind in enumerate(sorted(MEETING_KINDS), 1)
+                kind: shown_meeting(kind, meeting_number(kind), oid_placeholder(self._organizer_index()))
+                for kind in MEETING_KINDS
             },
             phone_numbers=dict(PHONE_PLACEHOLDERS),
         )
@@ -256,40 +378,67 @@ class Profile:
         )
         expired_env = secrets.get("expired_teams_token_env")
         expired = env.get(expired_env) if expired_env else None
-        calling = self._calling_table(users)
+        calling = self._calling_table()
+        declared = self.declared()
+        authority_host = tenant.get("authority_host", f"https://{contract.ENTRA_HOST}").rstrip("/")
+        graph_base_url = tenant.get("graph_base_url", f"https://{contract.GRAPH_HOST}/v1.0").rstrip("/")
+        acs_endpoint = tenant["acs_endpoint"].rstrip("/")
+        external = self.data.get("external_user")
         return Tenant(
+            **declared,
             profile=self.name,
             mode="live",
-            authority=f"{tenant.get('authority_host', 'https://login.microsoftonline.com').rstrip('/')}/{tenant['tenant_id']}",
+            authority=f"{authority_host}/{tenant['tenant_id']}",
             tenant_id=tenant["tenant_id"],
             client_id=tenant["client_id"],
-            acs_endpoint=tenant["acs_endpoint"].rstrip("/"),
+            acs_endpoint=acs_endpoint,
             acs_access_key=Secret(access_key),
-            graph_base_url=tenant.get("graph_base_url", "https://graph.microsoft.com/v1.0").rstrip("/"),
+            graph_base_url=graph_base_url,
             users=users,
+            ca_bundle=self._ca_bundle(),
             expired_teams_token=Secret(expired) if expired else None,
             calling_driver=calling.get("driver", "browser"),
-            phone_dialer=calling.get("phone_dialer"),
+            phone_dialer=declared["roles"].get("phone"),
             meetings=self._meetings(),
             phone_numbers={k: str(v) for k, v in self.data.get("phone_numbers", {}).items()},
+            external_user=UserCredentials("external", str(external["upn"]), Secret(""), external.get("oid"))
+            if isinstance(external, dict)
+            else None,
+            canonical_origins=canonical_origins(authority_host, graph_base_url, acs_endpoint),
         )
 
-    def _calling_table(self, users: Mapping[str, UserCredentials]) -> dict[str, str]:
-        """[calling]: driver (sandbox | browser) and phone_dialer (a user alias), checked here."""
+    def _ca_bundle(self) -> str | None:
+        """[tenant].ca_bundle: a PEM file of the CA(s) to trust for this tenant's endpoints, relative to
+        the profile (a TLS-inspecting proxy's CA, or a test tenant's own)."""
+        value = self.data.get("tenant", {}).get("ca_bundle")
+        if not value:
+            return None
+        path = Path(str(value)).expanduser()
+        if not path.is_absolute() and self.path is not None:
+            path = self.path.parent / path
+        if not path.is_file():
+            raise ProfileError(
+                f"{self._where()}: [tenant].ca_bundle = {value!r} is not a file (looked at {path}); set it to the "
+                "PEM file of the CA that issued your endpoints' certificates, or remove it to trust the system's CAs"
+            )
+        return str(path)
+
+    def _calling_table(self) -> dict[str, str]:
+        """[calling]: driver (sandbox | browser) and offline (this machine cannot reach Microsoft's
+        calling services), checked here."""
         calling = self.data.get("calling", {})
-        unknown = sorted(set(calling) - {"driver", "phone_dialer"})
+        unknown = sorted(set(calling) - {"driver", "offline"})
         if unknown:
-            raise ProfileError(f"{self._where()}: [calling] has unknown key {unknown[0]!r}; use driver or phone_dialer")
+            hint = " (the phone dialer is now the role phone under [roles])" if "phone_dialer" in unknown else ""
+            raise ProfileError(
+                f"{self._where()}: [calling] has unknown key {unknown[0]!r}; use driver or offline{hint}"
+            )
         driver = str(calling.get("driver", "browser"))
         if driver not in CALLING_DRIVERS:
             raise ProfileError(f"{self._where()}: [calling] driver {driver!r} is not valid; use browser or sandbox")
-        dialer = calling.get("phone_dialer")
-        if dialer is not None and dialer not in users:
-            raise ProfileError(
-                f"{self._where()}: [calling] phone_dialer {dialer!r} is not a user of this profile; add "
-                f"[users.{dialer}] or name one of {', '.join(sorted(users)) or 'your users'}"
-            )
-        return {"driver": driver, **({"phone_dialer": str(dialer)} if dialer else {})}
+        if not isinstance(calling.get("offline", False), bool):
+            raise ProfileError(f"{self._where()}: [calling] offline must be true or false")
+        return {"driver": driver}
 
     def _meetings(self) -> dict[str, MeetingLocators]:
         fields = set(MeetingLocators.__dataclass_fields__)
@@ -316,8 +465,45 @@ class Profile:
             return ["adele", "megan", "lynne", "pradeep", "nestor", "isaiah", "alex"]
         return sorted(self.data.get("users", {}))
 
+    def _organizer_index(self) -> int:
+        """Which user's object-id placeholder a replayed meeting's organizer id is (the organizer role's)."""
+        aliases = sorted(self._aliases())
+        organizer = self.declared()["roles"].get("organizer")
+        return aliases.index(organizer) if organizer in aliases else 0
+
     def _where(self) -> str:
         return str(self.path) if self.path else f"profile {self.name!r}"
+
+
+EXTERNAL_OID_PLACEHOLDER = "00000000-0000-0000-0000-0000000e0001"
+
+
+def meeting_number(kind: str) -> int:
+    """A meeting kind's number in recordings' placeholders (the same in every profile)."""
+    kinds = sorted(MEETING_KINDS)
+    return kinds.index(kind) + 1 if kind in kinds else 90 + sum(map(ord, kind)) % 9
+
+
+def canonical_origins(authority_host: str, graph_base_url: str, acs_endpoint: str) -> dict[str, str]:
+    """A profile's endpoint origins -> the canonical Microsoft origins recordings show (a sovereign
+    cloud or a test tenant served elsewhere is recorded as the public cloud's hosts)."""
+    import urllib.parse
+
+    def origin(url: str) -> str:
+        parts = urllib.parse.urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+    wanted = {
+        origin(authority_host): f"https://{contract.ENTRA_HOST}",
+        origin(graph_base_url): f"https://{contract.GRAPH_HOST}",
+        origin(acs_endpoint): f"https://{scrubbing.ACS_HOST}",
+    }
+    return {
+        real: canonical
+        for real, canonical in wanted.items()
+        if urllib.parse.urlsplit(real).port is not None
+        or not real.endswith((contract.ENTRA_HOST, contract.GRAPH_HOST, contract.ACS_HOST_SUFFIX))
+    }
 
 
 def oid_placeholder(index: int) -> str:
@@ -390,9 +576,73 @@ def load_profile(name_or_path: str = "sandbox") -> Profile:
     return validate(data, path)
 
 
+def _sandbox_defaults() -> dict[str, Any]:
+    """What every sandbox profile shares with profiles/sandbox.toml unless it says otherwise: the
+    sandbox tenant's roles, policies, misconfigured tenants and external user."""
+    path = PROFILE_DIR / "sandbox.toml"
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return {k: data[k] for k in ("roles", "policies", "misconfigured", "external_user") if k in data}
+
+
+def _https_url(where: str, field_name: str, value: Any, example: str, *, path_allowed: bool) -> None:
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(value) if isinstance(value, str) else None
+    ok = parts is not None and parts.scheme == "https" and bool(parts.hostname)
+    if ok and not path_allowed and parts is not None and parts.path not in ("", "/"):
+        ok = False
+    if not ok:
+        raise ProfileError(f"{where}: {field_name} = {value!r} is not an https:// URL; set it to {example}")
+
+
+def _check_declarations(data: Mapping[str, Any], where: str, users: Mapping[str, Any] | None) -> None:
+    """[roles], [misconfigured], [external_user], [notifications]: names and shapes, one line each."""
+    roles = data.get("roles", {})
+    if not isinstance(roles, dict):
+        raise ProfileError(f'{where}: [roles] must be a table of role = "alias"; see profiles/live.example.toml')
+    for role, alias in roles.items():
+        if role not in ROLES:
+            raise ProfileError(f"{where}: [roles] has unknown role {role!r}; use one of {', '.join(ROLES)}")
+        if users is not None and alias not in users:
+            raise ProfileError(
+                f"{where}: [roles] {role} = {alias!r} names no user of this profile; add [users.{alias}] or name "
+                f"one of {', '.join(sorted(users))}"
+            )
+    misconfigured = data.get("misconfigured", {})
+    if not isinstance(misconfigured, dict):
+        raise ProfileError(f'{where}: [misconfigured] must be a table of name = "profile"')
+    for name in misconfigured:
+        if name not in MISCONFIGURATIONS:
+            raise ProfileError(
+                f"{where}: [misconfigured] has unknown name {name!r}; use one of {', '.join(MISCONFIGURATIONS)}"
+            )
+    external = data.get("external_user")
+    if external is not None:
+        keys = {"sandbox_tenant", "alias"} if data.get("kind") == "sandbox" else {"upn", "oid"}
+        if not isinstance(external, dict) or not keys <= set(external):
+            raise ProfileError(f"{where}: [external_user] needs {' and '.join(sorted(keys))}")
+    notifications = data.get("notifications", {})
+    if "public_url" in notifications:
+        _https_url(
+            where,
+            "[notifications].public_url",
+            notifications["public_url"],
+            "your tunnel's https URL",
+            path_allowed=True,
+        )
+    port = notifications.get("listen_port", 0)
+    if not isinstance(port, int) or not 0 <= port < 65536:
+        raise ProfileError(f"{where}: [notifications].listen_port = {port!r} is not a port number (1-65535)")
+
+
 def validate(data: Mapping[str, Any], path: Path | None) -> Profile:
     where = str(path) if path else "profile"
     name = data.get("name", path.stem if path else "profile")
+    if path is not None and "name" in data and name != path.stem:
+        raise ProfileError(
+            f'{where}: name = {name!r} differs from the file\'s name {path.stem!r}; set name = "{path.stem}" '
+            "or remove the name line (a profile is known by its file name)"
+        )
     kind = data.get("kind")
     if kind not in ("sandbox", "live"):
         raise ProfileError(f'{where}: kind = {kind!r} is not valid; set kind = "sandbox" or kind = "live"')
@@ -402,6 +652,9 @@ def validate(data: Mapping[str, Any], path: Path | None) -> Profile:
             raise ProfileError(
                 f"{where}: sandbox_tenant = {tenant!r} is not a sandbox tenant; use one of {', '.join(SANDBOX_TENANTS)}"
             )
+        if path is None or path.resolve() != (PROFILE_DIR / "sandbox.toml").resolve():
+            data = {**_sandbox_defaults(), **data}
+        _check_declarations(data, where, None)
         return Profile(name=name, path=path, kind=kind, sandbox_tenant=tenant, data=data)
     for table, fields in LIVE_REQUIRED.items():
         section = data.get(table)
@@ -417,10 +670,29 @@ def validate(data: Mapping[str, Any], path: Path | None) -> Profile:
                 f"{where}: [tenant].{key} = {data['tenant'][key]!r} is not a GUID; "
                 f"set it to {LIVE_REQUIRED['tenant'][key]}"
             )
-    if not re.match(r"^https://[A-Za-z0-9-]+\.communication\.azure\.com/?$", data["tenant"]["acs_endpoint"]):
-        raise ProfileError(
-            f"{where}: [tenant].acs_endpoint = {data['tenant']['acs_endpoint']!r} is not an ACS endpoint; "
-            "set it to https://<resource>.communication.azure.com"
+    tenant_table = data["tenant"]
+    _https_url(
+        where,
+        "[tenant].acs_endpoint",
+        tenant_table["acs_endpoint"],
+        "https://<resource>.communication.azure.com",
+        path_allowed=False,
+    )
+    if "authority_host" in tenant_table:
+        _https_url(
+            where,
+            "[tenant].authority_host",
+            tenant_table["authority_host"],
+            "your cloud's Entra ID host, e.g. https://login.microsoftonline.us",
+            path_allowed=False,
+        )
+    if "graph_base_url" in tenant_table:
+        _https_url(
+            where,
+            "[tenant].graph_base_url",
+            tenant_table["graph_base_url"],
+            "your cloud's Graph, e.g. https://graph.microsoft.us/v1.0",
+            path_allowed=True,
         )
     users = data.get("users")
     if not isinstance(users, dict) or not users:
@@ -437,7 +709,12 @@ def validate(data: Mapping[str, Any], path: Path | None) -> Profile:
                     f'{where}: [users.{alias}].{key} is missing; set upn = "user@domain" and '
                     'password_env = "NAME_OF_ENV_VAR"'
                 )
-    return Profile(name=name, path=path, kind="live", data=data)
+    _check_declarations(data, where, users)
+    profile = Profile(name=name, path=path, kind="live", data=data)
+    profile._calling_table()
+    profile._meetings()
+    profile._ca_bundle()
+    return profile
 
 
 def resolve_mode(value: str | None) -> str:

@@ -8,9 +8,8 @@ assignment to add. Sandbox profiles share the sandbox tenant's list (profiles/sa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from harness.config import Profile, load_profile
+from harness.config import Tenant
 from harness.scenario import MissingPrerequisite
 
 
@@ -21,31 +20,39 @@ class PolicySetting:
     value: str
     user: str | None = None
     meeting: str | None = None
-    tenant_profile: str | None = None
 
     def describe(self) -> str:
-        holder = f"user {self.user!r}" if self.user else f"meeting {self.meeting!r}"
+        holder = f"user {self.user!r}" if self.user else f"meeting {self.meeting!r}" if self.meeting else "the tenant"
         return f"{self.policy}: {self.setting} = {self.value} ({holder})"
 
 
-def declared(profile: Profile) -> list[PolicySetting]:
-    entries: Any = profile.data.get("policies")
-    if entries is None and profile.kind == "sandbox" and profile.name != "sandbox":
-        entries = load_profile("sandbox").data.get("policies")
-    keys = ("policy", "setting", "value", "user", "meeting", "tenant_profile")
-    return [PolicySetting(**{k: str(e[k]) for k in keys if k in e}) for e in entries or [] if isinstance(e, dict)]
+def declared(tenant: Tenant) -> list[PolicySetting]:
+    keys = ("policy", "setting", "value", "user", "meeting")
+    return [PolicySetting(**{k: str(e[k]) for k in keys if k in e}) for e in tenant.policies]
 
 
-def require(
-    profile: Profile, policy: str, setting: str, value: str, *, user: str | None = None, meeting: str | None = None
-) -> PolicySetting:
-    for entry in declared(profile):
+def require(tenant: Tenant, policy: str, setting: str, value: str, *, meeting: str | None = None) -> PolicySetting:
+    """The declared assignment of this setting: to a user (any), or to the named meeting."""
+    for entry in declared(tenant):
         if (entry.policy, entry.setting, entry.value) == (policy, setting, value) and (
-            (user and entry.user == user) or (meeting and entry.meeting == meeting)
+            entry.meeting == meeting if meeting else entry.user is not None
         ):
             return entry
-    holder = f'user = "{user}"' if user else f'meeting = "{meeting}"'
+    holder = f'meeting = "{meeting}"' if meeting else 'user = "<alias of a user who has it>"'
     raise MissingPrerequisite(
-        f"profile {profile.name!r} declares no {policy} with {setting} = {value} for {user or meeting}; add a "
-        f'[[policies]] entry: policy = "{policy}", setting = "{setting}", value = "{value}", {holder}'
+        f"profile {tenant.profile!r} declares no {policy} with {setting} = {value}"
+        f"{f' for meeting {meeting!r}' if meeting else ''}; add a [[policies]] entry: "
+        f'policy = "{policy}", setting = "{setting}", value = "{value}", {holder}'
+    )
+
+
+def require_blocked_domain(tenant: Tenant) -> PolicySetting:
+    """External access blocking the external user's domain ([external_user] and a [[policies]] entry)."""
+    domain = tenant.external().upn.rpartition("@")[2].lower()
+    for entry in declared(tenant):
+        if entry.policy == "External access" and entry.value == "Blocked" and entry.setting.lower() == domain:
+            return entry
+    raise MissingPrerequisite(
+        f"profile {tenant.profile!r} declares no External access policy blocking the external user's domain; add a "
+        f'[[policies]] entry: policy = "External access", setting = "<that domain>", value = "Blocked"'
     )

@@ -8,29 +8,21 @@ runs inside its own cassette; its verdict is judged from expectation + observati
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import __version__, expectations, transport
+from harness import __version__, expectations
 from harness.config import Profile, ProfileError, Tenant, load_profile, resolve_mode
-from harness.graph import MarkerSource
-from harness.recording import (
-    cassette_path,
-    check_cassette,
-    display_path,
-    explain_mismatch,
-    make_vcr,
-)
+from harness.modes import Pacing, Scenario, mode_for
+from harness.recording import explain_mismatch
 from harness.reporting import redact_result, write_reports
 from harness.scenario import AREAS, MissingPrerequisite, ScenarioRun, VerdictFailed
 from harness.verdicts import Fault, Skipped
@@ -53,6 +45,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cte-profile", default=None, help="profile name or .toml path (default: sandbox); or CTE_PROFILE")
     group.addoption("--cte-report-dir", default=None, help="where to write reports (default: reports/<run-id>)")
     group.addoption(
+        "--cte-cassette-dir", default=None, help="the cassettes replay reads and record writes (default: cassettes/)"
+    )
+    group.addoption(
         "--cte-calling",
         default=None,
         help="calling driver: sandbox (the sandbox's model) | browser (the real Calling SDK); or CTE_CALLING",
@@ -68,162 +63,57 @@ def calling_driver_option(value: str | None) -> str | None:
 
 
 class CteSession:
-    """Session-wide state: the mode, the profile, the sandbox (started on first use), the results."""
+    """Session-wide state: the mode object (which owns the tenants, trust and cassettes), the
+    webhook receiver (started on first use), the results. Nothing here asks which mode it is."""
 
     def __init__(self, config: pytest.Config) -> None:
-
         self.config = config
-        self.mode = resolve_mode(config.getoption("--cte-mode"))
+        mode = resolve_mode(config.getoption("--cte-mode"))
         self.profile = load_profile(config.getoption("--cte-profile") or os.environ.get("CTE_PROFILE") or "sandbox")
+        calling = calling_driver_option(config.getoption("--cte-calling") or os.environ.get("CTE_CALLING"))
+        cassette_dir = config.getoption("--cte-cassette-dir")
+        self.mode = mode_for(
+            mode, self.profile, calling=calling, cassette_dir=Path(cassette_dir) if cassette_dir else None
+        )
         self.started = datetime.now(UTC)
         self.clock_start = time.monotonic()
-        self.run_id = self.started.strftime("%Y%m%dT%H%M%SZ") + f"-{self.mode}"
+        self.run_id = self.started.strftime("%Y%m%dT%H%M%SZ") + f"-{mode}"
         report_dir = config.getoption("--cte-report-dir")
         self.report_dir = Path(report_dir) if report_dir else Path("reports") / self.run_id
         self.results: list[dict[str, Any]] = []
-        self.known_secrets: dict[str, str] = {}
-        self._sandbox: Any = None
-        self._stack = contextlib.ExitStack()
-        self._tenants: dict[str, Tenant] = {}
         self._receiver: Any = None
         self.deviations = expectations.load(expectations.expectations_path(self.profile.path, self.profile.name))
-        self.replay_signer: Any = None
-        self.capture_sink: Callable[[dict[str, Any]], None] | None = None
-        self._fault_plan = self.fault_plan()  # a bad [faults] table fails here, before any scenario
-        self.calling = calling_driver_option(config.getoption("--cte-calling") or os.environ.get("CTE_CALLING"))
 
     @property
-    def uses_sandbox(self) -> bool:
-        return self.mode in ("sandbox", "record")
-
-    def sandbox(self) -> Any:
-        if self._sandbox is None:
-            from harness.sandbox.server import Sandbox  # only the plugin, cli and tests start it
-
-            self._sandbox = self._stack.enter_context(Sandbox(deterministic=self.mode == "record"))
-            self._sandbox.ctx.faults.plan = self._fault_plan
-            self._stack.enter_context(transport.route_hosts(self._sandbox.host_routes()))
-        return self._sandbox
-
-    def fault_plan(self) -> Any:
-        """The profile's `[faults]` (the `flaky` profile): random faults the sandbox injects."""
-        table = self.profile.data.get("faults")
-        if table is None:
-            return None
-        from harness.sandbox.faults import plan_from_profile
-
-        if self.mode == "record":
-            raise ProfileError(f"profile {self.profile.name!r} injects faults; record with a profile without [faults]")
-        if self.mode != "sandbox":
-            raise ProfileError(
-                f"profile {self.profile.name!r} injects faults, which only the sandbox does; run it with --mode sandbox"
-            )
-        try:
-            return plan_from_profile(table, str(self.profile.path or self.profile.name))
-        except ValueError as exc:
-            raise ProfileError(str(exc)) from None
+    def known_secrets(self) -> dict[str, str]:
+        return self.mode.known_secrets
 
     def tenant(self, profile: Profile | None = None) -> Tenant:
-        profile = profile or self.profile
-        if profile.name in self._tenants:
-            return self._tenants[profile.name]
-        if self.mode == "replay":
-            tenant = profile.for_replay()
-        elif profile.kind == "sandbox":
-            if not self.uses_sandbox:
-                raise MissingPrerequisite(
-                    f"profile {profile.name!r} is a sandbox tenant; it runs in sandbox, record or replay mode only"
-                )
-            sandbox = self.sandbox()
-            tenant = profile.for_sandbox(sandbox.tenant_info(profile.sandbox_tenant), sandbox.host_routes(), self.mode)
-        else:
-            tenant = profile.for_live()
-        if self.calling:
-            tenant = dataclasses.replace(tenant, calling_driver=self.calling)
-        self.known_secrets.update(tenant.known_secrets())
-        self._tenants[profile.name] = tenant
-        return tenant
-
-    # -- the webhook receiver (notifications) ------------------------------------------------------
+        return self.mode.tenant(profile)
 
     def receiver(self) -> Any:
-        """The notification receiver, started on first use, trusting the keys Graph signs with here."""
+        """The notification receiver, started on first use, trusting the keys the mode says Graph signs with."""
         if self._receiver is None:
-            from harness.notifications import crypto
             from harness.notifications.service import ReceiverService
 
-            tenant = self.tenant()
-            public_url = None
-            if self.mode == "replay":
-                self.replay_signer = crypto.TokenSigner()
-                keys = {self.replay_signer.kid: self.replay_signer.public_key}
-            elif self.profile.kind == "sandbox":
-                keys = crypto.jwks_keys(self.sandbox().ctx.entra_signer.jwks())
-            else:
-                import httpx
-
-                public_url = os.environ.get("CTE_NOTIFICATION_URL") or self.profile.data.get("notifications", {}).get(
-                    "public_url"
-                )
-                if not public_url:
-                    raise MissingPrerequisite(
-                        "live notifications need a public HTTPS URL in front of the receiver: "
-                        "set CTE_NOTIFICATION_URL or [notifications].public_url"
-                    )
-                jwks = httpx.get("https://login.microsoftonline.com/common/discovery/v2.0/keys", timeout=30).json()
-                keys = crypto.jwks_keys(jwks)
+            trust = self.mode.receiver_trust()
             self._receiver = ReceiverService.start(
-                audience=tenant.client_id, trusted_keys=keys, public_url=public_url, capture=self._capture
+                audience=self.tenant().client_id,
+                trusted_keys=trust.keys,
+                public_url=trust.public_url,
+                port=trust.port,
+                capture=self._capture,
             )
-            self._stack.callback(self._receiver.stop)
         return self._receiver
 
     def _capture(self, entry: dict[str, Any]) -> None:
-        if self.capture_sink is not None:
-            self.capture_sink(entry)
-
-    def trusted_signer(self) -> Any:
-        """Signs validation tokens the receiver trusts: the sandbox's key, or replay's; None live."""
-        if self.mode == "replay":
-            return self.replay_signer
-        if self.profile.kind == "sandbox":
-            return _SandboxSigner(self.sandbox())
-        return None
-
-    def lifecycle_trigger(self) -> Callable[[str, str], None] | None:
-        if self.mode == "replay":
-            return lambda subscription_id, event: None  # the recorded lifecycle notification is replayed
-        if self.profile.kind == "sandbox":
-            return self.sandbox().lifecycle_event
-        return None
+        if self.mode.capture_sink is not None:
+            self.mode.capture_sink(entry)
 
     def close(self) -> None:
-        self._stack.close()
-
-
-class _SandboxSigner:
-    """Validation tokens signed with the sandbox's Entra key (for forging expired ones in tests)."""
-
-    def __init__(self, sandbox: Any) -> None:
-        self._sign = sandbox.ctx.entra_signer.sign
-
-    def token(self, audience: str, tenant_id: str, *, lifetime_s: int = 3600) -> str:
-        from harness.notifications.crypto import NOTIFICATION_APP_ID
-
-        now = int(time.time())
-        return self._sign(
-            {
-                "aud": audience,
-                "iss": f"https://sts.windows.net/{tenant_id}/",
-                "iat": now - 60,
-                "nbf": now - 60,
-                "exp": now + lifetime_s,
-                "appid": NOTIFICATION_APP_ID,
-                "azp": NOTIFICATION_APP_ID,
-                "tid": tenant_id,
-                "ver": "1.0",
-            }
-        )
+        if self._receiver is not None:
+            self._receiver.stop()
+        self.mode.close()
 
 
 def _session(config: pytest.Config) -> CteSession:
@@ -269,32 +159,17 @@ def tenant(cte: CteSession) -> Tenant:
 
 
 @pytest.fixture
-def tenant_for(cte: CteSession):  # type: ignore[no-untyped-def]
-    """A function: profile name -> Tenant (skips the scenario when this mode cannot provide it)."""
-
-    def lookup(name: str) -> Tenant:
-        try:
-            return cte.tenant(load_profile(name))
-        except (MissingPrerequisite, ProfileError) as err:
-            pytest.skip(str(err))
-
-    return lookup
-
-
-@dataclass
-class GraphPacing:
-    markers: MarkerSource
-    sleep: Callable[[float], None]
+def misconfigured_tenant(cte: CteSession):  # type: ignore[no-untyped-def]
+    """A function: misconfiguration name -> the tenant the profile's [misconfigured] names for it
+    (a MissingPrerequisite, so a SKIP naming the entry to add, when it names none)."""
+    return cte.mode.misconfigured
 
 
 @pytest.fixture
-def graph_pacing(cte: CteSession, request: pytest.FixtureRequest) -> GraphPacing:
+def graph_pacing(cte: CteSession, request: pytest.FixtureRequest) -> Pacing:
     """Message markers and the retry sleep: reproducible markers and no real waiting when a
     cassette is involved; random markers and real waits against a service."""
-    if cte.mode in ("record", "replay"):
-        seed = request.node.nodeid
-        return GraphPacing(MarkerSource(seed), (lambda _: None) if cte.mode == "replay" else time.sleep)
-    return GraphPacing(MarkerSource(), time.sleep)
+    return cte.mode.pacing(request.node.nodeid)
 
 
 @pytest.fixture
@@ -309,8 +184,8 @@ def notification_environment(cte: CteSession, request: pytest.FixtureRequest) ->
         service=service,
         audience=cte.tenant().client_id,
         inbound=request.node.stash.get(INBOUND_KEY, None),
-        trigger_lifecycle=cte.lifecycle_trigger(),
-        signer=cte.trusted_signer(),
+        trigger_lifecycle=cte.mode.lifecycle_trigger(),
+        signer=cte.mode.signer(),
     )
 
 
@@ -377,45 +252,28 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
     item.stash[STARTED_KEY] = time.monotonic()
     stack = contextlib.ExitStack()
     item.stash[STACK_KEY] = stack
-    if cte.mode in ("record", "replay"):
-        path = cassette_path(area, feature.filename, scenario.name, example).resolve()
-        item.stash[CASSETTE_KEY] = path
-        run.cassette = display_path(path)
-        record = cte.mode == "record"
-        receiver = cte.receiver() if area == "notifications" else None
-        if record:
-            path.unlink(missing_ok=True)
-            if cte.uses_sandbox and cte.profile.kind == "sandbox":
-                cte.sandbox().begin_stream(run.cassette)
-        else:
-            if path.exists():
-                check_cassette(path)  # before anything is pushed on the stack: a bad one leaves nothing behind
-            allowed = {receiver.server.port} if receiver else set()
-            stack.enter_context(transport.block_network("replay mode blocks the network", allow_ports=allowed))
-        # The scrubber asks for the session's known secrets at each request, so tenants resolved
-        # inside the scenario (a Given step naming another profile) are scrubbed too.
-        recorder, scrubber = make_vcr(lambda: cte.known_secrets, record=record)
-        stack.enter_context(recorder.use_cassette(str(path)))
-        if area in ("calling", "policies"):  # what the real Calling SDK answered (browser driver only)
-            from harness.calling.sdk_cassette import SdkCassette
+    if not cte.mode.uses_cassettes:
+        return
+    receiver = cte.receiver() if area == "notifications" else None
+    recording = cte.mode.begin(Scenario(item.nodeid, area, feature.filename, scenario.name, example), stack, receiver)
+    if recording is None:
+        return
+    item.stash[CASSETTE_KEY] = recording.path
+    run.cassette = recording.shown
+    if recording.inbound is not None:
+        item.stash[INBOUND_KEY] = recording.inbound
+    if area in ("calling", "policies"):  # what the real Calling SDK answered (browser driver only)
+        from harness.calling.sdk_cassette import SdkCassette
 
-            def scrub(value: Any) -> Any:
-                scrubber.learn_all(cte.known_secrets)  # a tenant resolved mid-scenario is known too
-                return scrubber.json_value(value)
+        scrubber = recording.scrubber
 
-            sdk = SdkCassette(path, record=record, scrub=scrub)
-            item.stash[SDK_CASSETTE_KEY] = sdk
-            stack.callback(sdk.finish)
-        if receiver is not None:
-            from harness.notifications.inbound import InboundCapture, InboundReplayer
+        def scrub(value: Any) -> Any:
+            scrubber.learn_all(cte.known_secrets)  # a tenant resolved mid-scenario is known too
+            return scrubber.json_value(value)
 
-            if record:
-                capture = InboundCapture(scrubber.json_value)
-                cte.capture_sink = capture
-                stack.callback(capture.write, path)
-                stack.callback(setattr, cte, "capture_sink", None)
-            else:
-                item.stash[INBOUND_KEY] = InboundReplayer(path, receiver, cte.replay_signer, cte.tenant().client_id)
+        sdk = SdkCassette(recording.path, record=recording.record, scrub=scrub)
+        item.stash[SDK_CASSETTE_KEY] = sdk
+        stack.callback(sdk.finish)
 
 
 def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
@@ -513,18 +371,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         report_dir=cte.report_dir,
         run={
             "id": cte.run_id,
-            "mode": cte.mode,
+            "mode": cte.mode.name,
             "profile": cte.profile.name,
             "started": cte.started.isoformat().replace("+00:00", "Z"),
             "duration_s": round(time.monotonic() - cte.clock_start, 3),
             "harness_version": __version__,
-            **({"sandbox": cte._sandbox.health()} if cte._sandbox is not None else {}),
+            **({"sandbox": health} if (health := cte.mode.health()) is not None else {}),
         },
         known_secrets=cte.known_secrets,
         stale=[d.__dict__ for d in expectations.stale(cte.deviations, cte.results)],
     )
     tr = terminalreporter
-    tr.section(f"cte-conformance: {cte.mode} mode, profile {cte.profile.name}")
+    tr.section(f"cte-conformance: {cte.mode.name} mode, profile {cte.profile.name}")
     width = max(len(r["name"]) for r in cte.results)
     for result in sorted(cte.results, key=lambda r: (r["area"], r["row"] or 0, r["name"])):
         tr.write_line(f"{result['verdict']:<5}  {result['area']:<9}  {result['name']:<{width}}  {result['says']}")

@@ -11,7 +11,6 @@ organizer id is whichever placeholder the replay profile carries).
 from __future__ import annotations
 
 import copy
-import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,7 +23,8 @@ from vcr.request import Request
 
 from harness import scrubbing, tokens
 
-CASSETTE_ROOT = Path(os.environ.get("CTE_CASSETTE_DIR") or Path(__file__).resolve().parent.parent / "cassettes")
+# The committed cassettes (what replay reads unless told otherwise; record writes elsewhere unless told).
+CASSETTE_ROOT = Path(__file__).resolve().parent.parent / "cassettes"
 MATCH_ON = ("method", "scheme", "host", "port", "path", "query", "scrubbed_body")
 
 
@@ -32,9 +32,11 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "scenario"
 
 
-def cassette_path(area: str, feature_file: str, scenario: str, example: str | None = None) -> Path:
+def cassette_path(
+    area: str, feature_file: str, scenario: str, example: str | None = None, *, root: Path = CASSETTE_ROOT
+) -> Path:
     name = slug(scenario) + (f"--{slug(example)}" if example else "")
-    return CASSETTE_ROOT / area / slug(Path(feature_file).stem) / f"{name}.yaml"
+    return root / area / slug(Path(feature_file).stem) / f"{name}.yaml"
 
 
 def _content_type(headers: Any) -> str:
@@ -186,14 +188,14 @@ def _headers_ok(headers: Any) -> bool:
     )
 
 
-def display_path(cassette: Path) -> str:
-    """The cassette's path as the repository shows it (cassettes/area/feature/scenario.yaml)."""
-    root = CASSETTE_ROOT.resolve()
+def display_path(cassette: Path, root: Path = CASSETTE_ROOT) -> str:
+    """The cassette's path from its folder's parent (cassettes/area/feature/scenario.yaml)."""
+    root = root.resolve()
     return str(cassette.relative_to(root.parent)) if cassette.is_relative_to(root) else str(cassette)
 
 
 def rerecord_command(test_name: str) -> str:
-    return f"cte record -k {test_name}  (or: make record)"
+    return f"cte record -k {test_name} --cassette-dir cassettes --overwrite  (or: make record)"
 
 
 def explain_mismatch(exc: BaseException, cassette: Path, scenario: str) -> str | None:
@@ -206,11 +208,7 @@ def explain_mismatch(exc: BaseException, cassette: Path, scenario: str) -> str |
         if isinstance(current, CannotOverwriteExistingCassetteException):
             request = getattr(current, "failed_request", None)
             what = f"{request.method} {request.uri}" if request is not None else "a request"
-            where = (
-                cassette.relative_to(CASSETTE_ROOT.parent)
-                if cassette.is_relative_to(CASSETTE_ROOT.parent)
-                else cassette
-            )
+            where = display_path(cassette, cassette.parents[2])
             state = "holds no matching interaction" if cassette.exists() else "does not exist"
             closest = ""
             similar = getattr(current, "similar_requests", None) or []

@@ -27,6 +27,7 @@ PASSWORD = "<password>"
 CLIENT_SECRET = "<client-secret>"
 OPAQUE_TOKEN = "<opaque-token>"
 UPN_DOMAIN = "upn.invalid"
+EXTERNAL_DOMAIN = "external.invalid"  # another organisation's domain (external access)
 PLACEHOLDER_GUID = re.compile(r"^00000000-0000-0000-0000-[0-9a-f]{12}$")
 # Public, well-known ids that identify Microsoft's own apps and permissions, not a tenant or a person.
 PUBLIC_GUIDS = frozenset(
@@ -345,14 +346,17 @@ class Scrubber:
 
     def url(self, url: str) -> str:
         parts = urllib.parse.urlsplit(url)
-        host = parts.netloc
+        scheme, host = parts.scheme, parts.netloc
+        known_origin = self._known.get(f"{scheme}://{host}".lower())
+        if known_origin and "://" in known_origin:  # a profile's own endpoint, shown as Microsoft's
+            scheme, host = known_origin.split("://", 1)
         if host.lower().endswith(".communication.azure.com"):
             host = ACS_HOST
         path = "/".join(self._path_segment(seg) for seg in parts.path.split("/"))
         query = urllib.parse.urlencode(
             [(k, self.json_value(v, k)) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)]
         )
-        return urllib.parse.urlunsplit((parts.scheme, host, path, query, parts.fragment))
+        return urllib.parse.urlunsplit((scheme, host, path, query, parts.fragment))
 
     def _path_segment(self, segment: str) -> str:
         decoded = urllib.parse.unquote(segment)

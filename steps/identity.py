@@ -14,18 +14,19 @@ EMULATOR_DEFINED = "emulator-defined: Microsoft documents no response for this c
 AADSTS_DOC = "contracts/identity.md §5.3 and the Entra error-code reference"
 
 
-@given(parsers.parse('the tenant profile "{profile}"'), target_fixture="flow_tenant")
-def given_tenant_profile(tenant_for, profile: str) -> Tenant:
-    return tenant_for(profile)
+@given(parsers.parse('the misconfigured tenant "{name}"'), target_fixture="flow_tenant")
+def given_misconfigured_tenant(misconfigured_tenant, name: str) -> Tenant:
+    """The tenant the profile's [misconfigured] names for `name` (SKIP, naming the entry, without one)."""
+    return misconfigured_tenant(name)
 
 
 @given(
     parsers.re(
-        r'the Teams user "(?P<alias>\w+)" has signed in (?P<scopes>with the Teams scopes|for Microsoft Graph only)'
+        r'the Teams user "(?P<alias>[\w-]+)" has signed in (?P<scopes>with the Teams scopes|for Microsoft Graph only)'
     )
 )
 @when(
-    parsers.re(r'the Teams user "(?P<alias>\w+)" signs in (?P<scopes>with the Teams scopes|for Microsoft Graph only)')
+    parsers.re(r'the Teams user "(?P<alias>[\w-]+)" signs in (?P<scopes>with the Teams scopes|for Microsoft Graph only)')
 )
 def sign_in(identity_flow: IdentityFlow, scenario_run: ScenarioRun, alias: str, scopes: str) -> None:
     scenario_run.observe(identity_flow.sign_in_with_password(alias, SCOPE_SETS[scopes]))

@@ -7,7 +7,7 @@ from pytest_bdd import given, parsers, then, when
 from harness import policies
 from harness.calling.flow import CallingFlow
 from harness.chat import ChatFlow
-from harness.config import Tenant, load_profile
+from harness.config import Tenant
 from harness.scenario import ScenarioRun
 from harness.verdicts import Expectation, ExpectedRejection, Observation
 
@@ -24,20 +24,31 @@ def _policy(run: ScenarioRun, tenant: Tenant, setting: policies.PolicySetting, e
     }
 
 
-@given(parsers.parse('the "{policy}" sets "{setting}" to "{value}" for "{alias}", so {enforcement}'))
+@given(
+    parsers.parse('the "{policy}" sets "{setting}" to "{value}" for a user, so {enforcement}'),
+    target_fixture="flow_tenant",
+)
 def user_policy(
-    flow_tenant: Tenant, scenario_run: ScenarioRun, policy: str, setting: str, value: str, alias: str, enforcement: str
-) -> None:
-    declared = policies.require(load_profile(flow_tenant.profile), policy, setting, value, user=alias)
+    flow_tenant: Tenant, scenario_run: ScenarioRun, policy: str, setting: str, value: str, enforcement: str
+) -> Tenant:
+    """The profile names who has the setting; the scenario calls them "policy-holder"."""
+    declared = policies.require(flow_tenant, policy, setting, value)
     _policy(scenario_run, flow_tenant, declared, enforcement)
+    assert declared.user is not None
+    return flow_tenant.with_role("policy-holder", declared.user)
 
 
 @given(parsers.parse('the meeting "{meeting}" sets "{setting}" to "{value}", so {enforcement}'))
 def meeting_option(
     flow_tenant: Tenant, scenario_run: ScenarioRun, meeting: str, setting: str, value: str, enforcement: str
 ) -> None:
-    declared = policies.require(load_profile(flow_tenant.profile), "Meeting options", setting, value, meeting=meeting)
+    declared = policies.require(flow_tenant, "Meeting options", setting, value, meeting=meeting)
     _policy(scenario_run, flow_tenant, declared, enforcement)
+
+
+@given(parsers.parse('"External access" blocks the domain of the external user, so {enforcement}'))
+def external_access(flow_tenant: Tenant, scenario_run: ScenarioRun, enforcement: str) -> None:
+    _policy(scenario_run, flow_tenant, policies.require_blocked_domain(flow_tenant), enforcement)
 
 
 def _enforced(run: ScenarioRun, rejection: ExpectedRejection | None = None, stage: str | None = None) -> None:
@@ -79,7 +90,7 @@ def admitted(calling_flow: CallingFlow, scenario_run: ScenarioRun, organizer: st
 
 @then(
     parsers.re(
-        r'the policy is enforced: "(?P<alias>\w+)" lacks "(?P<capability>\w+)" \((?P<reason>\w+)\) '
+        r'the policy is enforced: "(?P<alias>[\w-]+)" lacks "(?P<capability>\w+)" \((?P<reason>\w+)\) '
         r'and "(?P<action>\w+)" fails'
     )
 )
@@ -130,19 +141,14 @@ def lacks_after_change(
     _enforced(scenario_run, stage="in the meeting")
 
 
-@when(parsers.parse('"{alias}" calls the external user "{other}" of "{profile}"'))
-def call_external(
-    calling_flow: CallingFlow, tenant_for, scenario_run: ScenarioRun, alias: str, other: str, profile: str
-) -> None:
-    oid = tenant_for(profile).user(other).oid or ""
-    scenario_run.observe(calling_flow.call_external(alias, oid))
+@when(parsers.parse('"{alias}" calls the external user'))
+def call_external(calling_flow: CallingFlow, flow_tenant: Tenant, scenario_run: ScenarioRun, alias: str) -> None:
+    scenario_run.observe(calling_flow.call_external(alias, flow_tenant.external().oid or ""))
 
 
-@when(parsers.parse('"{alias}" starts a chat with the external user "{other}" of "{profile}"'))
-def chat_external(
-    chat_flow: ChatFlow, tenant_for, scenario_run: ScenarioRun, alias: str, other: str, profile: str
-) -> None:
-    chat_flow.share_with_external(alias, tenant_for(profile).user(other).upn)
+@when(parsers.parse('"{alias}" starts a chat with the external user'))
+def chat_external(chat_flow: ChatFlow, flow_tenant: Tenant, alias: str) -> None:
+    chat_flow.share_with_external(alias, flow_tenant.external().upn)
 
 
 @then("the policy is enforced: both the call and the chat are rejected")

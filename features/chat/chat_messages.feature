@@ -5,10 +5,10 @@ Feature: Chat as a Teams user through Microsoft Graph
 
   @row-11
   Scenario Outline: A Teams user sends a message to a <kind> chat
-    Given "adele" and "megan" share a <kind> chat
-    When "adele" sends a message to the chat
+    Given "licensed" and "colleague" share a <kind> chat
+    When "licensed" sends a message to the chat
     Then the send is allowed
-    And "megan" finds each message in the chat exactly once, newest first
+    And "colleague" finds each message in the chat exactly once, newest first
 
     Examples:
       | kind       |
@@ -18,9 +18,9 @@ Feature: Chat as a Teams user through Microsoft Graph
 
   @row-12
   Scenario Outline: A Teams user gets the messages of a <kind> chat by polling
-    Given "adele" and "megan" share a <kind> chat
-    And "adele" has sent 3 messages to the chat
-    When "megan" polls the chat for its messages
+    Given "licensed" and "colleague" share a <kind> chat
+    And "licensed" has sent 3 messages to the chat
+    When "colleague" polls the chat for its messages
     Then getting messages is allowed
     And each message sent is listed exactly once, newest first
     And each message listed is exactly what was sent
@@ -33,33 +33,33 @@ Feature: Chat as a Teams user through Microsoft Graph
 
   @row-12
   Scenario: Paging across more than 50 messages loses and duplicates nothing
-    Given "adele" and "megan" share a group chat
-    And "adele" has sent 55 messages to the chat
-    When "megan" polls the chat 20 messages at a time
+    Given "licensed" and "colleague" share a group chat
+    And "licensed" has sent 55 messages to the chat
+    When "colleague" polls the chat 20 messages at a time
     Then getting messages is allowed
     And each message sent is listed exactly once, newest first
     And the listing took 3 pages
 
   Scenario: A Teams user posts to a channel and another team member reads it
-    Given "adele" and "megan" share a channel chat
-    When "adele" sends a message to the chat
+    Given "licensed" and "colleague" share a channel chat
+    When "licensed" sends a message to the chat
     Then the send is allowed
-    And "megan" finds each message in the chat exactly once, newest first
+    And "colleague" finds each message in the chat exactly once, newest first
 
   Scenario: Reading a chat the user is not a member of is rejected
-    Given "megan" and "lynne" share a one-on-one chat
-    When "adele" polls the chat for its messages
+    Given "colleague" and "offline" share a one-on-one chat
+    When "licensed" polls the chat for its messages
     Then getting messages is rejected with status 403 and code "Forbidden"
 
   Scenario: Sending without ChatMessage.Send or Chat.ReadWrite is rejected
-    Given the tenant profile "graph-scope-missing"
-    And "adele" and "megan" share a one-on-one chat
-    When "adele" sends a message to the chat
+    Given the misconfigured tenant "graph-scope-missing"
+    And "licensed" and "colleague" share a one-on-one chat
+    When "licensed" sends a message to the chat
     Then the send is rejected with status 403 and code "Forbidden"
     And the diagnosis names the missing permission "ChatMessage.Send"
 
   @emulator-defined
   Scenario: A message over the size limit is rejected
-    Given "adele" and "megan" share a one-on-one chat
-    When "adele" sends a message of 29000 bytes to the chat
+    Given "licensed" and "colleague" share a one-on-one chat
+    When "licensed" sends a message of 29000 bytes to the chat
     Then the send is rejected with status 413 and code "RequestEntityTooLarge"

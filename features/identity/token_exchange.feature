@@ -5,14 +5,14 @@ Feature: Exchange a Teams user's Entra ID token for an ACS token
   POST /teamsUser/:exchangeAccessToken. Source: shared/contracts/identity.md.
 
   Scenario: A licensed Teams user exchanges an Entra token for an ACS token
-    Given the Teams user "adele" has signed in with the Teams scopes
+    Given the Teams user "licensed" has signed in with the Teams scopes
     When the Entra token is exchanged for an ACS token
     Then the exchange is allowed
     And the ACS token expires when the Entra token expires
     And the ACS token carries the claims the Calling SDK reads
 
   Scenario Outline: A bad exchange request is rejected exactly as the real service rejects it
-    Given the Teams user "adele" has signed in with the Teams scopes
+    Given the Teams user "licensed" has signed in with the Teams scopes
     When the exchange is attempted with the <token> token, the <app_id> app id and the <user_id> user id
     Then the exchange is rejected with status <status>, code "<code>", message "<message>" and target "<target>"
 
@@ -30,13 +30,13 @@ Feature: Exchange a Teams user's Entra ID token for an ACS token
 
   @emulator-defined
   Scenario: A token issued for another audience is rejected
-    Given the Teams user "adele" has signed in for Microsoft Graph only
+    Given the Teams user "licensed" has signed in for Microsoft Graph only
     When the Entra token is exchanged for an ACS token
     Then the exchange is rejected with status 401 and code "InvalidAccessToken"
 
   @emulator-defined
   Scenario: An ACS-user token is not accepted as a Teams user's token
-    Given the Teams user "adele" has signed in with the Teams scopes
+    Given the Teams user "licensed" has signed in with the Teams scopes
     And an ACS user has been issued a voip token by the ACS resource
     When the exchange is attempted with the acs-user token, the matching app id and the matching user id
     Then the exchange is rejected with status 401 and code "InvalidAccessToken"

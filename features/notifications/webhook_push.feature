@@ -7,11 +7,11 @@ Feature: Receive chat messages on a webhook and push them to the client
   Source: shared/contracts/graph.md §4.
 
   Scenario Outline: A message in a <kind> chat reaches the other member's client through the webhook
-    Given "adele" and "megan" share a <kind> chat
-    And "adele" subscribes to the chat's messages with resource data
-    And the client of "adele" is connected to the push channel
-    When "megan" sends a message to the chat
-    Then the message reaches the client of "adele" through the webhook
+    Given "licensed" and "colleague" share a <kind> chat
+    And "licensed" subscribes to the chat's messages with resource data
+    And the client of "licensed" is connected to the push channel
+    When "colleague" sends a message to the chat
+    Then the message reaches the client of "licensed" through the webhook
 
     Examples:
       | kind       |
@@ -20,9 +20,9 @@ Feature: Receive chat messages on a webhook and push them to the client
       | meeting    |
 
   Scenario Outline: A forged notification with <forgery> is rejected and reaches no client
-    Given "adele" and "megan" share a one-on-one chat
-    And "adele" subscribes to the chat's messages with resource data
-    And the client of "adele" is connected to the push channel
+    Given "licensed" and "colleague" share a one-on-one chat
+    And "licensed" subscribes to the chat's messages with resource data
+    And the client of "licensed" is connected to the push channel
     When a forged notification with <forgery> is posted to the webhook
     Then the webhook rejects it and no client receives it
 
@@ -34,19 +34,19 @@ Feature: Receive chat messages on a webhook and push them to the client
       | tampered dataSignature     |
 
   Scenario: A subscription survives a lifecycle event
-    Given "adele" and "megan" share a group chat
-    And "adele" subscribes to the chat's messages with resource data
-    And the client of "adele" is connected to the push channel
+    Given "licensed" and "colleague" share a group chat
+    And "licensed" subscribes to the chat's messages with resource data
+    And the client of "licensed" is connected to the push channel
     When Graph signals that the subscription needs reauthorization
-    And "megan" sends a message to the chat
-    Then the message reaches the client of "adele" through the webhook
+    And "colleague" sends a message to the chat
+    Then the message reaches the client of "licensed" through the webhook
 
   @emulator-defined
   Scenario: Edits and deletions reach the client as updated and deleted notifications
-    Given "adele" and "megan" share a group chat
-    And "adele" subscribes to the chat's messages with resource data, for created, updated and deleted
-    And the client of "adele" is connected to the push channel
-    When "megan" sends a message to the chat
-    And "megan" edits the message
-    And "megan" deletes the message
-    Then the client of "adele" receives the message as created, then updated, then deleted
+    Given "licensed" and "colleague" share a group chat
+    And "licensed" subscribes to the chat's messages with resource data, for created, updated and deleted
+    And the client of "licensed" is connected to the push channel
+    When "colleague" sends a message to the chat
+    And "colleague" edits the message
+    And "colleague" deletes the message
+    Then the client of "licensed" receives the message as created, then updated, then deleted

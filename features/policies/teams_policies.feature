@@ -7,70 +7,70 @@ Feature: Teams policies follow the user into the app
 
   @emulator-defined
   Scenario: Messaging policy with chat off: sending a chat message is rejected
-    Given the "Messaging policy" sets "Chat" to "Off" for "nestor", so sending a chat message is rejected
-    And "nestor" and "megan" share a one-on-one chat
-    When "nestor" sends a message to the chat
+    Given the "Messaging policy" sets "Chat" to "Off" for a user, so sending a chat message is rejected
+    And "policy-holder" and "colleague" share a one-on-one chat
+    When "policy-holder" sends a message to the chat
     Then the policy is enforced: the send is rejected with status 403
 
   @emulator-defined
   Scenario: Calling policy with private calls off: a VoIP call to a Teams user is rejected
-    Given the "Calling policy" sets "Make private calls" to "Off" for "isaiah", so a VoIP call to a Teams user is rejected
-    And "isaiah" has a Teams call agent
-    When "isaiah" calls the Teams user "megan"
+    Given the "Calling policy" sets "Make private calls" to "Off" for a user, so a VoIP call to a Teams user is rejected
+    And "policy-holder" has a Teams call agent
+    When "policy-holder" calls the Teams user "colleague"
     Then the policy is enforced: the call is rejected
 
   Scenario: Calling policy without Enterprise Voice: a PSTN call is rejected with 412/41056
-    Given the "Calling policy" sets "Enterprise Voice" to "Off" for "megan", so a PSTN call is rejected with 412/41056
-    And "megan" has a Teams call agent
-    When "megan" calls the outbound phone number
+    Given the "Calling policy" sets "Enterprise Voice" to "Off" for a user, so a PSTN call is rejected with 412/41056
+    And "policy-holder" has a Teams call agent
+    When "policy-holder" calls the outbound phone number
     Then the policy is enforced: the call is rejected with code 412 and subcode 41056
 
   Scenario: Meeting option "Who can bypass the lobby" set to organizers: the Teams user waits until admitted
     Given the meeting "lobby" sets "Who can bypass the lobby" to "Only organizers", so the Teams user waits in the lobby until admitted
-    And "megan" has a Teams call agent
-    And "adele" has a Teams call agent
-    When "megan" joins the lobby meeting by link
-    And "adele" joins the lobby meeting by link
-    Then the policy is enforced: "adele" waits in the lobby
-    And once "megan" admits "adele", the call connects
+    And "organizer" has a Teams call agent
+    And "licensed" has a Teams call agent
+    When "organizer" joins the lobby meeting by link
+    And "licensed" joins the lobby meeting by link
+    Then the policy is enforced: "licensed" waits in the lobby
+    And once "organizer" admits "licensed", the call connects
 
   Scenario: Meeting option "Allow mic for attendees" off: unmuteMic is absent and unmute fails
     Given the meeting "attendee-mic-off" sets "Allow mic for attendees" to "Off", so an attendee cannot unmute
-    And "adele" has a Teams call agent
-    When "adele" joins the attendee-mic-off meeting by link
-    Then the policy is enforced: "adele" lacks "unmuteMic" (MeetingRestricted) and "unmute" fails
+    And "licensed" has a Teams call agent
+    When "licensed" joins the attendee-mic-off meeting by link
+    Then the policy is enforced: "licensed" lacks "unmuteMic" (MeetingRestricted) and "unmute" fails
 
   Scenario: Meeting option "Allow camera for attendees" off: turnVideoOn is absent and video fails
     Given the meeting "attendee-camera-off" sets "Allow camera for attendees" to "Off", so an attendee cannot start video
-    And "adele" has a Teams call agent
-    When "adele" joins the attendee-camera-off meeting by link
-    Then the policy is enforced: "adele" lacks "turnVideoOn" (MeetingRestricted) and "start_video" fails
+    And "licensed" has a Teams call agent
+    When "licensed" joins the attendee-camera-off meeting by link
+    Then the policy is enforced: "licensed" lacks "turnVideoOn" (MeetingRestricted) and "start_video" fails
 
   Scenario: Meeting option "Who can present" set to organizers: an attendee gains shareScreen when promoted
     Given the meeting "organizer-presents" sets "Who can present" to "Only organizers", so an attendee cannot share until promoted
-    And "adele" has a Teams call agent
-    When "adele" joins the organizer-presents meeting by link
-    Then the policy is enforced: "adele" lacks "shareScreen" (RoleRestricted) and "start_screen_sharing" fails
-    And once the organizer makes "adele" a presenter in Teams, "shareScreen" is present after capabilitiesChanged "RoleChanged"
+    And "licensed" has a Teams call agent
+    When "licensed" joins the organizer-presents meeting by link
+    Then the policy is enforced: "licensed" lacks "shareScreen" (RoleRestricted) and "start_screen_sharing" fails
+    And once the organizer makes "licensed" a presenter in Teams, "shareScreen" is present after capabilitiesChanged "RoleChanged"
 
   Scenario: A meeting option changed during the meeting raises capabilitiesChanged
     Given the meeting "organizer-presents" sets "Who can present" to "Only organizers", so the organizer's changes reach attendees during the meeting
-    And "adele" has a Teams call agent
-    When "adele" joins the organizer-presents meeting by link
+    And "licensed" has a Teams call agent
+    When "licensed" joins the organizer-presents meeting by link
     And the organizer turns "Allow mic for attendees" off in Teams
-    Then the policy is enforced: "adele" lacks "unmuteMic" after capabilitiesChanged "MeetingOptionOrOrganizerPolicyChanged"
+    Then the policy is enforced: "licensed" lacks "unmuteMic" after capabilitiesChanged "MeetingOptionOrOrganizerPolicyChanged"
 
   Scenario: A user's meeting policy changed during the meeting raises capabilitiesChanged
-    Given the "Meeting policy" sets "Screen sharing" to "Off during the meeting" for "adele", so screen sharing is withdrawn when an admin turns it off
-    And "adele" has a Teams call agent
-    When "adele" joins the regular meeting by link
-    And a Teams admin turns screen sharing off for "adele"
-    Then the policy is enforced: "adele" lacks "shareScreen" after capabilitiesChanged "UserPolicyChanged"
+    Given the "Meeting policy" sets "Screen sharing" to "Off during the meeting" for a user, so screen sharing is withdrawn when an admin turns it off
+    And "policy-holder" has a Teams call agent
+    When "policy-holder" joins the regular meeting by link
+    And a Teams admin turns screen sharing off for "policy-holder"
+    Then the policy is enforced: "policy-holder" lacks "shareScreen" after capabilitiesChanged "UserPolicyChanged"
 
   @emulator-defined
   Scenario: External access blocked for a domain: chat and call to its user are rejected
-    Given the "External access" sets "fabrikam-sandbox.onmicrosoft.com" to "Blocked" for "alex", so chats and calls with its users are rejected
-    And "adele" has a Teams call agent
-    When "adele" calls the external user "alex" of "fabrikam"
-    And "adele" starts a chat with the external user "alex" of "fabrikam"
+    Given "External access" blocks the domain of the external user, so chats and calls with its users are rejected
+    And "licensed" has a Teams call agent
+    When "licensed" calls the external user
+    And "licensed" starts a chat with the external user
     Then the policy is enforced: both the call and the chat are rejected

@@ -20,11 +20,18 @@ class ReceiverService:
 
     @classmethod
     def start(
-        cls, *, audience: str, trusted_keys: dict[str, Any], public_url: str | None = None, capture: Any = None
+        cls,
+        *,
+        audience: str,
+        trusted_keys: dict[str, Any],
+        public_url: str | None = None,
+        port: int = 0,
+        capture: Any = None,
     ) -> ReceiverService:
+        """`port`: the loopback port to listen on (0: any free one); a tunnel's public URL forwards to it."""
         receiver = Receiver(audience=audience, trusted_keys=trusted_keys, capture=capture)
         certificates = Certificates.issue(organization="cte-conformance receiver")
-        server = ServerThread(receiver.app, certificates, name="cte-receiver").start()
+        server = ServerThread(receiver.app, certificates, port=port, name="cte-receiver").start()
         return cls(receiver, server, certificates, public_url or f"https://localhost:{server.port}")
 
     @property
