@@ -175,7 +175,7 @@ class ChatFlow(ObservationLog):
         count: int = 1,
     ) -> Observation:
         if self.blocked:
-            return self.last
+            return self.blocking
         client = self.client(alias)
         if client is None:
             return self.last
@@ -199,7 +199,7 @@ class ChatFlow(ObservationLog):
     def edit_last(self, alias: str, content: str = "Edited by the conformance harness") -> Observation:
         """Edit the last message sent (the sender edits their own)."""
         if self.blocked:
-            return self.last
+            return self.blocking
         client = self.clients[alias]
         sent = self.sent[-1]
         assert sent.message and self.path
@@ -208,7 +208,7 @@ class ChatFlow(ObservationLog):
 
     def delete_last(self, alias: str) -> Observation:
         if self.blocked:
-            return self.last
+            return self.blocking
         client = self.clients[alias]
         sent = self.sent[-1]
         assert sent.message and self.path and self.path.startswith("chats/")
@@ -218,7 +218,7 @@ class ChatFlow(ObservationLog):
 
     def poll(self, alias: str, top: int | None = None) -> Observation:
         if self.blocked:
-            return self.last
+            return self.blocking
         client = self.client(alias)
         if client is None:
             return self.last

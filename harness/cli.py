@@ -264,7 +264,7 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from harness.sandbox.server import serve_forever  # the CLI may start the sandbox
 
     try:
-        serve_forever(args.port, deterministic=args.fixed_clock, tenant=args.tenant)
+        serve_forever(args.port, deterministic=args.fixed_clock, tenant=args.tenant, write_profile=args.write_profile)
     except OSError as err:
         return _fail(f"cannot serve on 127.0.0.1:{args.port}: {err.strerror}; pick another --port (0 = any free port)")
     return 0
@@ -400,6 +400,13 @@ def parser() -> argparse.ArgumentParser:
         help="which sandbox tenant's details to print (contoso or a misconfiguration name)",
     )
     serve.add_argument("--fixed-clock", action="store_true", help="deterministic clock and ids (as recordings use)")
+    serve.add_argument(
+        "--write-profile",
+        metavar="PATH",
+        default=None,
+        help="write the live profile a partner would write for this tenant (+ one per misconfigured tenant and the "
+        "CA bundle, beside it); the printed line's env holds the secrets to export",
+    )
     serve.set_defaults(func=cmd_sandbox_serve)
     return top
 

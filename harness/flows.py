@@ -103,7 +103,7 @@ class IdentityFlow(ObservationLog):
         self, token: str = "signed-in", app_id: str = "matching", user_id: str = "matching"
     ) -> Observation:
         if self.blocked:
-            return self.last
+            return self.blocking
         assert self.sign_in is not None, "sign a user in before exchanging their token"
         self.exchange = AcsIdentity(self.tenant).exchange(
             self._token(token), self._id(app_id, self.tenant.client_id), self._id(user_id, self.sign_in.oid or "")

@@ -121,6 +121,12 @@ class ObservationLog:
         """True once a step of the chain was rejected: later steps have nothing to work with."""
         return any(o.outcome == "rejected" for o in self.observations)
 
+    @property
+    def blocking(self) -> Observation:
+        """The rejection that blocked the chain: what a later step reports instead of its own answer
+        (never a setup step's success that happened to come last)."""
+        return next(o for o in self.observations if o.outcome == "rejected")
+
     def _record(self, observation: Observation) -> Observation:
         self.observations.append(observation)
         return observation
@@ -159,6 +165,14 @@ def judge(expectation: Expectation | None, observed: Observation | Skipped | Fau
         return Judgement(Verdict.ERROR, "harness fault", "the scenario made no observation")
     failed = [c for c in observed.checks if not c.passed]
     failed_text = "; ".join(f"{c.name}: {c.detail}" if c.detail else c.name for c in failed)
+    elsewhere = expectation.stage is not None and observed.stage != expectation.stage
+    if observed.outcome == "allowed" and elsewhere:
+        # A setup step's success is never the observation of what the scenario is about.
+        return Judgement(
+            Verdict.ERROR,
+            "harness fault",
+            f"the observation is from {observed.stage}, not {expectation.stage}: what decides was not observed",
+        )
     if observed.outcome == "allowed":
         if expectation.outcome == "unsupported":
             return Judgement(Verdict.FAIL, expectation.allowed_says, observed.summary())
@@ -180,7 +194,8 @@ def judge(expectation: Expectation | None, observed: Observation | Skipped | Fau
             detail += f"; diagnosis: {observed.diagnosis}"
         if observed.remedy:
             detail += f"; remedy: {observed.remedy}"
-        return Judgement(Verdict.FAIL, "unexpectedly rejected", detail)
+        says = f"rejected at {observed.stage}, before {expectation.stage}" if elsewhere else "unexpectedly rejected"
+        return Judgement(Verdict.FAIL, says, detail)
     if expectation.stage and observed.stage != expectation.stage:
         return Judgement(Verdict.SKIP, f"not reached: rejected at {observed.stage}", observed.summary())
     differences = expectation.rejection.differences(observed) if expectation.rejection else []

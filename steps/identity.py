@@ -9,6 +9,7 @@ from harness.flows import SCOPE_SETS, IdentityFlow
 from harness.scenario import ScenarioRun
 from harness.verdicts import Expectation, ExpectedRejection
 
+EXCHANGE = "teamsUser/:exchangeAccessToken"  # the stage an exchange scenario is about
 RECORDED = "contracts/identity.md §1.3: response recorded from the real service by Microsoft's SDK tests"
 EMULATOR_DEFINED = "emulator-defined: Microsoft documents no response for this case"
 AADSTS_DOC = "contracts/identity.md §5.3 and the Entra error-code reference"
@@ -26,7 +27,9 @@ def given_misconfigured_tenant(misconfigured_tenant, name: str) -> Tenant:
     )
 )
 @when(
-    parsers.re(r'the Teams user "(?P<alias>[\w-]+)" signs in (?P<scopes>with the Teams scopes|for Microsoft Graph only)')
+    parsers.re(
+        r'the Teams user "(?P<alias>[\w-]+)" signs in (?P<scopes>with the Teams scopes|for Microsoft Graph only)'
+    )
 )
 def sign_in(identity_flow: IdentityFlow, scenario_run: ScenarioRun, alias: str, scopes: str) -> None:
     scenario_run.observe(identity_flow.sign_in_with_password(alias, SCOPE_SETS[scopes]))
@@ -62,7 +65,9 @@ def exchange_with(
 
 @then("the exchange is allowed")
 def exchange_allowed(scenario_run: ScenarioRun) -> None:
-    scenario_run.expect(Expectation("supported", "contracts/identity.md §1: exchange for a licensed Teams user"))
+    scenario_run.expect(
+        Expectation("supported", "contracts/identity.md §1: exchange for a licensed Teams user", stage=EXCHANGE)
+    )
     scenario_run.require_verdict()
 
 
@@ -85,19 +90,21 @@ def calling_claims(identity_flow: IdentityFlow, scenario_run: ScenarioRun) -> No
     )
 )
 def exchange_rejected_exactly(scenario_run: ScenarioRun, status: str, code: str, message: str, target: str) -> None:
-    scenario_run.expect(Expectation("unsupported", RECORDED, ExpectedRejection(int(status), code, message, target)))
+    rejection = ExpectedRejection(int(status), code, message, target)
+    scenario_run.expect(Expectation("unsupported", RECORDED, rejection, stage=EXCHANGE))
     scenario_run.require_verdict()
 
 
 @then(parsers.parse('the exchange is rejected with status {status:d} and code "{code}"'))
 def exchange_rejected(scenario_run: ScenarioRun, status: int, code: str) -> None:
-    scenario_run.expect(Expectation("unsupported", EMULATOR_DEFINED, ExpectedRejection(status, code)))
+    scenario_run.expect(Expectation("unsupported", EMULATOR_DEFINED, ExpectedRejection(status, code), stage=EXCHANGE))
     scenario_run.require_verdict()
 
 
 @then(parsers.parse('sign-in is rejected with status {status:d}, error "{error}" and AADSTS{aadsts:d}'))
 def sign_in_rejected(scenario_run: ScenarioRun, status: int, error: str, aadsts: int) -> None:
-    scenario_run.expect(Expectation("unsupported", AADSTS_DOC, ExpectedRejection(status, f"AADSTS{aadsts}", error)))
+    rejection = ExpectedRejection(status, f"AADSTS{aadsts}", error)
+    scenario_run.expect(Expectation("unsupported", AADSTS_DOC, rejection, stage="sign-in"))
     scenario_run.require_verdict()
 
 

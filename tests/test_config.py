@@ -22,6 +22,7 @@ from harness.config import (
     resolve_mode,
     validate,
 )
+from harness.scenario import MissingPrerequisite
 
 TENANT_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 CLIENT_ID = "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d"
@@ -71,8 +72,8 @@ def to_toml(data: dict[str, Any], prefix: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(tmp_path: Path, data: dict[str, Any], name: str = "mine.toml") -> Path:
-    path = tmp_path / name
+def write(tmp_path: Path, data: dict[str, Any], name: str | None = None) -> Path:
+    path = tmp_path / (name or f"{data.get('name', 'mine')}.toml")
     path.write_text(to_toml(data), encoding="utf-8")
     return path
 
@@ -148,13 +149,34 @@ def test_to_toml_round_trips() -> None:
         ),
         pytest.param(
             live(**{"tenant.acs_endpoint": "http://my-resource.communication.azure.com"}),
-            ["[tenant].acs_endpoint", "not an ACS endpoint", "https://<resource>.communication.azure.com"],
+            ["[tenant].acs_endpoint", "not an https:// URL", "https://<resource>.communication.azure.com"],
             id="acs_endpoint-http",
         ),
         pytest.param(
-            live(**{"tenant.acs_endpoint": "https://my-resource.azure.com"}),
-            ["[tenant].acs_endpoint", "'https://my-resource.azure.com'", "not an ACS endpoint"],
-            id="acs_endpoint-other-host",
+            live(**{"tenant.acs_endpoint": "https://my-resource.communication.azure.com/path"}),
+            ["[tenant].acs_endpoint", "'https://my-resource.communication.azure.com/path'", "not an https:// URL"],
+            id="acs_endpoint-with-path",
+        ),
+        pytest.param(
+            live(**{"tenant.authority_host": "login.microsoftonline.us"}),
+            ["[tenant].authority_host", "not an https:// URL", "https://login.microsoftonline.us"],
+            id="authority_host-no-scheme",
+        ),
+        pytest.param(
+            live(**{"tenant.ca_bundle": "no-such-ca.pem"}),
+            ["[tenant].ca_bundle", "'no-such-ca.pem' is not a file", "PEM file"],
+            id="ca_bundle-missing",
+        ),
+        pytest.param(
+            live(roles={"caller": "adele"}), ["[roles] has unknown role 'caller'", "licensed"], id="role-unknown"
+        ),
+        pytest.param(
+            live(roles={"licensed": "zoe"}),
+            ["[roles] licensed = 'zoe' names no user", "[users.zoe]", "adele"],
+            id="role-not-a-user",
+        ),
+        pytest.param(
+            live(misconfigured={"broken": "x"}), ["[misconfigured] has unknown name 'broken'"], id="misconfigured"
         ),
         pytest.param(
             live(secrets=None), ["[secrets]", "missing", "acs_connection_string_env"], id="secrets-table-missing"
@@ -308,11 +330,43 @@ def test_for_live_on_a_sandbox_profile() -> None:
     one_line(excinfo, str(profile.path), "'sandbox'", "sandbox profile", "--mode sandbox", "live.example.toml")
 
 
-def test_unknown_test_user(tmp_path: Path) -> None:
-    tenant = live_profile(tmp_path).for_live(env=ENV)
-    with pytest.raises(ProfileError) as excinfo:
+def test_unknown_test_user_or_role_is_a_skip_naming_the_entry_to_add(tmp_path: Path) -> None:
+    tenant = live_profile(tmp_path, roles={"licensed": "adele"}).for_live(env=ENV)
+    with pytest.raises(MissingPrerequisite) as excinfo:
         tenant.user("megan")
     one_line(excinfo, "'my-tenant'", "'megan'", "adele", "[users.megan]")
+    assert tenant.user("licensed").alias == "adele"
+    with pytest.raises(MissingPrerequisite) as excinfo:
+        tenant.user("offline")
+    one_line(excinfo, "role 'offline'", 'offline = "<alias>"', "[roles]", "signed in nowhere")
+
+
+def test_a_profile_whose_name_differs_from_its_file_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, live(), name="served.toml")  # a copy of a profile keeps its name line
+    with pytest.raises(ProfileError) as excinfo:
+        load_profile(str(path))
+    one_line(excinfo, "served.toml", "name = 'my-tenant' differs from the file's name 'served'", "remove the name line")
+
+
+def test_a_custom_cloud_profile_reaches_its_own_endpoints(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    tenant = live_profile(
+        tmp_path,
+        **{
+            "tenant.authority_host": "https://login.example.test:8443/",
+            "tenant.graph_base_url": "https://graph.example.test/v1.0",
+            "tenant.acs_endpoint": "https://acs.example.test:9443",
+            "tenant.ca_bundle": "ca.pem",
+        },
+    ).for_live(env={**ENV, "CTE_TEST_ACS": f"endpoint=https://acs.example.test:9443/;accesskey={ACCESS_KEY}"})
+    assert tenant.authority == f"https://login.example.test:8443/{TENANT_ID}"
+    assert tenant.ca_bundle == str(tmp_path / "ca.pem")
+    assert tenant.canonical_origins == {
+        "https://login.example.test:8443": "https://login.microsoftonline.com",
+        "https://graph.example.test": "https://graph.microsoft.com",
+        "https://acs.example.test:9443": "https://acs-resource.communication.azure.com",
+    }
+    assert tenant.known_secrets()["https://login.example.test:8443"] == "https://login.microsoftonline.com"
 
 
 # -- Profile.for_live: a good profile --------------------------------------------------------------------
@@ -435,9 +489,10 @@ def test_built_in_live_example_loads_and_names_its_env_vars() -> None:
 # -- [calling] and [meetings.*] of a live profile (the browser driver's live run) ----------------------
 
 
-def test_calling_table_names_the_driver_and_the_phone_dialer(tmp_path: Path) -> None:
-    tenant = live_profile(tmp_path, calling={"driver": "browser", "phone_dialer": "adele"}).for_live(env=ENV)
-    assert (tenant.calling_driver, tenant.phone_dialer) == ("browser", "adele")
+def test_calling_table_names_the_driver_and_the_phone_role_the_dialer(tmp_path: Path) -> None:
+    profile = live_profile(tmp_path, calling={"driver": "browser", "offline": True}, roles={"phone": "adele"})
+    tenant = profile.for_live(env=ENV)
+    assert (tenant.calling_driver, tenant.phone_dialer, tenant.calling_offline) == ("browser", "adele", True)
     assert live_profile(tmp_path).for_live(env=ENV).calling_driver == "browser", "live profiles use the real SDK"
 
 
@@ -445,16 +500,16 @@ def test_calling_table_names_the_driver_and_the_phone_dialer(tmp_path: Path) -> 
     ("calling", "needles"),
     [
         ({"driver": "teams"}, ("[calling] driver 'teams' is not valid", "browser or sandbox")),
-        ({"phone_dialer": "megan"}, ("phone_dialer 'megan' is not a user", "[users.megan]", "adele")),
-        ({"dialer": "adele"}, ("[calling] has unknown key 'dialer'", "phone_dialer")),
+        ({"phone_dialer": "megan"}, ("unknown key 'phone_dialer'", "the role phone under [roles]")),
+        ({"dialer": "adele"}, ("[calling] has unknown key 'dialer'", "driver or offline")),
+        ({"offline": "yes"}, ("[calling] offline must be true or false",)),
     ],
-    ids=["driver", "dialer-not-a-user", "unknown-key"],
+    ids=["driver", "phone-dialer-moved", "unknown-key", "offline-not-bool"],
 )
 def test_a_bad_calling_table_is_one_line(tmp_path: Path, calling: dict[str, str], needles: tuple[str, ...]) -> None:
-    profile = live_profile(tmp_path, calling=calling)
     with pytest.raises(ProfileError) as excinfo:
-        profile.for_live(env=ENV)
-    one_line(excinfo, str(profile.path), *needles)
+        live_profile(tmp_path, calling=calling)
+    one_line(excinfo, "my-tenant.toml", *needles)
 
 
 @pytest.mark.parametrize(
@@ -466,9 +521,8 @@ def test_a_bad_calling_table_is_one_line(tmp_path: Path, calling: dict[str, str]
     ids=["unknown-key", "no-join-url"],
 )
 def test_a_bad_meeting_table_is_one_line(tmp_path: Path, table: dict[str, str], needle: str) -> None:
-    profile = live_profile(tmp_path, meetings={"regular": table})
     with pytest.raises(ProfileError) as excinfo:
-        profile.for_live(env=ENV)
+        live_profile(tmp_path, meetings={"regular": table})
     one_line(excinfo, "[meetings.regular]", needle, "join_url, meeting_id")
 
 
@@ -479,5 +533,6 @@ def test_the_live_example_names_what_a_live_calling_run_needs() -> None:
     tenant = profile.for_live(env=env)
     assert {"adele", "megan", "lynne"} <= set(tenant.users)
     assert tenant.calling_driver == "browser" and tenant.phone_dialer == "megan"
+    assert {"licensed", "colleague", "offline", "phone", "organizer"} <= set(tenant.roles)
     assert {"regular", "channel", "webinar", "live-event"} <= set(tenant.meetings)
     assert {"outbound", "inbound"} <= set(tenant.phone_numbers)

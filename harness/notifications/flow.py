@@ -68,7 +68,7 @@ class NotificationFlow:
     def subscribe(self, alias: str, change_types: str = "created") -> Observation:
         client = self.chat.client(alias)
         if client is None or self.chat.blocked:
-            return self.chat.last
+            return self.chat.blocking
         assert self.chat.path and self.chat.path.startswith("chats/"), "subscribe to a chat"
         key = self.receiver.new_key(self.key_id)
         expiration = (client.server_now() + timedelta(minutes=SUBSCRIPTION_MINUTES)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -137,7 +137,7 @@ class NotificationFlow:
     def expect_push(self, timeout: float = 10.0) -> Observation:
         """The last message sent reaches the subscriber's client through the webhook."""
         if self.chat.blocked:
-            return self.chat.last
+            return self.chat.blocking
         assert self.push is not None and self.chat.sent, "connect a client and send a message first"
         sent = self.chat.sent[-1]
         needle = f"{MARKER_PREFIX}{sent.marker}]"
@@ -172,7 +172,7 @@ class NotificationFlow:
     def expect_changes(self, changes: list[str], timeout: float = 10.0) -> Observation:
         """Notifications for the last message sent arrive as `changes`, in that order."""
         if self.chat.blocked:
-            return self.chat.last
+            return self.chat.blocking
         assert self.push is not None and self.chat.sent and self.chat.sent[-1].message
         message_id = self.chat.sent[-1].message.id
 
@@ -207,7 +207,7 @@ class NotificationFlow:
 
     def provoke_lifecycle(self, event: str = "reauthorizationRequired", timeout: float = 10.0) -> Observation:
         if self.chat.blocked:
-            return self.chat.last
+            return self.chat.blocking
         if self.env.trigger_lifecycle is None:
             raise MissingPrerequisite(
                 "no way to make Graph send a lifecycle event here (live Graph sends them on its own schedule)"
@@ -230,7 +230,7 @@ class NotificationFlow:
     def forge(self, kind: str) -> Observation:
         """Post a forged notification to the webhook, as an attacker who knows its URL would."""
         if self.chat.blocked:
-            return self.chat.last
+            return self.chat.blocking
         if self.env.signer is None and kind in (
             "expired validation token",
             "tampered dataSignature",

@@ -83,6 +83,7 @@ class Sandbox:
         self.app = build_app(self.ctx)
         self._requested_port = port
         self._server: ServerThread | None = None
+        self._listeners: list[ServerThread] = []
         self.port = 0
         self.certificates: Certificates | None = None
 
@@ -108,7 +109,17 @@ class Sandbox:
         self.port = self._server.port
         return self
 
+    def add_listener(self, port: int = 0) -> int:
+        """Serve on one more loopback port (the same tenant): each workload its own host:port, as in the cloud."""
+        assert self.certificates is not None, "start() the sandbox first"
+        server = ServerThread(self.app, self.certificates, port=port, name="cte-sandbox").start()
+        self._listeners.append(server)
+        return server.port
+
     def stop(self) -> None:
+        for listener in self._listeners:
+            listener.stop()
+        self._listeners.clear()
         if self.ctx.notifier is not None:
             self.ctx.notifier.stop()
             self.ctx.notifier = None
@@ -247,13 +258,28 @@ class Sandbox:
         )
 
 
-def serve_forever(port: int, *, deterministic: bool, tenant: str, canonical: bool = False) -> None:
-    """`cte sandbox serve`: one JSON line on stdout, then serve until interrupted."""
+def serve_forever(
+    port: int, *, deterministic: bool, tenant: str, canonical: bool = False, write_profile: str | None = None
+) -> None:
+    """`cte sandbox serve`: one JSON line on stdout, then serve until interrupted. With `write_profile`,
+    Entra ID, Graph and ACS each get their own port and the line says where the live profile is and
+    which environment variables hold its secrets."""
     import json
     import signal
+    from pathlib import Path
 
     with Sandbox(port=port, deterministic=deterministic) as sandbox:
-        print(json.dumps(sandbox.tenant_info(tenant, canonical=canonical)), flush=True)
+        line = sandbox.tenant_info(tenant, canonical=canonical)
+        if write_profile:
+            from harness.sandbox.served import free_port, write_profiles
+
+            origins = {
+                "entra": sandbox.loopback_base,
+                "graph": f"https://localhost:{sandbox.add_listener()}",
+                "acs": f"https://localhost:{sandbox.add_listener()}",
+            }
+            line = {**line, **write_profiles(sandbox, Path(write_profile), origins, free_port())}
+        print(json.dumps(line), flush=True)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())

@@ -1,0 +1,153 @@
+"""`cte sandbox serve --write-profile PATH`: the sandbox playing a tenant on the internet.
+
+It writes the live profile a partner would write for it (and one per misconfigured tenant it
+hosts, which the main profile names under [misconfigured]), the CA bundle that issued its
+certificate beside them, and prints the secrets as environment variables (never to disk). Each
+workload listens on its own port, as each is its own host in the cloud: a client reaches it only by
+the profile's endpoints, its CA bundle and the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from pathlib import Path
+from typing import Any
+
+from harness.serving import LOOPBACK
+
+# The roles, policies and external user of the sandbox's contoso tenant, as profiles/sandbox.toml
+# declares them for the embedded sandbox (the sandbox does not read profiles: it states its own facts).
+ROLES = {
+    "licensed": "adele",
+    "colleague": "megan",
+    "offline": "lynne",
+    "mfa": "lynne",
+    "unlicensed": "pradeep",
+    "phone": "adele",
+    "no-voice": "megan",
+    "organizer": "megan",
+}
+POLICIES = (
+    ("Messaging policy", "Chat", "Off", "user", "nestor"),
+    ("Calling policy", "Make private calls", "Off", "user", "isaiah"),
+    ("Calling policy", "Enterprise Voice", "Off", "user", "megan"),
+    ("Meeting options", "Who can bypass the lobby", "Only organizers", "meeting", "lobby"),
+    ("Meeting options", "Allow mic for attendees", "Off", "meeting", "attendee-mic-off"),
+    ("Meeting options", "Allow camera for attendees", "Off", "meeting", "attendee-camera-off"),
+    ("Meeting options", "Who can present", "Only organizers", "meeting", "organizer-presents"),
+    ("Meeting policy", "Screen sharing", "Off during the meeting", "user", "adele"),
+)
+EXTERNAL = ("fabrikam", "alex")  # a user of another organisation whose domain contoso blocks
+MISCONFIGURED = (
+    "consent-missing",
+    "public-client-disabled",
+    "acs-sp-missing",
+    "app-not-registered",
+    "calls-scope-missing",
+    "graph-scope-missing",
+)
+ENV_PREFIX = "CTE_SERVED"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def _toml(value: Any) -> str:
+    """A TOML value (strings as basic strings: JSON's escapes are TOML's)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _env_name(*parts: str) -> str:
+    return "_".join([ENV_PREFIX, *(re.sub(r"[^A-Z0-9]", "_", p.upper()) for p in parts)])
+
+
+def write_profiles(sandbox: Any, path: Path, origins: dict[str, str], notification_port: int) -> dict[str, Any]:
+    """Write the profiles for `sandbox` (entra, graph and acs origins given); return what a client
+    is told on stdout: the profile's path and the environment variables to export."""
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ca = path.with_name(f"{path.stem}.ca.pem")
+    assert sandbox.certificates is not None
+    ca.write_bytes(sandbox.certificates.ca_bundle.read_bytes())  # a public certificate, not a secret
+    env: dict[str, str] = {}
+    info = sandbox.tenant_info("contoso")
+    connection = f"endpoint={origins['acs']}/;accesskey={info['acs_access_key']}"
+    env[_env_name("ACS_CONNECTION_STRING")] = connection
+    env[_env_name("EXPIRED_TEAMS_TOKEN")] = info["expired_teams_token"]
+    written = {}
+    for name in (*MISCONFIGURED, "contoso"):
+        target = path if name == "contoso" else path.with_name(f"{path.stem}-{name}.toml")
+        text = _profile(sandbox, name, target, ca, origins, env, notification_port, path.stem)
+        target.write_text(text, encoding="utf-8")
+        written[name] = str(target)
+    return {"profile": str(path), "profiles": written, "ca_bundle": str(ca), "env": env}
+
+
+def _profile(
+    sandbox: Any,
+    name: str,
+    target: Path,
+    ca: Path,
+    origins: dict[str, str],
+    env: dict[str, str],
+    notification_port: int,
+    stem: str,
+) -> str:
+    info = sandbox.tenant_info(name)
+    main = name == "contoso"
+    lines = [
+        f"# Written by `cte sandbox serve --write-profile`: the sandbox's {name} tenant as a partner would",
+        "# describe a live tenant. Export the environment variables `cte sandbox serve` printed.",
+        'kind = "live"',
+        "",
+        "[tenant]",
+        f"tenant_id = {_toml(info['tenant_id'])}",
+        f"client_id = {_toml(info['client_id'])}",
+        f"acs_endpoint = {_toml(origins['acs'])}",
+        f"authority_host = {_toml(origins['entra'])}",
+        f"graph_base_url = {_toml(origins['graph'] + '/v1.0')}",
+        f"ca_bundle = {_toml(ca.name)}",
+        "",
+        "[secrets]",
+        f"acs_connection_string_env = {_toml(_env_name('ACS_CONNECTION_STRING'))}",
+    ]
+    if main:
+        lines.append(f"expired_teams_token_env = {_toml(_env_name('EXPIRED_TEAMS_TOKEN'))}")
+    for user in info["users"]:
+        variable = _env_name(name, "PASSWORD", user["alias"])
+        env[variable] = user["password"]
+        lines += ["", f"[users.{user['alias']}]", f"upn = {_toml(user['upn'])}", f"password_env = {_toml(variable)}"]
+    lines += ["", "[roles]", *(f"{role} = {_toml(alias)}" for role, alias in ROLES.items())]
+    lines += ["", "[calling]", 'driver = "browser"', "offline = true  # Microsoft's calling services: not here"]
+    if not main:
+        return "\n".join(lines) + "\n"
+    lines += ["", "[misconfigured]", *(f"{m} = {_toml(f'{stem}-{m}.toml')}" for m in MISCONFIGURED)]
+    tenant_name, alias = EXTERNAL
+    external = next(u for u in sandbox.tenant_info(tenant_name)["users"] if u["alias"] == alias)
+    lines += ["", "[external_user]", f"upn = {_toml(external['upn'])}", f"oid = {_toml(external['oid'])}"]
+    domain = external["upn"].rpartition("@")[2]
+    for policy, setting, value, holder_kind, holder in (*POLICIES, ("External access", domain, "Blocked", "", "")):
+        lines += ["", "[[policies]]", f"policy = {_toml(policy)}", f"setting = {_toml(setting)}"]
+        lines.append(f"value = {_toml(value)}")
+        if holder_kind:
+            lines.append(f"{holder_kind} = {_toml(holder)}")
+    lines += [
+        "",
+        "[notifications]",
+        f"public_url = {_toml(f'https://localhost:{notification_port}')}",
+        f"listen_port = {notification_port}",
+    ]
+    lines += ["", "[phone_numbers]", *(f"{k} = {_toml(v)}" for k, v in info["phone_numbers"].items())]
+    for kind, meeting in sorted(info["meetings"].items()):
+        lines += ["", f"[meetings.{kind}]"]
+        lines += [f"{key} = {_toml(value)}" for key, value in meeting.items() if value and key != "message_id"]
+    return "\n".join(lines) + "\n"
