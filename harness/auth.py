@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import msal
 import requests
@@ -19,25 +20,70 @@ from harness import contract, tokens
 from harness.config import Secret, Tenant
 
 
+def _host_and_port(authority: str | None) -> tuple[str, int] | None:
+    """The authority's host and port, when its URL names a port that is not HTTPS's default."""
+    if not authority:
+        return None
+    parts = urlsplit(authority)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme != "https" or not parts.hostname or port in (None, 443):
+        return None
+    return parts.hostname.lower(), port
+
+
+def is_well_known_authority(authority: str) -> bool:
+    """Whether MSAL knows the authority's host (public and national Microsoft clouds): only those
+    can be validated by instance discovery, which MSAL does at login.microsoftonline.com."""
+    return (urlsplit(authority).hostname or "").lower() in msal.authority.WELL_KNOWN_AUTHORITY_HOSTS
+
+
 class ObservingSession(requests.Session):
     """A requests session that keeps the last response's status and headers for evidence.
 
     MSAL returns an error's JSON body but not its headers; the request id and the sandbox's
     emulator-defined marker live in headers.
+
+    It also keeps requests to the authority's host on the authority's port. A client-side workaround
+    for an MSAL limitation (msal 1.39, msal/authority.py): `canonicalize()` keeps only the authority's
+    hostname as `Authority.instance`, and `Authority.user_realm_discovery()` (the password grant's
+    first request) builds `https://{instance}/common/userrealm/...` from it, dropping the port; so do
+    the `https://{instance}/{tenant}` authorities msal/application.py rebuilds for silent and broker
+    flows. For an authority with an explicit, non-default port (`cte sandbox serve`, a private or
+    test authority), a URL `https://<authority host>/...` with no port therefore means the authority
+    itself and is sent to `https://<authority host>:<port>/...`. URLs naming a port, other hosts and
+    plain http are left alone. MSAL itself is not modified.
     """
 
-    def __init__(self, ca_bundle: str | None) -> None:
+    def __init__(self, ca_bundle: str | None, authority: str | None = None) -> None:
         super().__init__()
         self.last_status: int | None = None
         self.last_headers: dict[str, str] = {}
+        self.authority_port = _host_and_port(authority)
         if ca_bundle:
             # requests lets REQUESTS_CA_BUNDLE override Session.verify unless trust_env is off
             # (contracts/identity.md §5.1 gotcha 1). The sandbox is on loopback: no proxy needed.
             self.verify = ca_bundle
             self.trust_env = False
 
+    def on_authority_port(self, url: str | bytes) -> str | bytes:
+        """`url`, with the authority's port when it is a portless https URL of the authority's host."""
+        if self.authority_port is None or not isinstance(url, str):
+            return url
+        host, port = self.authority_port
+        parts = urlsplit(url)
+        try:
+            has_port = parts.port is not None
+        except ValueError:  # not a valid port: requests will say so
+            return url
+        if parts.scheme.lower() != "https" or has_port or (parts.hostname or "").lower() != host:
+            return url
+        return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{port}"))
+
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
-        response = super().request(method, url, *args, **kwargs)
+        response = super().request(method, self.on_authority_port(url), *args, **kwargs)
         self.last_status = response.status_code
         self.last_headers = dict(response.headers)
         return response
@@ -100,11 +146,16 @@ class EntraSignIn:
 
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
-        self.session = ObservingSession(tenant.ca_bundle)
+        self.session = ObservingSession(tenant.ca_bundle, tenant.authority)
         self.app = msal.PublicClientApplication(
             tenant.client_id,
             authority=tenant.authority,
             http_client=self.session,
+            # MSAL validates an authority host it does not know by asking login.microsoftonline.com
+            # (instance discovery), which knows neither a private authority nor every sovereign one,
+            # and is not reachable from every cloud: such an authority is trusted as the profile gives
+            # it. A well-known Microsoft host keeps MSAL's default (None).
+            instance_discovery=None if is_well_known_authority(tenant.authority) else False,
             token_cache=msal.SerializableTokenCache(),
         )
         self.retries: list[str] = []

@@ -351,7 +351,9 @@ class Profile:
             misconfiguration=self.sandbox_tenant
             if self.kind == "sandbox" and self.sandbox_tenant != "contoso"
             else None,
-            calling_base_url=f"https://{contract.SANDBOX_CALLING_HOST}/v1",
+            # A live recording holds what the real Calling SDK answered; a sandbox one, the model's API.
+            calling_driver=self._calling_table()["driver"] if self.kind == "live" else "sandbox",
+            calling_base_url=None if self.kind == "live" else f"https://{contract.SANDBOX_CALLING_HOST}/v1",
             meetings={
                 kind: shown_meeting(kind, meeting_number(kind), oid_placeholder(self._organizer_index()))
                 for kind in MEETING_KINDS

@@ -9,13 +9,16 @@ Teams licence (the exchange per user) -> the webhook URL (when one is configured
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import msal
 import requests
 
 from harness import contract, diagnosis
@@ -40,6 +43,81 @@ class Check:
     remedy: str = ""
 
 
+DETAIL_MAX = 240  # a check's detail is one line, at most this long
+
+
+def one_line(text: str, limit: int = DETAIL_MAX) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def host_port(url: str) -> str:
+    """`host:port` of a URL, the port always shown (443 for https when the URL names none)."""
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port or (80 if parts.scheme == 'http' else 443)}"
+
+
+def _causes(err: BaseException) -> list[BaseException]:
+    """`err` and what it wraps, outermost first: (azure-core ->) requests -> urllib3 -> ssl/socket errors."""
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and current not in chain and len(chain) < 12:
+        chain.append(current)
+        reason = getattr(current, "reason", None)  # urllib3's MaxRetryError
+        inner = getattr(current, "inner_exception", None)  # azure-core's errors
+        first = current.args[0] if current.args else None
+        current = next(
+            (
+                e
+                for e in (reason, inner, first, current.__cause__, current.__context__)
+                if isinstance(e, BaseException) and e not in chain
+            ),
+            None,
+        )
+    return chain
+
+
+def failed_url(err: BaseException) -> str | None:
+    """The URL being fetched when `err` happened, when the exception says (requests' do)."""
+    for cause in _causes(err):
+        request = getattr(cause, "request", None)
+        url = getattr(request, "url", None)
+        if isinstance(url, str) and url:
+            return url
+    return None
+
+
+def _why(err: BaseException) -> str:
+    """The innermost reason: `certificate verify failed: ...`, `[Errno 111] Connection refused`."""
+    for cause in reversed(_causes(err)):
+        message = getattr(cause, "verify_message", None)
+        if message:
+            return f"certificate verify failed: {message}"
+        if str(cause):
+            return str(cause)
+    return type(err).__name__
+
+
+def _is_certificate_failure(err: BaseException) -> bool:
+    return any(isinstance(c, (requests.exceptions.SSLError, ssl.SSLError)) for c in _causes(err))
+
+
+def _rejection(result: SignIn, found: diagnosis.Diagnosis | None) -> str:
+    """A refused sign-in in one line: its AADSTS code and meaning, else whatever MSAL returned."""
+    if result.aadsts is not None:
+        return one_line(
+            f"AADSTS{result.aadsts} {result.error}: {found.meaning if found else 'see the Entra error reference'}"
+        )
+    return one_line(f"{result.error or f'HTTP {result.status}'}: {result.description or 'no token issued'}")
+
+
 @dataclass
 class Doctor:
     tenant: Tenant
@@ -57,20 +135,80 @@ class Doctor:
         return status != "fail"
 
     def run(self) -> list[Check]:
-        steps: list[Callable[[], bool]] = [
-            self.authority,
-            self.sign_ins,
-            self.teams_scopes,
-            self.acs_resource,
-            self.exchanges,
-            self.graph_scopes,
-            self.webhook,
-            self.calling_driver,
+        """Every check in order, up to the first blocking one. Never raises: an exception in a check
+        is that check failing, with a one-line detail and a remedy."""
+        authority, acs = self.tenant.authority, self.tenant.acs_endpoint
+        steps: list[tuple[str, Callable[[], bool], str | None]] = [  # name, check, the URL it asks ("": none)
+            ("authority reachable", self.authority, authority),
+            ("sign-in", self.sign_ins, authority),
+            ("Teams scopes consented", self.teams_scopes, authority),
+            ("ACS resource and access key", self.acs_resource, acs),
+            ("exchange", self.exchanges, acs),
+            ("Graph scopes for chat and meetings", self.graph_scopes, authority),
+            ("webhook URL", self.webhook, self.webhook_url),
+            ("calling driver", self.calling_driver, ""),
         ]
-        for step in steps:
-            if not step():
+        for name, step, asks in steps:
+            try:
+                passed = step()
+            except Exception as err:  # noqa: BLE001 (the doctor reports, it does not crash)
+                passed = self._failed(name, err, asks=asks)
+            if not passed:
                 break
         return self.checks
+
+    def _failed(self, name: str, err: BaseException, *, asks: str | None = None, untrusted: str | None = None) -> bool:
+        """A failed check for an exception: what went wrong in one line, and what to do about it,
+        naming the host that failed: the one of the URL being fetched when the exception says, else
+        `asks` (the URL the check talks to; None: the tenant's authority; "": none).
+
+        `untrusted`: the remedy for a certificate failure of a host whose trust [tenant].ca_bundle
+        does not govern (the webhook's); else that setting is the remedy."""
+        url = failed_url(err) or (self.tenant.authority if asks is None else asks)
+        where = host_port(url) if url else "the host it contacted"
+        why = one_line(_why(err), DETAIL_MAX - len(type(err).__name__) - 2)
+        detail = f"{type(err).__name__}: {why}"
+        if _is_certificate_failure(err):
+            if untrusted is None:
+                given = f" (the profile's ca_bundle {self.tenant.ca_bundle} does not)" if self.tenant.ca_bundle else ""
+                remedy = (
+                    f"this machine does not trust the TLS certificate of {where}{given}: set [tenant].ca_bundle "
+                    f"in the profile to the PEM file of the CA that issued {where}'s certificate (for example a "
+                    "TLS-inspecting corporate proxy's CA)"
+                )
+            else:
+                remedy = f"this machine does not trust the TLS certificate of {where}: {untrusted}"
+        elif isinstance(err, (requests.ConnectionError, requests.Timeout)) or any(
+            isinstance(c, (ConnectionError, TimeoutError)) for c in _causes(err)
+        ):
+            remedy = (
+                f"could not reach {where}: check the network path to it (DNS, proxy, firewall) and "
+                f"{self._setting_for(where)} in the profile"
+            )
+        elif isinstance(err, msal.exceptions.MsalServiceError):
+            remedy = f"{where} answered with a server error: try again later"
+        elif isinstance(err, ValueError) and where == host_port(self.tenant.authority) and failed_url(err) is None:
+            # MSAL's authority discovery: the OpenID configuration was not found or not readable.
+            remedy = (
+                f"check [tenant].authority_host ({host_port(self.tenant.authority)}) and [tenant].tenant_id in "
+                "the profile: MSAL could not read the authority's OpenID configuration"
+            )
+        elif url:
+            remedy = f"an unexpected error while talking to {where}: run the doctor again; if it persists, report it"
+        else:
+            remedy = "an unexpected error in this check: run the doctor again; if it persists, report it"
+        return self._add(name, "fail", detail, remedy)
+
+    def _setting_for(self, where: str) -> str:
+        """The profile setting that names the host `where`."""
+        for setting, url in (
+            ("[tenant].authority_host and [tenant].tenant_id", self.tenant.authority),
+            ("[tenant].acs_endpoint", self.tenant.acs_endpoint),
+            ("[tenant].graph_base_url", self.tenant.graph_base_url),
+        ):
+            if host_port(url) == where:
+                return setting
+        return "the URL for it"
 
     def calling_driver(self) -> bool:
         """The calling rows' driver can run here (the browser driver: chromium and the SDK bundle)."""
@@ -91,31 +229,34 @@ class Doctor:
     def authority(self) -> bool:
         url = f"{self.tenant.authority}/v2.0/.well-known/openid-configuration"
         try:
-            session = requests.Session()
-            if self.tenant.ca_bundle:
-                session.verify, session.trust_env = self.tenant.ca_bundle, False
-            response = session.get(url, timeout=15)
+            with requests.Session() as session:
+                if self.tenant.ca_bundle:
+                    session.verify, session.trust_env = self.tenant.ca_bundle, False
+                response = session.get(url, timeout=15)
         except requests.RequestException as err:
-            return self._add(
-                "authority reachable",
-                "fail",
-                f"{type(err).__name__}",
-                "check the network path to login.microsoftonline.com and the tenant id",
-            )
+            return self._failed("authority reachable", err)
         if response.status_code != 200:
             return self._add(
                 "authority reachable",
                 "fail",
-                f"HTTP {response.status_code}",
-                "check the tenant id in the profile ([tenant].tenant_id)",
+                f"HTTP {response.status_code} from {host_port(url)}",
+                "check the tenant id in the profile ([tenant].tenant_id)"
+                + ("" if response.status_code == 404 else " and [tenant].authority_host"),
             )
         return self._add("authority reachable", "ok", "OpenID configuration found")
 
     def sign_ins(self) -> bool:
         """App registration and each test user, by signing in for the Teams scopes."""
+        if not self.users:
+            return self._add(
+                "sign-in", "fail", "no test users to sign in", "add a [users.<alias>] table to the profile"
+            )
         ok = True
         for alias in self.users:
-            result = EntraSignIn(self.tenant).with_password(alias, contract.TEAMS_SCOPES)
+            try:
+                result = EntraSignIn(self.tenant).with_password(alias, contract.TEAMS_SCOPES)
+            except Exception as err:  # noqa: BLE001 (discovery, TLS, the network: the same for every user)
+                return self._failed(f"sign-in of {alias}", err)
             self.signed[alias] = result
             if result.ok:
                 self._add(f"sign-in of {alias}", "ok", "token issued for the Teams scopes")
@@ -124,7 +265,7 @@ class Doctor:
             self._add(
                 f"sign-in of {alias}",
                 "fail",
-                f"AADSTS{result.aadsts} {result.error}: {found.meaning if found else 'see the Entra error reference'}",
+                _rejection(result, found),
                 found.remedy if found else "",
             )
             ok = False
@@ -153,6 +294,8 @@ class Doctor:
             identity.client.create_user(raw_response_hook=responses.append)
         except Exception as err:  # noqa: BLE001 (the SDK raises many kinds; each is a finding here)
             status = getattr(err, "status_code", None)
+            if status is None:  # no answer at all: TLS, the network (azure-core's ServiceRequestError)
+                return self._failed("ACS resource and access key", err, asks=self.tenant.acs_endpoint)
             code = getattr(getattr(err, "error", None), "code", None)
             found = diagnosis.for_acs(status, code)
             return self._add(
@@ -194,10 +337,14 @@ class Doctor:
 
     def graph_scopes(self) -> bool:
         alias = next(iter(self.signed))
-        result = EntraSignIn(self.tenant).with_password(alias, GRAPH_SCOPES)
+        try:
+            result = EntraSignIn(self.tenant).with_password(alias, GRAPH_SCOPES)
+        except Exception as err:  # noqa: BLE001 (each is a finding here)
+            return self._failed("Graph sign-in", err)
         if not result.ok:
             found = diagnosis.for_aadsts(result.aadsts)
-            return self._add("Graph sign-in", "fail", f"AADSTS{result.aadsts}", found.remedy if found else "")
+            detail = f"AADSTS{result.aadsts}" if result.aadsts is not None else one_line(f"{result.error}")
+            return self._add("Graph sign-in", "fail", detail, found.remedy if found else "")
         granted = set(str(result.claims.get("scp", "")).split())
         missing = {need: options for need, options in GRAPH_NEEDED.items() if not granted & set(options)}
         if missing:
@@ -228,11 +375,19 @@ class Doctor:
                 timeout=10,
             )
         except requests.RequestException as err:
+            if _is_certificate_failure(err):
+                return self._failed(
+                    "webhook URL",
+                    err,
+                    asks=self.webhook_url,
+                    untrusted="Graph calls only a webhook with a publicly trusted certificate; check the tunnel's URL",
+                )
             return self._add(
                 "webhook URL",
                 "fail",
-                type(err).__name__,
-                "start the tunnel in front of the receiver and check CTE_NOTIFICATION_URL",
+                one_line(f"{type(err).__name__}: {_why(err)}"),
+                "start the tunnel in front of the receiver and check CTE_NOTIFICATION_URL "
+                f"({host_port(self.webhook_url)})",
             )
         if response.status_code != 200 or response.text != token:
             return self._add(

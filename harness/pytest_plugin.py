@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -377,6 +378,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             "duration_s": round(time.monotonic() - cte.clock_start, 3),
             "harness_version": __version__,
             **({"sandbox": health} if (health := cte.mode.health()) is not None else {}),
+            "embedded_sandbox": "harness.sandbox" in sys.modules,  # False: the tenant was reached only by its profile
         },
         known_secrets=cte.known_secrets,
         stale=[d.__dict__ for d in expectations.stale(cte.deviations, cte.results)],

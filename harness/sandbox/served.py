@@ -126,6 +126,7 @@ def _profile(
         variable = _env_name(name, "PASSWORD", user["alias"])
         env[variable] = user["password"]
         lines += ["", f"[users.{user['alias']}]", f"upn = {_toml(user['upn'])}", f"password_env = {_toml(variable)}"]
+        lines.append(f"oid = {_toml(user['oid'])}  # the object id (Entra admin center): calls name users by it")
     lines += ["", "[roles]", *(f"{role} = {_toml(alias)}" for role, alias in ROLES.items())]
     lines += ["", "[calling]", 'driver = "browser"', "offline = true  # Microsoft's calling services: not here"]
     if not main:

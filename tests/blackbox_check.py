@@ -1,0 +1,211 @@
+"""The black-box check: the whole suite against a tenant known only by its profile.
+
+    python tests/blackbox_check.py [--out reports/blackbox] [--sandbox-report PATH/conformance.json]
+
+1. `cte sandbox serve --write-profile` in its own process plays a tenant on the internet: it writes
+   the live profile a partner would write (endpoints, CA bundle, roles, meetings, policies) and
+   prints the secrets, which this script passes on as environment variables only.
+2. `cte doctor`, `cte run --mode live`, `cte record` (into a new folder) and `cte run --mode replay`
+   of that recording run in separate processes with CTE_FORBID_SANDBOX=1: importing the embedded
+   sandbox fails there, and each report must say `embedded_sandbox: false`.
+3. The verdicts are compared with the embedded sandbox's (a sandbox-mode run): any difference fails
+   the check, except a SKIP whose reason is that the row needs Microsoft's calling services (the
+   real Calling SDK cannot reach them here). The replay of the live recording must give the live
+   verdicts exactly. Doctor must be all OK.
+
+Prints one table of every scenario, then the requests the recorded run made, by kind, with the
+token requests per user; exits 1 on any difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CALLING_SERVICES = "needs Microsoft's calling services"
+
+
+def cte(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "harness.cli", *args]
+    print("$ cte " + " ".join(args), flush=True)
+    return subprocess.run(command, cwd=ROOT, env=env, text=True, capture_output=True, timeout=1200)
+
+
+def verdicts(report: Path) -> dict[str, dict[str, Any]]:
+    document = json.loads(report.read_text(encoding="utf-8"))
+    return {s["id"]: s for s in document["scenarios"]}
+
+
+def run_info(report: Path) -> dict[str, Any]:
+    return json.loads(report.read_text(encoding="utf-8"))["run"]
+
+
+def serve(profile: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """The sandbox in a process of its own; its one JSON line says where the profile is and the secrets."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "sandbox", "serve", "--write-profile", str(profile)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.kill()
+        raise SystemExit("blackbox: cte sandbox serve printed nothing; see its error above")
+    return process, json.loads(line)
+
+
+def outside_env(served: dict[str, Any]) -> dict[str, str]:
+    """The environment of a partner's machine: the profile's secrets, nothing that selects the sandbox."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CTE_")}
+    env.update(served["env"])
+    env["CTE_FORBID_SANDBOX"] = "1"
+    return env
+
+
+def requests_by_kind(cassettes: Path) -> tuple[collections.Counter[str], collections.Counter[str]]:
+    """Every recorded request by kind, and token requests per user (scrubbed aliases)."""
+    kinds: collections.Counter[str] = collections.Counter()
+    tokens: collections.Counter[str] = collections.Counter()
+    for path in sorted(cassettes.rglob("*.yaml")):
+        if path.name.endswith((".inbound.yaml", ".calling-sdk.yaml")):
+            continue
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for interaction in document.get("interactions", []):
+            request = interaction["request"]
+            url = urllib.parse.urlsplit(request["uri"])
+            path_kind = re.sub(r"/[0-9a-f-]{36}", "/{id}", url.path)
+            path_kind = re.sub(r"/19:[^/]+|/19%3A[^/]+", "/{chat}", path_kind)
+            path_kind = re.sub(r"\('[^']*'\)|/[^/]+@[^/]+", "/{user}", path_kind)
+            kinds[f"{request['method']} {url.hostname}{path_kind}"] += 1
+            if path_kind.endswith("/oauth2/v2.0/token"):
+                body = request.get("body") or ""
+                form = dict(urllib.parse.parse_qsl(body if isinstance(body, str) else body.decode()))
+                tokens[form.get("username") or form.get("grant_type", "?")] += 1
+    return kinds, tokens
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="reports/blackbox")
+    parser.add_argument("--sandbox-report", default=None, help="a sandbox-mode conformance.json to compare with")
+    args = parser.parse_args()
+    out = (ROOT / args.out).resolve()
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    problems: list[str] = []
+    started = time.monotonic()
+
+    if args.sandbox_report:
+        sandbox_report = Path(args.sandbox_report)
+    else:
+        done = cte("run", "--mode", "sandbox", "-q", "--report-dir", str(out / "sandbox"))
+        sandbox_report = out / "sandbox" / "conformance.json"
+        if not sandbox_report.exists():
+            print(done.stdout[-3000:], done.stderr[-3000:])
+            raise SystemExit("blackbox: the sandbox run wrote no report")
+
+    profile = out / "served" / "served.toml"
+    server, served = serve(profile)
+    try:
+        env = outside_env(served)
+        doctor = cte("doctor", "--profile", str(profile), "--report-dir", str(out / "doctor"), env=env)
+        print(doctor.stdout)
+        checks = json.loads((out / "doctor" / "doctor.json").read_text())["checks"]
+        not_ok = [c for c in checks if c["status"] not in ("ok", "n/a")]
+        if doctor.returncode != 0 or not_ok or "Traceback" in doctor.stderr:
+            problems.append(f"doctor is not all OK (exit {doctor.returncode}): {not_ok or doctor.stderr[-500:]}")
+
+        runs = {
+            "live": ("run", "--mode", "live", "--profile", str(profile), "-q", "--report-dir", str(out / "live")),
+            "record": (
+                "record",
+                "--profile",
+                str(profile),
+                "--report-dir",
+                str(out / "record"),
+                "--cassette-dir",
+                str(out / "record" / "cassettes"),
+            ),
+        }
+        for name, command in runs.items():
+            done = cte(*command, env=env)
+            if not (out / name / "conformance.json").exists():
+                print(done.stdout[-5000:], done.stderr[-5000:])
+                raise SystemExit(f"blackbox: the {name} run wrote no report")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    # Replay needs no tenant at all: the server is gone, the network is blocked.
+    done = cte(
+        "run", "--mode", "replay", "--profile", str(profile), "-q", "--report-dir", str(out / "replay"),
+        "--cassette-dir", str(out / "record" / "cassettes"), env=env,
+    )  # fmt: skip
+    if not (out / "replay" / "conformance.json").exists():
+        print(done.stdout[-5000:], done.stderr[-5000:])
+        raise SystemExit("blackbox: the replay run wrote no report")
+
+    for name in ("live", "record", "replay"):
+        if run_info(out / name / "conformance.json").get("embedded_sandbox") is not False:
+            problems.append(f"the {name} run does not report embedded_sandbox: false")
+
+    sandbox, live = verdicts(sandbox_report), verdicts(out / "live" / "conformance.json")
+    record, replay = verdicts(out / "record" / "conformance.json"), verdicts(out / "replay" / "conformance.json")
+    rows = []
+    judged = skipped_calling = 0
+    for sid in sorted(set(sandbox) | set(live), key=lambda i: (sandbox.get(i) or live.get(i) or {}).get("area", "")):
+        s, lv = sandbox.get(sid), live.get(sid)
+        rec, rep = record.get(sid), replay.get(sid)
+        name = (s or lv or {}).get("name", sid)
+        sv, lvv = (s or {}).get("verdict", "-"), (lv or {}).get("verdict", "-")
+        note = ""
+        if lv is not None and lvv == "SKIP" and CALLING_SERVICES in (lv.get("detail") or ""):
+            skipped_calling += 1
+            note = "needs Microsoft's calling services"
+        elif sv != lvv:
+            note = f"DIFFERS: {(lv or {}).get('says', '')} {(lv or {}).get('detail', '')}"[:160]
+            problems.append(f"{name}: sandbox {sv}, black-box live {lvv}")
+        else:
+            judged += lvv != "SKIP"
+            if lvv == "SKIP":
+                problems.append(f"{name}: skipped in both ({lv.get('detail') if lv else ''})")
+        rv, pv = (rec or {}).get("verdict", "-"), (rep or {}).get("verdict", "-")
+        if (rv, pv) != (lvv, lvv):
+            problems.append(f"{name}: live {lvv}, record {rv}, replay of the recording {pv}")
+            note = (note + f" | record {rv}, replay {pv}").strip(" |")
+        rows.append(((s or lv or {}).get("area", ""), name, sv, lvv, pv, note))
+
+    width = max(len(r[1]) for r in rows)
+    print(f"\n{'area':<13} {'scenario':<{width}}  sandbox  live   replay  note")
+    for area, name, sv, lvv, pv, note in rows:
+        print(f"{area:<13} {name:<{width}}  {sv:<7}  {lvv:<5}  {pv:<6}  {note}")
+    print(
+        f"\n{len(rows)} scenarios: {judged} judged black-box as in the sandbox, {skipped_calling} skipped as needing "
+        f"Microsoft's calling services, {len(problems)} problem(s); {time.monotonic() - started:.0f} s"
+    )
+    kinds, tokens = requests_by_kind(out / "record" / "cassettes")
+    print(f"\nrequests of the recorded black-box run: {sum(kinds.values())}")
+    for kind, count in kinds.most_common():
+        print(f"{count:>6}  {kind}")
+    print("token requests per user: " + ", ".join(f"{who} {n}" for who, n in tokens.most_common()))
+    for problem in problems:
+        print(f"blackbox: {problem}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
