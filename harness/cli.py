@@ -13,6 +13,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from harness import __version__
 from harness.config import CALLING_DRIVERS, MODES, ProfileError, load_profile, resolve_mode
@@ -125,6 +126,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return status
 
 
+NO_PASSWORD_SIGN_IN = ("mfa", "unlicensed")  # roles whose accounts are meant to fail sign-in or the exchange
+
+
+def doctor_users(tenant: Any) -> list[str]:
+    """Whom doctor signs in: the accounts playing roles that sign in with a password and hold a
+    Teams licence (not the MFA or unlicensed user, who are meant to fail); without roles, every user."""
+    if not tenant.roles:
+        return sorted(tenant.users)
+    meant_to_fail = {tenant.roles[r] for r in NO_PASSWORD_SIGN_IN if r in tenant.roles}
+    return sorted({alias for alias in tenant.roles.values() if alias not in meant_to_fail and alias in tenant.users})
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Preflight: walk the chain for a profile; exit 1 at the first blocking problem."""
     import contextlib
@@ -149,7 +162,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                 users = [u for u in profile.data.get("doctor_users", ["adele", "megan"]) if u in tenant.users]
             else:
                 tenant = profile.for_live()
-                users = sorted(tenant.users)
+                users = doctor_users(tenant)
         except (ProfileError, MissingPrerequisite) as err:
             return _fail(str(err))
         webhook = os.environ.get("CTE_NOTIFICATION_URL") or profile.data.get("notifications", {}).get("public_url")

@@ -231,12 +231,9 @@ class NotificationFlow:
         """Post a forged notification to the webhook, as an attacker who knows its URL would."""
         if self.chat.blocked:
             return self.chat.blocking
-        if self.env.signer is None and kind in (
-            "expired validation token",
-            "tampered dataSignature",
-            "wrong clientState",
-        ):
-            raise MissingPrerequisite("forging needs a token signer the receiver trusts (sandbox and replay only)")
+        # Against Microsoft only Graph holds the key its validation tokens are signed with: an attacker
+        # (and the harness, live) signs with a key of its own, and each forgery must still be refused.
+        signer = self.env.signer or crypto.TokenSigner(kid="cte-forger")
         assert self.subscription_id and self.key_id in self.receiver.keys
         key = self.receiver.keys[self.key_id]
         message_id = f"forged-{secrets.token_hex(4)}"
@@ -258,9 +255,8 @@ class NotificationFlow:
         if kind == "untrusted validation token":
             token = crypto.TokenSigner(kid="attacker").token(self.env.audience, tenant)
         else:
-            assert self.env.signer is not None
             lifetime = -60 if kind == "expired validation token" else 3600
-            token = self.env.signer.token(self.env.audience, tenant, lifetime_s=lifetime)
+            token = signer.token(self.env.audience, tenant, lifetime_s=lifetime)
         body = {"value": [notification], "validationTokens": [token]}
         with httpx.Client(verify=self.env.service.tls_context()) as client:
             answer = client.post(f"{self.env.service.local_url}/notifications", json=body)
@@ -270,7 +266,13 @@ class NotificationFlow:
             if self.push
             else None
         )
-        evidence = {"http_status": answer.status_code, "pushed_to_a_client": pushed is not None}
+        evidence = {
+            "http_status": answer.status_code,
+            "pushed_to_a_client": pushed is not None,
+            "signed_with": "a key the receiver trusts"
+            if self.env.signer
+            else "the forger's own key (only Graph holds Graph's)",
+        }
         if decision is None:
             return self.chat._record(
                 Observation("allowed", "webhook", message="no decision recorded", evidence=evidence)
