@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 REPORTS ?= reports
 
-.PHONY: setup run test lint unit features replay record check-rerecord bench calling-sdk chromium clean
+.PHONY: setup run test lint unit features replay record check-rerecord blackbox bench calling-sdk chromium clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,7 +54,7 @@ run: setup
 
 ## All tests: lint, unit and property tests, the suite in sandbox and replay modes, and the
 ## check that re-recording the cassettes against the sandbox changes nothing.
-test: setup lint unit features replay check-rerecord audit
+test: setup lint unit features replay check-rerecord blackbox audit
 
 lint: setup
 	$(BIN)/ruff check .
@@ -82,6 +82,11 @@ check-rerecord: setup
 	@diff -r cassettes $(REPORTS)/make-test-record/cassettes > $(REPORTS)/cassettes.diff \
 	  && echo "re-recording against the sandbox reproduced cassettes/ exactly" \
 	  || { echo "re-recording differs from cassettes/ (see $(REPORTS)/cassettes.diff): make record and commit, or fix the nondeterminism"; exit 1; }
+
+## The live path from the outside: a served sandbox known only by its profile; verdicts as the sandbox's.
+blackbox: setup chromium calling-sdk
+	$(BIN)/python tests/blackbox_check.py --out $(REPORTS)/make-test-blackbox \
+	  $$(test -f $(REPORTS)/make-test-sandbox/conformance.json && echo --sandbox-report $(REPORTS)/make-test-sandbox/conformance.json)
 
 ## Scan cassettes and the reports the test run wrote for secrets (exit 1 on any finding).
 audit: setup

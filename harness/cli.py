@@ -165,9 +165,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                 users = doctor_users(tenant)
         except (ProfileError, MissingPrerequisite) as err:
             return _fail(str(err))
-        webhook = os.environ.get("CTE_NOTIFICATION_URL") or profile.data.get("notifications", {}).get("public_url")
+        webhook = os.environ.get("CTE_NOTIFICATION_URL") or tenant.notification_url
         checks = [doctor.Check("profile complete", "ok", f"{profile.name} ({profile.kind})")]
-        checks += doctor.Doctor(tenant, users, webhook).run()
+        checks += doctor.Doctor(tenant, users, webhook, webhook_port=tenant.notification_port).run()
     scrubber = scrubbing.Scrubber(tenant.known_secrets(), unknown_guids=False)
     for check in checks:
         check.detail, check.remedy = scrubber.text(check.detail), scrubber.text(check.remedy)

@@ -159,6 +159,7 @@ class Tenant:
     canonical_origins: Mapping[str, str] = field(default_factory=dict, repr=False)
     notification_url: str | None = None  # live: the public HTTPS URL Graph calls (a tunnel to the receiver)
     notification_port: int = 0  # live: the loopback port the receiver listens on behind that URL
+    lifecycle_wait_s: float = 0  # live: how long to wait for Graph's own lifecycle notification (0: skip)
 
     def meeting(self, kind: str) -> MeetingLocators:
         if kind not in self.meetings:
@@ -272,6 +273,7 @@ class Profile:
             "calling_offline": bool(calling.get("offline", False)),
             "notification_url": notifications.get("public_url"),
             "notification_port": int(notifications.get("listen_port", 0)),
+            "lifecycle_wait_s": float(notifications.get("lifecycle_wait_s", 0)),
         }
 
     def external_sandbox_user(self) -> tuple[str, str] | None:
@@ -632,6 +634,9 @@ def _check_declarations(data: Mapping[str, Any], where: str, users: Mapping[str,
             "your tunnel's https URL",
             path_allowed=True,
         )
+    wait = notifications.get("lifecycle_wait_s", 0)
+    if not isinstance(wait, int | float) or isinstance(wait, bool) or not 0 <= wait <= 3600:
+        raise ProfileError(f"{where}: [notifications].lifecycle_wait_s = {wait!r} is not a number of seconds (0-3600)")
     port = notifications.get("listen_port", 0)
     if not isinstance(port, int) or not 0 <= port < 65536:
         raise ProfileError(f"{where}: [notifications].listen_port = {port!r} is not a port number (1-65535)")

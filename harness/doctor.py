@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import ssl
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
@@ -123,6 +124,7 @@ class Doctor:
     tenant: Tenant
     users: list[str]
     webhook_url: str | None = None
+    webhook_port: int = 0  # the loopback port the tunnel in front of webhook_url forwards to
     checks: list[Check] = field(default_factory=list)
     signed: dict[str, SignIn] = field(default_factory=dict)
 
@@ -367,12 +369,22 @@ class Doctor:
         if not self.webhook_url:
             return self._add("webhook URL", "n/a", "no public notification URL configured (sandbox: local receiver)")
         token = "cte-doctor-validation"
+        from harness.notifications.service import ReceiverService
+
+        # The receiver as a run starts it, on the port the tunnel forwards to: the handshake must come
+        # back through the public URL. A loopback URL (a tenant served on this machine) reaches the
+        # receiver itself, whose own CA is then the one to trust.
+        receiver = ReceiverService.start(
+            audience=self.tenant.client_id, trusted_keys={}, public_url=self.webhook_url, port=self.webhook_port
+        )
+        loopback = urllib.parse.urlsplit(self.webhook_url).hostname in ("localhost", "127.0.0.1", "::1")
         try:
             response = requests.post(
                 f"{self.webhook_url}/notifications",
                 params={"validationToken": token},
                 headers={"Content-Type": "text/plain"},
                 timeout=10,
+                verify=str(receiver.certificates.ca_bundle) if loopback else True,
             )
         except requests.RequestException as err:
             if _is_certificate_failure(err):
@@ -389,6 +401,8 @@ class Doctor:
                 "start the tunnel in front of the receiver and check CTE_NOTIFICATION_URL "
                 f"({host_port(self.webhook_url)})",
             )
+        finally:
+            receiver.stop()
         if response.status_code != 200 or response.text != token:
             return self._add(
                 "webhook URL",

@@ -187,6 +187,7 @@ def notification_environment(cte: CteSession, request: pytest.FixtureRequest) ->
         inbound=request.node.stash.get(INBOUND_KEY, None),
         trigger_lifecycle=cte.mode.lifecycle_trigger(),
         signer=cte.mode.signer(),
+        lifecycle_wait_s=cte.tenant().lifecycle_wait_s,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -91,12 +92,24 @@ def scrubbed_body_matcher(r1: Request, r2: Request) -> None:
         )
 
 
+def _origin(uri: str) -> str:
+    parts = urllib.parse.urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _loopback(uri: str) -> bool:
+    return urllib.parse.urlsplit(uri).hostname in ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+
+
 def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) -> tuple[vcr.VCR, scrubbing.Scrubber]:
     """A VCR for one cassette; `known_secrets` is asked again before each request is scrubbed."""
     scrubber = scrubbing.Scrubber()
 
-    def on_request(request: Request) -> Request:
-        scrubber.learn_all(known_secrets())
+    def on_request(request: Request) -> Request | None:
+        known = known_secrets()
+        if _loopback(request.uri) and _origin(request.uri) not in known:
+            return None  # our own servers on loopback (the webhook receiver, its push channel): not Microsoft's
+        scrubber.learn_all(known)
         return scrub_request(scrubber, request)
 
     def on_response(response: dict[str, Any]) -> dict[str, Any]:
@@ -110,9 +123,8 @@ def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) ->
         before_record_request=on_request,
         before_record_response=on_response,
         decode_compressed_response=True,
-        # Our own servers on loopback (the webhook receiver, its push channel) are not Microsoft's:
-        # their inbound side is captured separately (harness.notifications.inbound).
-        ignore_localhost=True,
+        # Loopback is recorded only where a profile's own endpoints are (a tenant served on loopback);
+        # our own servers' inbound side is captured separately (harness.notifications.inbound).
     )
     recorder.register_matcher("scrubbed_body", scrubbed_body_matcher)
     return recorder, scrubber

@@ -47,6 +47,7 @@ class NotificationEnvironment:
     inbound: Inbound | None = None
     trigger_lifecycle: Callable[[str, str], None] | None = None
     signer: Signer | None = None  # a signer the receiver trusts (sandbox and replay only)
+    lifecycle_wait_s: float = 0  # live: how long Graph may take to send a lifecycle event of its own
 
 
 @dataclass
@@ -208,12 +209,21 @@ class NotificationFlow:
     def provoke_lifecycle(self, event: str = "reauthorizationRequired", timeout: float = 10.0) -> Observation:
         if self.chat.blocked:
             return self.chat.blocking
-        if self.env.trigger_lifecycle is None:
+        if self.env.trigger_lifecycle is not None:
+            assert self.subscription_id
+            self.env.trigger_lifecycle(self.subscription_id, event)
+        elif self.env.lifecycle_wait_s > 0:  # live: Graph sends them on its own schedule; wait for one
+            arrived = lambda: self.reauthorized.is_set() or bool(self.lifecycle_results)  # noqa: E731
+            if not self._deliver_until(arrived, self.env.lifecycle_wait_s):
+                raise MissingPrerequisite(
+                    f"Graph sent no {event} within {self.env.lifecycle_wait_s:g} s ([notifications] lifecycle_wait_s); "
+                    "it sends lifecycle events on its own schedule"
+                )
+        else:
             raise MissingPrerequisite(
-                "no way to make Graph send a lifecycle event here (live Graph sends them on its own schedule)"
+                "live Graph sends lifecycle events on its own schedule; set [notifications] lifecycle_wait_s to wait "
+                "that many seconds for one"
             )
-        assert self.subscription_id
-        self.env.trigger_lifecycle(self.subscription_id, event)
         if not self._deliver_until(self.reauthorized.is_set, timeout):
             return self.chat._record(
                 Observation(

@@ -43,6 +43,7 @@ class InboundCapture:
     def write(self, cassette: Path) -> None:
         path = inbound_path(cassette)
         if self._entries:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(yaml.safe_dump({"inbound": self._entries}, sort_keys=True, allow_unicode=True))
         else:
             path.unlink(missing_ok=True)

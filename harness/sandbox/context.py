@@ -43,6 +43,10 @@ class SandboxContext:
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     notifier: Notifier | None = None
     reauthorized: list[str] = field(default_factory=list)
+    # `cte sandbox serve --lifecycle-after S`: Graph's own schedule for lifecycle notifications, as a
+    # client outside sees it: reauthorizationRequired S seconds after a subscription is created
+    # (emulator-defined: Microsoft documents no schedule). None: only a test's control sends them.
+    lifecycle_after_s: float | None = None
     rate_windows: dict[tuple[str, ...], deque[datetime]] = field(default_factory=dict)  # Graph throttling
 
     def now(self) -> datetime:

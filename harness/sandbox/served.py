@@ -146,6 +146,7 @@ def _profile(
         "[notifications]",
         f"public_url = {_toml(f'https://localhost:{notification_port}')}",
         f"listen_port = {notification_port}",
+        "lifecycle_wait_s = 20  # this tenant's Graph sends reauthorizationRequired 4 s after a subscription",
     ]
     lines += ["", "[phone_numbers]", *(f"{k} = {_toml(v)}" for k, v in info["phone_numbers"].items())]
     for kind, meeting in sorted(info["meetings"].items()):

@@ -258,6 +258,9 @@ class Sandbox:
         )
 
 
+LIFECYCLE_AFTER_S = 4.0  # a served tenant's Graph sends reauthorizationRequired this long after a subscription
+
+
 def serve_forever(
     port: int, *, deterministic: bool, tenant: str, canonical: bool = False, write_profile: str | None = None
 ) -> None:
@@ -273,6 +276,7 @@ def serve_forever(
         if write_profile:
             from harness.sandbox.served import free_port, write_profiles
 
+            sandbox.ctx.lifecycle_after_s = LIFECYCLE_AFTER_S
             origins = {
                 "entra": sandbox.loopback_base,
                 "graph": f"https://localhost:{sandbox.add_listener()}",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 import urllib.parse
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -183,7 +184,21 @@ class Subscriptions:
         )
         with self.ctx.lock:
             self.ctx.subscriptions[subscription.id] = subscription
+        if self.ctx.lifecycle_after_s is not None and subscription.lifecycle_url:
+            self._schedule_reauthorization(subscription, caller.tenant.tenant_id)
         return self.graph._json(request, self._json(subscription, self.graph._base(request)), 201, request_id)
+
+    def _schedule_reauthorization(self, subscription: Subscription, tenant_id: str) -> None:
+        """Graph on its own schedule (emulator-defined): reauthorizationRequired, if the subscription still exists."""
+
+        def due() -> None:
+            notifier = self.ctx.notifier
+            if notifier is not None and self.ctx.subscriptions.get(subscription.id) is subscription:
+                notifier.lifecycle(subscription, tenant_id, "reauthorizationRequired")
+
+        timer = threading.Timer(self.ctx.lifecycle_after_s or 0, due)
+        timer.daemon = True
+        timer.start()
 
     def _mine(self, caller: Caller, subscription_id: str) -> Subscription:
         subscription = self.ctx.subscriptions.get(subscription_id)
