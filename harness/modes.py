@@ -219,22 +219,9 @@ class _SandboxSigner:
         self._sign = sandbox.ctx.entra_signer.sign
 
     def token(self, audience: str, tenant_id: str, *, lifetime_s: int = 3600) -> str:
-        from harness.notifications.crypto import NOTIFICATION_APP_ID
+        from harness.notifications.crypto import validation_token_claims
 
-        now = int(time.time())
-        return self._sign(
-            {
-                "aud": audience,
-                "iss": f"https://sts.windows.net/{tenant_id}/",
-                "iat": now - 60,
-                "nbf": now - 60,
-                "exp": now + lifetime_s,
-                "appid": NOTIFICATION_APP_ID,
-                "azp": NOTIFICATION_APP_ID,
-                "tid": tenant_id,
-                "ver": "1.0",
-            }
-        )
+        return self._sign(validation_token_claims(audience, tenant_id, lifetime_s=lifetime_s))
 
 
 # -- a live tenant ----------------------------------------------------------------------------------

@@ -142,6 +142,24 @@ class TokenVerifier:
         self._valid_until[token] = float(claims["exp"])
 
 
+def validation_token_claims(
+    audience: str, tenant_id: str, *, lifetime_s: int = 3600, appid: str = NOTIFICATION_APP_ID
+) -> dict[str, Any]:
+    """The claims of a validation token as Graph's notification app is issued one (v1.0 token)."""
+    now = int(time.time())
+    return {
+        "aud": audience,
+        "iss": f"https://sts.windows.net/{tenant_id}/",
+        "iat": now - 60,
+        "nbf": now - 60,
+        "exp": now + lifetime_s,
+        "appid": appid,
+        "azp": appid,
+        "tid": tenant_id,
+        "ver": "1.0",
+    }
+
+
 class TokenSigner:
     """Signs validation tokens: the replay of recorded notifications, and forgeries in tests."""
 
@@ -157,20 +175,7 @@ class TokenSigner:
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})
 
     def token(self, audience: str, tenant_id: str, *, lifetime_s: int = 3600, appid: str = NOTIFICATION_APP_ID) -> str:
-        now = int(time.time())
-        return self.sign(
-            {
-                "aud": audience,
-                "iss": f"https://sts.windows.net/{tenant_id}/",
-                "iat": now - 60,
-                "nbf": now - 60,
-                "exp": now + lifetime_s,
-                "appid": appid,
-                "azp": appid,
-                "tid": tenant_id,
-                "ver": "1.0",
-            }
-        )
+        return self.sign(validation_token_claims(audience, tenant_id, lifetime_s=lifetime_s, appid=appid))
 
 
 def jwks_keys(jwks: dict[str, Any]) -> dict[str, Any]:
