@@ -61,7 +61,7 @@ def decline(calling_flow: CallingFlow, scenario_run: ScenarioRun, callee: str, c
 
 @when(
     parsers.re(
-        r'"(?P<alias>\w+)" joins the (?P<kind>[\w-]+) meeting by (?P<how>link|meeting id and passcode|coordinates)'
+        r'"(?P<alias>[\w-]+)" joins the (?P<kind>[\w-]+) meeting by (?P<how>link|meeting id and passcode|coordinates)'
     )
 )
 def join(calling_flow: CallingFlow, scenario_run: ScenarioRun, alias: str, kind: str, how: str) -> None:
@@ -79,7 +79,11 @@ def join_group_call(calling_flow: CallingFlow, scenario_run: ScenarioRun, alias:
 
 
 @then("the call is allowed and connects")
-def connects(scenario_run: ScenarioRun) -> None:
+def connects(calling_flow: CallingFlow, scenario_run: ScenarioRun) -> None:
+    """Judged on the scenario's own user's call once it settled: for a call she placed and the callee
+    accepted (row 1), the caller's call, not the ring or the accept (CallingFlow.connected_call)."""
+    if (observed := calling_flow.connected_call()) is not None:
+        scenario_run.observe(observed)
     scenario_run.expect(Expectation("supported", _row_source(scenario_run)))
     scenario_run.require_verdict()
 

@@ -23,6 +23,7 @@ from harness.calling.browser import BridgeError
 from harness.calling.browser_driver import SDK, BrowserCallingDriver, checked, locator_data, target_data
 from harness.calling.cross_check import AGREE, MODEL, compare
 from harness.calling.protocol import (
+    NEEDS_CALLING_SERVICES,
     CallingCommunicationError,
     GroupLocator,
     MeetingCoordinates,
@@ -34,6 +35,7 @@ from harness.calling.protocol import (
 )
 from harness.config import load_profile
 from harness.flows import IdentityFlow
+from harness.recording import display_path
 from harness.sandbox.server import Sandbox
 from harness.scenario import MissingPrerequisite
 
@@ -86,6 +88,17 @@ def test_what_the_sdk_accepted_offline_needs_a_live_tenant_whatever_the_model_sa
         compare("startCall", model, NeedsLiveTenant("needs a live tenant: offline the SDK could not reach Microsoft"))
     assert str(raised.value).startswith("needs a live tenant")
     assert isinstance(raised.value, MissingPrerequisite), "a SKIP, never a verdict"
+
+
+@pytest.mark.parametrize(
+    ("model", "sdk"),
+    [(sdk_error(401, 44113), None), (None, sdk_error(401, 44113))],
+    ids=["model refused server-side", "SDK error not client-side"],
+)
+def test_every_offline_skip_of_the_cross_check_says_it_needs_microsofts_calling_services(model, sdk) -> None:
+    with pytest.raises(NeedsLiveTenant) as raised:
+        compare("createTeamsCallAgent", model, sdk)
+    assert str(raised.value).startswith("needs a live tenant: ") and NEEDS_CALLING_SERVICES in str(raised.value)
 
 
 def test_a_server_side_refusal_by_the_model_of_an_agent_the_sdk_created_needs_a_live_tenant() -> None:
@@ -199,6 +212,7 @@ def test_offline_a_started_call_is_tracked_to_its_network_failure_and_needs_a_li
         reason = str(raised.value)
         assert "accepted startCall (no client-side error)" in reason
         assert "None → Connecting → Disconnected, 490/4525" in reason
+        assert reason.startswith("needs a live tenant: offline, ") and NEEDS_CALLING_SERVICES in reason
         events = [e["event"] for e in agent.page.transcript()]
         assert events[:1] == ["createTeamsCallAgent"] and "startCall" in events
         assert events.count("stateChanged") >= 2, events
@@ -238,6 +252,7 @@ def test_cte_run_calling_browser_rejects_rows_9_and_10_with_sdk_evidence_and_ski
         s = scenarios[name]
         assert s["verdict"] == "SKIP", s
         assert s["detail"].startswith("needs a live tenant: offline, the real SDK"), s["detail"]
+        assert NEEDS_CALLING_SERVICES in s["detail"], "the words every such SKIP carries"
         assert "TeamsCallAgent created in" in s["evidence"][SDK], "the agent itself came from the real SDK"
     table = (tmp_path / "sandbox" / "conformance.md").read_text()
     assert "| PASS | 400/40238 · real SDK and sandbox model agree |" in table  # row 9
@@ -262,13 +277,12 @@ RECORDED = "personal_use or group_call or make_a_voip"
 
 @pytest.fixture(scope="module")
 def recorded(browser_here, tmp_path_factory) -> tuple[Path, dict[str, dict]]:
-    """`cte record --calling browser` into a copy of cassettes/ (the committed ones stay as they are)."""
-    cassettes = tmp_path_factory.mktemp("cassettes")
-    shutil.copytree(ROOT / "cassettes", cassettes, dirs_exist_ok=True)
+    """`cte record --calling browser` into a new folder (the committed cassettes/ stay as they are)."""
+    cassettes = tmp_path_factory.mktemp("recorded-cassettes") / "cassettes"
     report = tmp_path_factory.mktemp("recorded")
     result = cte(
         "record", "--calling", "browser", "-k", RECORDED, "--report-dir", str(report),
-        env={"CTE_CASSETTE_DIR": str(cassettes)},
+        "--cassette-dir", str(cassettes),
     )  # fmt: skip
     assert (report / "conformance.json").exists(), result.stdout + result.stderr
     document = json.loads((report / "conformance.json").read_text())
@@ -277,8 +291,11 @@ def recorded(browser_here, tmp_path_factory) -> tuple[Path, dict[str, dict]]:
 
 def replay(cassettes: Path, report: Path, keyword: str = RECORDED) -> dict[str, dict]:
     """Replay with --calling browser where no browser or SDK could run: the recordings answer."""
-    env = {"CTE_CASSETTE_DIR": str(cassettes), "CTE_CALLING_SDK_DIR": str(report / "no-sdk-here")}
-    cte("run", "--mode", "replay", "--calling", "browser", "-k", keyword, "--report-dir", str(report), env=env)
+    env = {"CTE_CALLING_SDK_DIR": str(report / "no-sdk-here")}
+    cte(
+        "run", "--mode", "replay", "--calling", "browser", "-k", keyword, "--report-dir", str(report),
+        "--cassette-dir", str(cassettes), env=env,
+    )  # fmt: skip
     return {s["name"]: s for s in json.loads((report / "conformance.json").read_text())["scenarios"]}
 
 
@@ -290,7 +307,13 @@ def test_what_the_real_sdk_answered_is_recorded_scrubbed_and_replayed_without_a_
 
     assert scan(files) == [], "a recording of the SDK carries no secret"
     voip = yaml.safe_load(next(f for f in files if f.name.startswith("make-a-voip")).read_text())
-    assert voip["offline"] is True and [c["call"] for c in voip["calls"][:2]] == ["createTeamsCallAgent", "startCall"]
+    assert voip["offline"] is True and not voip["live_tenant"]
+    # Row 1 drives both ends: adele's page, then megan's, each creates an agent; then adele calls.
+    assert [(c["page"], c["call"]) for c in voip["calls"][:3]] == [
+        (0, "createTeamsCallAgent"),
+        (1, "createTeamsCallAgent"),
+        (0, "startCall"),
+    ]
     assert any(e["event"] == "stateChanged" for e in voip["transcripts"]["0"]), "the SDK's events are kept"
     in_replay = replay(cassettes, tmp_path / "replay")
     assert {n: (s["verdict"], s["detail"]) for n, s in in_replay.items()} == {
@@ -308,11 +331,11 @@ def test_a_replay_that_asks_the_sdk_something_else_names_the_call_and_the_record
     path.write_text(path.read_text().replace("groupId: 00000000-0000-0000-0000-00000000ca11", "meetingLink: x"))
     scenario = replay(work, tmp_path / "replay", "group_call")["Join a Teams 1:1 or group call"]
     assert scenario["verdict"] == "ERROR"
-    assert scenario["detail"] == (
-        f'replay: {path.relative_to(work.parent)}: call 2 is page 0 join[{{"groupId": "<guid>"}}], but the '
+    assert scenario["detail"].startswith(
+        f'replay: {display_path(path)}: call 2 is page 0 join[{{"groupId": "<guid>"}}], but the '
         'recording has page 0 join[{"meetingLink": "x"}]; '
-        "re-record with: cte record -k test_join_a_teams_11_or_group_call  (or: make record)"
-    )
+        "re-record with: cte record -k test_join_a_teams_11_or_group_call "
+    ), scenario["detail"]
 
 
 def test_every_bridge_function_answers_in_plain_data_even_when_misused(teams_token) -> None:

@@ -23,8 +23,15 @@ DRIVERS = CALLING_DRIVERS
 def driver_for(
     tenant: Tenant, *, sleep: Callable[[float], None] = time.sleep, sdk_cassette: SdkCassette | None = None
 ) -> CallingDriver:
-    """sandbox: the sandbox's calling model. browser: the real Calling SDK in Chromium; live, on its
-    own; against the sandbox, offline, cross-checked with the model (harness.calling.cross_check).
+    """sandbox: the sandbox's calling model. browser: the real Calling SDK in Chromium:
+
+    - against the sandbox: offline, cross-checked with the model (harness.calling.cross_check);
+    - a live profile (live mode, or record against it: no sandbox model): on its own, talking to
+      Microsoft; or, with `[calling] offline = true` (this machine cannot reach Microsoft's calling
+      services), offline on the virtual clock with nothing to cross-check: what the SDK decides on
+      the client (40231, 40238, 40209, 40210) is judged, everything it accepts SKIPs as needing
+      Microsoft's calling services.
+
     In record mode the SDK's answers go to `sdk_cassette`; in replay they come from it, with no browser."""
     if tenant.calling_driver not in DRIVERS:
         raise DriverUnavailable(f"calling driver {tenant.calling_driver!r} is unknown; use one of {', '.join(DRIVERS)}")
@@ -43,7 +50,12 @@ def driver_for(
         raise DriverUnavailable(f"the browser calling driver in {tenant.mode} mode needs the scenario's SDK cassette")
     if tenant.mode == "replay":
         assert sdk_cassette is not None
-        offline = sdk_cassette.load().offline  # a recording of the offline SDK, or of a live one
+        if sdk_cassette.path.is_file():  # a recording of the offline SDK, or of a live one
+            recording = sdk_cassette.load()
+            offline, live_tenant = recording.offline, recording.live_tenant or model is None
+        else:  # the SDK was not asked anything when recording: it fails, naming the recording, if asked now
+            live_tenant = model is None
+            offline = tenant.calling_offline if live_tenant else True
     else:
         from harness.calling.browser import BrowserUnavailable, check_available
 
@@ -51,11 +63,18 @@ def driver_for(
             check_available()
         except BrowserUnavailable as missing:
             raise DriverUnavailable(f"the browser calling driver cannot run here: {missing}") from None
-        offline = tenant.mode != "live" and model is not None  # a sandbox tenant: no Microsoft to reach
+        live_tenant = tenant.mode == "live" or model is None  # a live profile: no sandbox model
+        # A sandbox tenant has no Microsoft to reach; a live one, when this machine cannot reach it.
+        offline = tenant.calling_offline if live_tenant else True
     sdk = BrowserCallingDriver(
-        offline=offline, virtual_clock=offline and tenant.mode != "replay", cassette=sdk_cassette
+        offline=offline,
+        virtual_clock=offline and tenant.mode != "replay",
+        cassette=sdk_cassette,
+        live_tenant=live_tenant,
     )
-    if not offline:
+    if not offline or live_tenant:
+        if model is not None:
+            model.close()  # replaying a live recording: no model answers beside the SDK
         return sdk
     if model is None:
         raise DriverUnavailable(f"profile {tenant.profile!r} has no sandbox calling model to cross-check the SDK with")

@@ -4,8 +4,9 @@
 goes to both. Where the SDK answers for itself (a synchronous CallingCommunicationError, its
 client-side checks) the model must give the same code and subCode; the observation carries both
 answers, and a disagreement is a failed check, so a FAIL. Where the SDK accepts and then cannot go
-on offline, the row needs a live tenant (SKIP), whatever the model says, unless the model refused
-with one of the SDK's own client-side codes, which the SDK has just shown it does not raise.
+on offline, the row needs a live tenant (SKIP: it needs Microsoft's calling services), whatever the
+model says, unless the model refused with one of the SDK's own client-side codes, which the SDK has
+just shown it does not raise.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from harness.calling.browser_driver import SDK, BrowserCallingDriver
+from harness.calling.browser_driver import CLIENT_SIDE_SUBCODES, SDK, BrowserCallingDriver, sandbox_offline
 from harness.calling.protocol import (
     WITNESSES_AGREE,
     Call,
@@ -28,8 +29,6 @@ from harness.calling.protocol import (
 
 MODEL = "sandbox model"
 AGREE = WITNESSES_AGREE
-# The checks the SDK makes on the client, synchronously (contracts/calling.md §4, reproduced).
-CLIENT_SIDE_SUBCODES = frozenset({40231, 40238, 40210, 40209})
 
 T = TypeVar("T")
 
@@ -55,8 +54,8 @@ def compare(what: str, model: Exception | None, sdk: Exception | None) -> None:
     )
     if isinstance(sdk, CallingCommunicationError) and not client_side:
         # Not one of the SDK's own checks: offline, an error from the services it could not reach.
-        raise NeedsLiveTenant(
-            f"needs a live tenant: offline, the {SDK} failed {what} with {sdk.code}/{sdk.sub_code} ({sdk.message}), "
+        raise sandbox_offline(
+            f"offline, the {SDK} failed {what} with {sdk.code}/{sdk.sub_code} ({sdk.message}), "
             f"not one of its client-side checks ({MODEL}: {model_said})"
         )
     if isinstance(sdk, CallingCommunicationError):
@@ -75,7 +74,7 @@ def compare(what: str, model: Exception | None, sdk: Exception | None) -> None:
     if isinstance(sdk, NeedsLiveTenant):
         raise NeedsLiveTenant(f"{sdk} ({MODEL}: {model_said})")
     if model is not None:  # the model refused server-side what the SDK accepted: offline, unknowable
-        raise NeedsLiveTenant(f"needs a live tenant: {SDK} accepted {what}; only the service can refuse it")
+        raise sandbox_offline(f"{SDK} accepted {what}; only the service can refuse it ({MODEL}: {model_said})")
 
 
 class CrossCheckedAgent:
@@ -106,8 +105,8 @@ class CrossCheckedAgent:
     def join(self, locator: Locator) -> Call:
         return self._both("join", lambda: self.model.join(locator), lambda: self.sdk.join(locator))
 
-    def wait_for_incoming_call(self, timeout: float = 30.0) -> Any:
-        return self.sdk.wait_for_incoming_call(timeout)
+    def wait_for_incoming_call(self, timeout: float = 30.0, caller: str | None = None) -> Any:
+        return self.sdk.wait_for_incoming_call(timeout, caller)
 
     def dispose(self) -> None:
         try:

@@ -4,6 +4,11 @@ Each Teams user gets the real chain: sign in (MSAL) -> exchange (ACS) -> createT
 the call is started, received or joined through the configured driver, and the observation is
 what the SDK reports: a synchronous CallingCommunicationError, or the call's state history and
 callEndReason once it settles.
+
+A scenario is told from its own user's side: the first user who creates an agent (the app's user,
+"adele" in the calling rows). Where another user of the scenario answers (row 1: megan's app rings
+and she accepts), both sides are driven here, and the verdict is drawn from the scenario's own
+user's call once it settles (`connected_call`), never from a setup step.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 from harness import contract
 from harness.calling import DriverUnavailable, driver_for
 from harness.calling.protocol import (
+    ANY_PHONE_NUMBER,
     WITNESSES_AGREE,
     Call,
     CallingCommunicationError,
@@ -30,6 +36,7 @@ from harness.calling.protocol import (
     PhoneNumber,
     TeamsCallAgent,
     TeamsUser,
+    teams_user_raw_id,
 )
 from harness.calling.sdk_cassette import SdkCassette
 from harness.config import Tenant
@@ -54,6 +61,7 @@ END_REASONS: dict[tuple[int, int | None], tuple[str, str]] = {
 }
 RESTRICTED_ACTIONS = ("unmute", "start_video", "start_screen_sharing")
 GROUP_CALL_ID = "00000000-0000-0000-0000-00000000ca11"  # any group id: TeamsCallAgent cannot join group calls
+INCOMING_WAIT_S = 10.0  # how long a callee's app waits for the expected call to ring
 
 
 class CallDidNotSettle(RuntimeError):
@@ -122,6 +130,12 @@ class CallingFlow(ObservationLog):
     on_cleanup: Callable[[Callable[[], object]], None] | None = None
     # Record/replay with the browser driver: where the real SDK's answers are written / read.
     sdk_cassette: SdkCassette | None = None
+    # Whose side the scenario is told from: the first user who creates an agent (the app's user).
+    subject: str | None = None
+    # Who is expected to ring whom (callee -> the caller's rawId): a callee accepts only that call.
+    expected_callers: dict[str, str] = field(default_factory=dict)
+    peers: dict[str, str] = field(default_factory=dict)  # the other end of each user's call
+    settled: dict[str, Observation] = field(default_factory=dict)  # each user's call, once it settled
 
     def _driver(self) -> CallingDriver:
         if self.driver is None:
@@ -147,6 +161,7 @@ class CallingFlow(ObservationLog):
 
     def agent(self, alias: str) -> Observation:
         """Sign `alias` in, exchange the token, create a TeamsCallAgent."""
+        self.subject = self.subject or alias
         driver = self._driver()
         identity = self.identities.setdefault(alias, IdentityFlow(self.tenant))
         identity.sign_in_with_password(alias, contract.TEAMS_SCOPES)
@@ -166,6 +181,7 @@ class CallingFlow(ObservationLog):
 
     def agent_from_acs_user_token(self, alias: str) -> Observation:
         """createTeamsCallAgent with an ACS user's token (not a Teams user's)."""
+        self.subject = self.subject or alias
         identity = self.identities.setdefault(alias, IdentityFlow(self.tenant))
         created = identity.create_acs_user()
         if created.outcome == "rejected":
@@ -192,7 +208,8 @@ class CallingFlow(ObservationLog):
         except CallingCommunicationError as err:
             return self._record(error_observation(stage, err))
         self.calls[alias] = call
-        return self._record(call_observation(stage, call.wait_until()))
+        self.settled[alias] = self._record(call_observation(stage, call.wait_until()))
+        return self.settled[alias]
 
     def call_teams_user(self, caller: str, callee: str) -> Observation:
         target = TeamsUser(self._oid(callee))
@@ -203,11 +220,15 @@ class CallingFlow(ObservationLog):
         return self._settle("start call", caller, lambda: self.agents[caller].start_call(target))
 
     def ring(self, caller: str, callee: str) -> Observation:
-        """`caller` calls `callee`, who has an agent: the call rings there (it does not settle yet)."""
+        """`caller` calls `callee`, who has an agent: the call rings there (it does not settle yet:
+        this observation is setup; the call is judged once it settles, `connected_call`)."""
         if self.blocked:
             return self.last
+        target = TeamsUser(self._oid(callee))
+        self.expected_callers[callee] = teams_user_raw_id(self._oid(caller))
+        self.peers[caller], self.peers[callee] = callee, caller
         try:
-            self.calls[caller] = self.agents[caller].start_call(TeamsUser(self._oid(callee)))
+            self.calls[caller] = self.agents[caller].start_call(target)
         except CallingCommunicationError as err:
             return self._record(error_observation("start call", err))
         return self._record(Observation("allowed", "start call", evidence={"state": self.calls[caller].view().state}))
@@ -216,7 +237,9 @@ class CallingFlow(ObservationLog):
         network = self._driver().phone_network()
         if network is None:
             return self._dial_through_a_teams_phone_user(callee)
-        network.dial(self.tenant.phone_number("inbound_caller"), TeamsUser(self._oid(callee)))
+        number = self.tenant.phone_number("inbound_caller")
+        self.expected_callers[callee] = f"4:{number}"
+        network.dial(number, TeamsUser(self._oid(callee)))
         return self._record(Observation("allowed", "phone network dials", evidence={}))
 
     def _dial_through_a_teams_phone_user(self, callee: str) -> Observation:
@@ -230,6 +253,8 @@ class CallingFlow(ObservationLog):
         number = self.tenant.phone_number("inbound")
         if (observed := self.agent(dialer)).outcome == "rejected":
             return observed
+        # Over the phone network the callee sees a phone number (which one is the dialer's line's).
+        self.expected_callers[callee] = ANY_PHONE_NUMBER
         try:
             self.calls[f"{dialer} (dialing)"] = self.agents[dialer].start_call(PhoneNumber(number))
         except CallingCommunicationError as err:
@@ -237,22 +262,61 @@ class CallingFlow(ObservationLog):
         return self._record(Observation("allowed", "phone network dials", evidence={"dialer": "a Teams Phone user"}))
 
     def accept(self, callee: str) -> Observation:
+        """`callee` accepts the call from whoever was to ring her (and no one else's)."""
         if self.blocked:
             return self.last
-        incoming = self.agents[callee].wait_for_incoming_call(timeout=10)
+        expected = self.expected_callers.get(callee)
+        incoming = self.agents[callee].wait_for_incoming_call(timeout=INCOMING_WAIT_S, caller=expected)
         if incoming is None:
-            return self._record(Observation("rejected", "incoming call", message="no incoming call arrived"))
+            return self._no_incoming_call(callee, expected)
         self.incoming[callee] = incoming
         return self._settle("accept", callee, incoming.accept)
 
     def reject(self, callee: str, caller: str) -> Observation:
         if self.blocked:
             return self.last
-        incoming = self.agents[callee].wait_for_incoming_call(timeout=10)
+        expected = self.expected_callers.get(callee) or teams_user_raw_id(self._oid(caller))
+        incoming = self.agents[callee].wait_for_incoming_call(timeout=INCOMING_WAIT_S, caller=expected)
         if incoming is None:
-            return self._record(Observation("rejected", "incoming call", message="no incoming call arrived"))
+            return self._no_incoming_call(callee, expected)
         incoming.reject()
         return self._record(call_observation("start call", self.calls[caller].wait_until()))
+
+    def _no_incoming_call(self, callee: str, expected: str | None) -> Observation:
+        """Nothing rang from the expected caller: say so, with how the caller's call stands (a caller's
+        call that ended for want of Microsoft's services is a SKIP, raised by the driver)."""
+        peer = self.peers.get(callee)
+        evidence: dict[str, object] = {"expected caller": expected or "anyone"}
+        call = self.calls.get(peer) if peer else None
+        if call is not None:
+            view = call.wait_until()  # settled: a live caller's call may take a while to give up
+            end = f", {view.end_reason.code}/{view.end_reason.sub_code}" if view.end_reason else ""
+            evidence["caller's call"] = f"{' → '.join(view.state_history) or view.state}{end}"
+        who = peer or expected or "anyone"
+        message = f"no incoming call from {who} arrived within {INCOMING_WAIT_S:.0f} s"
+        return self._record(Observation("rejected", "incoming call", message=message, evidence=evidence))
+
+    def connected_call(self) -> Observation | None:
+        """What "the call is allowed and connects" is judged on: the scenario's own user's call, once
+        it settled. For a call she placed and the callee accepted (row 1), that is her call, observed
+        after the accept: neither the ring (setup) nor the callee's side decides. A rejection on the
+        way stands (the chain stopped there)."""
+        if not self.observations:
+            return None
+        subject = self.subject
+        if self.blocked or subject is None:
+            return self.last
+        if subject in self.settled:
+            return self.settled[subject]
+        call = self.calls.get(subject)
+        if call is None:
+            return self.last
+        observation = call_observation("start call", call.wait_until())
+        peer = self.peers.get(subject)
+        if peer in self.settled:
+            observation.evidence["other end"] = f"{peer}: {self.settled[peer].evidence.get('states', '')}"
+        self.settled[subject] = self._record(observation)
+        return observation
 
     def locator(self, kind: str, by: str) -> Locator:
         meeting = self.tenant.meeting(kind)

@@ -10,6 +10,7 @@ code never knows which.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -100,9 +101,16 @@ class CallingCommunicationError(Exception):
         self.evidence, self.agreement = evidence or {}, agreement
 
 
+# Every SKIP caused by not reaching Microsoft's calling services (signalling, media) says this, word
+# for word: offline against the sandbox, offline on a live profile ([calling] offline = true), or live
+# when the SDK's traffic did not get through. Checks outside the harness recognise such SKIPs by it.
+NEEDS_CALLING_SERVICES = "needs Microsoft's calling services"
+
+
 class NeedsLiveTenant(MissingPrerequisite):
-    """Offline, the real SDK got as far as it can without Microsoft's services; the reason says how
-    far. The scenario is skipped with that reason: never a PASS."""
+    """The real SDK got as far as it can without Microsoft's calling services (offline, or unable to
+    reach them); the reason says how far, and contains NEEDS_CALLING_SERVICES. The scenario is
+    skipped with that reason: never a PASS."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +171,7 @@ class Call(Protocol):
 
 class IncomingCall(Protocol):
     id: str
-    caller: str
+    caller: str  # the caller's rawId: "8:orgid:<oid>" for a Teams user, "4:+<E.164>" for a phone number
 
     def accept(self) -> Call: ...
     def reject(self) -> None: ...
@@ -174,7 +182,11 @@ class TeamsCallAgent(Protocol):
 
     def start_call(self, targets: Target | list[Target], thread_id: str | None = None) -> Call: ...
     def join(self, locator: Locator) -> Call: ...
-    def wait_for_incoming_call(self, timeout: float = 30.0) -> IncomingCall | None: ...
+    def wait_for_incoming_call(self, timeout: float = 30.0, caller: str | None = None) -> IncomingCall | None:
+        """The first incoming call from `caller` (a rawId, see `same_caller`; None: from anyone) that
+        rings within `timeout`; calls from anyone else are left ringing."""
+        ...
+
     def dispose(self) -> None: ...
 
 
@@ -205,6 +217,30 @@ class CallingDriver(Protocol):
 
 
 # -- the SDK's data shapes: what a locator, a target and a call view look like on the wire -----------
+
+
+def teams_user_raw_id(oid: str) -> str:
+    """A Teams user's rawId as a callee's SDK shows the caller (public cloud)."""
+    return f"8:orgid:{oid}"
+
+
+ANY_PHONE_NUMBER = "4:"  # as an expected caller: a call from any phone number
+
+
+def same_caller(raw_id: str | None, expected: str) -> bool:
+    """Whether an incoming call's caller (`callerInfo.identifier.rawId`) is the one expected.
+
+    Teams users compare by object id, case-insensitively, whatever the cloud prefix (8:orgid:,
+    8:gcch:, 8:dod:); phone numbers by their digits; `ANY_PHONE_NUMBER` matches every phone number."""
+    if not raw_id:
+        return False
+    kind, _, rest = raw_id.partition(":")
+    want_kind, _, want = expected.partition(":")
+    if kind != want_kind:
+        return False
+    if kind == "4":
+        return not want or re.sub(r"\D", "", rest) == re.sub(r"\D", "", want)
+    return bool(want) and rest.rsplit(":", 1)[-1].lower() == want.rsplit(":", 1)[-1].lower()
 
 
 def locator_data(locator: Locator) -> dict[str, str]:

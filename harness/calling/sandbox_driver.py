@@ -21,6 +21,7 @@ from harness.calling.protocol import (
     TeamsUser,
     call_view,
     locator_data,
+    same_caller,
     target_data,
 )
 
@@ -150,12 +151,14 @@ class SandboxTeamsCallAgent:
         )
         return SandboxCall(self._api, _view(data, response), self._sleep)
 
-    def wait_for_incoming_call(self, timeout: float = 30.0) -> SandboxIncomingCall | None:
+    def wait_for_incoming_call(self, timeout: float = 30.0, caller: str | None = None) -> SandboxIncomingCall | None:
+        """The first call ringing this agent from `caller` (None: anyone); others are left ringing."""
         deadline = time.monotonic() + timeout
         while True:
             data, _ = self._api.call("GET", f"agents/{self.id}/incomingCalls")
-            if data["value"]:
-                return SandboxIncomingCall(self._api, data["value"][0], self._sleep)
+            for ringing in data["value"]:
+                if caller is None or same_caller((ringing.get("callerInfo") or {}).get("identifier"), caller):
+                    return SandboxIncomingCall(self._api, ringing, self._sleep)
             if time.monotonic() > deadline:
                 return None
             self._sleep(0.05)

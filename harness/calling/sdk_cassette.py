@@ -86,6 +86,7 @@ class SdkCassette:
     def __init__(self, cassette: Path, *, record: bool, scrub: Callable[[Any], Any], offline: bool = False) -> None:
         self.path, self.record, self.scrub = sdk_cassette_path(cassette), record, scrub
         self.offline, self.virtual_clock = offline, False
+        self.live_tenant = False  # recorded against a live profile (no sandbox model beside the SDK)
         self.calls: list[dict[str, Any]] = []
         self.transcripts: dict[int, list[dict[str, Any]]] = {}
         self._pages = 0
@@ -108,6 +109,7 @@ class SdkCassette:
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("calls"), list):
             raise CassetteError(f"{where}: not a Calling SDK recording of format {FORMAT}")
         self.offline, self.virtual_clock = bool(data.get("offline")), bool(data.get("virtual_clock"))
+        self.live_tenant = bool(data.get("live_tenant"))
         self.calls = [c for c in data["calls"] if isinstance(c, dict)]
         transcripts = data.get("transcripts") or {}
         if not isinstance(transcripts, dict) or not all(
@@ -172,7 +174,9 @@ class SdkCassette:
             "format": FORMAT,
             "offline": self.offline,
             "virtual_clock": self.virtual_clock,
+            "live_tenant": self.live_tenant,
             "calls": self.calls,
             "transcripts": {str(k): v for k, v in sorted(self.transcripts.items())},
         }
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # written before the scenario's HTTP cassette
         self.path.write_text(yaml.safe_dump(document, sort_keys=True, allow_unicode=True), encoding="utf-8")

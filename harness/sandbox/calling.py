@@ -6,8 +6,9 @@ host is `calling.cte-sandbox.invalid`. Decisions follow facts in the tenant mode
 
 - agent: the ACS token must be a Teams-user token (an ACS-user token -> 403/40231) carrying voip
   (else 401/44113): the Calling SDK's own checks (contracts/calling.md §2, bundle catalogue);
-- start a call to a Teams user: ring their registered agents, or their Teams client if it is
-  online and answers; nobody reachable -> Disconnected 480/10037 (call-end.md);
+- start a call to a Teams user: ring their registered agents (the call rings until one of them
+  accepts or rejects it, even when the user's own Teams client would answer), else their Teams
+  client if it is online and answers; nobody reachable -> Disconnected 480/10037 (call-end.md);
 - call a phone number: the caller needs Enterprise Voice (else 412/41056) and an E.164 number;
 - join: a teams.live.com link -> 400/40238, a malformed link -> 400/40210, a group-call locator
   -> 400/40209 (synchronous SDK checks, reproduced with the real SDK); a live event -> rejected with
@@ -298,7 +299,7 @@ class Calling:
                 return call
             tenant = callee_tenant
         if self._ring(tenant, callee, f"8:orgid:{agent.oid}", call):
-            return call
+            return call  # her app rings: it connects when her agent accepts, not by itself
         if callee.teams_client == "answers":
             call.move("Ringing", "Connected")
             return call
