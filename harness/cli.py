@@ -326,7 +326,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", default=os.environ.get("CTE_MODE", "sandbox"), choices=MODES)
     run.add_argument("--report-dir", default=None, help="default: reports/<run-id>")
     run.add_argument("-k", default=None, help="only scenarios matching this pytest -k expression")
-    run.add_argument("--cassette-dir", default=None, help="the cassettes --mode replay reads (default: cassettes/)")
+    run.add_argument(
+        "--cassette-dir",
+        default=os.environ.get("CTE_CASSETTE_DIR"),
+        help="the cassettes --mode replay reads (default: cassettes/); or CTE_CASSETTE_DIR",
+    )
     run.add_argument(
         "-n",
         dest="workers",
@@ -363,7 +367,9 @@ def parser() -> argparse.ArgumentParser:
     record.add_argument("--profile", default="sandbox", help="profile name or path (a live one records its tenant)")
     record.add_argument("--report-dir", default=None)
     record.add_argument(
-        "--cassette-dir", default=None, help="where the cassettes go (default: a new folder, <report-dir>/cassettes)"
+        "--cassette-dir",
+        default=os.environ.get("CTE_CASSETTE_DIR"),
+        help="where the cassettes go (default: a new folder, <report-dir>/cassettes); or CTE_CASSETTE_DIR",
     )
     record.add_argument(
         "--overwrite", action="store_true", help="re-record into a folder that already holds cassettes (cassettes/)"

@@ -132,6 +132,14 @@ class Mode:
     def pacing(self, nodeid: str) -> Pacing:
         return Pacing(MarkerSource(), time.sleep)
 
+    def cassette_for(self, scenario: Scenario) -> Path | None:
+        """The scenario's cassette in this mode (None: no cassettes)."""
+        if not self.uses_cassettes:
+            return None
+        return cassette_path(
+            scenario.area, scenario.feature_file, scenario.name, scenario.example, root=self.cassette_dir
+        ).resolve()
+
     def begin(self, scenario: Scenario, stack: contextlib.ExitStack, receiver: Any) -> Recording | None:
         """Set a scenario up (its cassette, its fresh world); clean-up goes on `stack`."""
         return None
@@ -307,9 +315,8 @@ class ReplayMode(Mode):
         return Pacing(MarkerSource(nodeid), lambda _: None)
 
     def begin(self, scenario: Scenario, stack: contextlib.ExitStack, receiver: Any) -> Recording:
-        path = cassette_path(
-            scenario.area, scenario.feature_file, scenario.name, scenario.example, root=self.cassette_dir
-        ).resolve()
+        path = self.cassette_for(scenario)
+        assert path is not None
         if path.exists():
             check_cassette(path)  # before anything is pushed on the stack: a bad one leaves nothing behind
         allowed = {receiver.server.port} if receiver else set()
@@ -364,9 +371,8 @@ class RecordMode(Mode):
         return Pacing(MarkerSource(nodeid), time.sleep)
 
     def begin(self, scenario: Scenario, stack: contextlib.ExitStack, receiver: Any) -> Recording:
-        path = cassette_path(
-            scenario.area, scenario.feature_file, scenario.name, scenario.example, root=self.cassette_dir
-        ).resolve()
+        path = self.cassette_for(scenario)
+        assert path is not None
         path.unlink(missing_ok=True)
         shown = display_path(path, self.cassette_dir)
         if isinstance(self.target, SandboxMode):

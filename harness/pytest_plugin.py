@@ -72,7 +72,7 @@ class CteSession:
         mode = resolve_mode(config.getoption("--cte-mode"))
         self.profile = load_profile(config.getoption("--cte-profile") or os.environ.get("CTE_PROFILE") or "sandbox")
         calling = calling_driver_option(config.getoption("--cte-calling") or os.environ.get("CTE_CALLING"))
-        cassette_dir = config.getoption("--cte-cassette-dir")
+        cassette_dir = config.getoption("--cte-cassette-dir") or os.environ.get("CTE_CASSETTE_DIR")
         self.mode = mode_for(
             mode, self.profile, calling=calling, cassette_dir=Path(cassette_dir) if cassette_dir else None
         )
@@ -256,11 +256,14 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
     item.stash[STACK_KEY] = stack
     if not cte.mode.uses_cassettes:
         return
+    described = Scenario(item.nodeid, area, feature.filename, scenario.name, example)
+    cassette = cte.mode.cassette_for(described)
+    if cassette is not None:
+        item.stash[CASSETTE_KEY] = cassette  # first: a cassette that does not load is explained by its path
     receiver = cte.receiver() if area == "notifications" else None
-    recording = cte.mode.begin(Scenario(item.nodeid, area, feature.filename, scenario.name, example), stack, receiver)
+    recording = cte.mode.begin(described, stack, receiver)
     if recording is None:
         return
-    item.stash[CASSETTE_KEY] = recording.path
     run.cassette = recording.shown
     if recording.inbound is not None:
         item.stash[INBOUND_KEY] = recording.inbound

@@ -12,37 +12,37 @@ Feature: Calling as a Teams user through the ACS Calling SDK (TeamsCallAgent)
   # or promoting someone in Teams (those skip with that reason).
   @row-1 @supported
   Scenario: Make a VoIP call to a Teams user
-    Given "adele" has a Teams call agent
-    And "megan" has a Teams call agent
-    When "adele" calls "megan", whose app is ringing
-    And "megan" accepts the incoming call
+    Given "licensed" has a Teams call agent
+    And "colleague" has a Teams call agent
+    When "licensed" calls "colleague", whose app is ringing
+    And "colleague" accepts the incoming call
     Then the call is allowed and connects
 
   @row-2 @supported
   Scenario: Make a phone (PSTN) call
-    Given "adele" has a Teams call agent
-    When "adele" calls the outbound phone number
+    Given "phone" has a Teams call agent
+    When "phone" calls the outbound phone number
     Then the call is allowed and connects
 
   @row-3 @supported
   Scenario: Accept an incoming VoIP call from a Teams user
-    Given "adele" has a Teams call agent
-    And "megan" has a Teams call agent
-    When "megan" calls "adele", whose app is ringing
-    And "adele" accepts the incoming call
+    Given "licensed" has a Teams call agent
+    And "colleague" has a Teams call agent
+    When "colleague" calls "licensed", whose app is ringing
+    And "licensed" accepts the incoming call
     Then the call is allowed and connects
 
   @row-4 @supported
   Scenario: Accept an incoming phone (PSTN) call
-    Given "adele" has a Teams call agent
-    When a phone caller dials "adele"
-    And "adele" accepts the incoming call
+    Given "licensed" has a Teams call agent
+    When a phone caller dials "licensed"
+    And "licensed" accepts the incoming call
     Then the call is allowed and connects
 
   @row-5 @supported
   Scenario Outline: Join a Teams meeting by <how>
-    Given "adele" has a Teams call agent
-    When "adele" joins the regular meeting by <how>
+    Given "licensed" has a Teams call agent
+    When "licensed" joins the regular meeting by <how>
     Then the call is allowed and connects
 
     Examples:
@@ -53,58 +53,58 @@ Feature: Calling as a Teams user through the ACS Calling SDK (TeamsCallAgent)
 
   @row-6 @supported
   Scenario: Join a channel Teams meeting
-    Given "adele" has a Teams call agent
-    When "adele" joins the channel meeting by link
+    Given "licensed" has a Teams call agent
+    When "licensed" joins the channel meeting by link
     Then the call is allowed and connects
 
   @row-7 @supported
   Scenario: Join a Teams webinar
-    Given "adele" has a Teams call agent
-    When "adele" joins the webinar meeting by link
+    Given "licensed" has a Teams call agent
+    When "licensed" joins the webinar meeting by link
     Then the call is allowed and connects
 
   @row-8 @unsupported @emulator-defined
   Scenario: Join a Teams live event
-    Given "adele" has a Teams call agent
-    When "adele" joins the live-event meeting by link
+    Given "licensed" has a Teams call agent
+    When "licensed" joins the live-event meeting by link
     Then the join is refused
 
   @row-9 @unsupported
   Scenario: Join a Teams meeting scheduled in an application for personal use
-    Given "adele" has a Teams call agent
-    When "adele" joins a meeting of Teams for personal use by its link
+    Given "licensed" has a Teams call agent
+    When "licensed" joins a meeting of Teams for personal use by its link
     Then the join is rejected with code 400 and subcode 40238
 
   @row-10 @unsupported
   Scenario: Join a Teams 1:1 or group call
-    Given "adele" has a Teams call agent
-    When "adele" joins a Teams group call by its group id
+    Given "licensed" has a Teams call agent
+    When "licensed" joins a Teams group call by its group id
     Then the join is rejected with code 400 and subcode 40209
 
   @caveat @emulator-defined
   Scenario: Webinar roles are not honoured for Teams users
-    Given "adele" has a Teams call agent
-    When "adele" joins the webinar meeting by link
-    Then "adele" is in the webinar as an "Attendee"
-    And "adele" tries the attendee-restricted actions: unmute, start video, share screen
+    Given "licensed" has a Teams call agent
+    When "licensed" joins the webinar meeting by link
+    Then "licensed" is in the webinar as an "Attendee"
+    And "licensed" tries the attendee-restricted actions: unmute, start video, share screen
 
   Scenario: A VoIP call to a Teams user with no endpoint online ends with 480/10037
-    Given "adele" has a Teams call agent
-    When "adele" calls the Teams user "lynne"
+    Given "licensed" has a Teams call agent
+    When "licensed" calls the Teams user "offline"
     Then the call is rejected with code 480 and subcode 10037
 
   Scenario: A PSTN call by a user without Enterprise Voice fails with 412/41056
-    Given "megan" has a Teams call agent
-    When "megan" calls the outbound phone number
+    Given "no-voice" has a Teams call agent
+    When "no-voice" calls the outbound phone number
     Then the call is rejected with code 412 and subcode 41056
 
   Scenario: A declined incoming call ends the caller's call with 0/603
-    Given "adele" has a Teams call agent
-    And "megan" has a Teams call agent
-    When "megan" calls "adele", whose app is ringing
-    And "adele" declines the call from "megan"
+    Given "licensed" has a Teams call agent
+    And "colleague" has a Teams call agent
+    When "colleague" calls "licensed", whose app is ringing
+    And "licensed" declines the call from "colleague"
     Then the call is rejected with code 0 and subcode 603
 
   Scenario: A TeamsCallAgent cannot be created with an ACS user's token
-    Given "adele" tries to create a Teams call agent with an ACS user's token
+    Given "licensed" tries to create a Teams call agent with an ACS user's token
     Then the agent is rejected with code 403 and subcode 40231
