@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +43,25 @@ def cte(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     command = [sys.executable, "-m", "harness.cli", *args]
     print("$ cte " + " ".join(args), flush=True)
     return subprocess.run(command, cwd=ROOT, env=env, text=True, capture_output=True, timeout=1200)
+
+
+def cte_started(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    print("$ cte " + " ".join(args), flush=True)
+    command = [sys.executable, "-m", "harness.cli", *args]
+    return subprocess.Popen(command, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def second_receiver(profile: Path) -> Path:
+    """The profile with its webhook receiver on another port (Graph here calls loopback directly)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    text = profile.read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^public_url = .*$", f'public_url = "https://localhost:{port}"', text)
+    text = re.sub(r"(?m)^listen_port = .*$", f"listen_port = {port}", text)
+    copy = profile.with_name(f"{profile.stem}-recorded.toml")
+    copy.write_text(text, encoding="utf-8")
+    return copy
 
 
 def verdicts(report: Path) -> dict[str, dict[str, Any]]:
@@ -130,29 +150,33 @@ def main() -> int:
         if doctor.returncode != 0 or not_ok or "Traceback" in doctor.stderr:
             problems.append(f"doctor is not all OK (exit {doctor.returncode}): {not_ok or doctor.stderr[-500:]}")
 
+        # The live run and the recording run side by side, as two CI jobs of a partner would: each
+        # with its own receiver port (a copy of the profile that differs in [notifications] only).
+        record_profile = second_receiver(profile)
         runs = {
             "live": ("run", "--mode", "live", "--profile", str(profile), "-q", "--report-dir", str(out / "live")),
             "record": (
                 "record",
                 "--profile",
-                str(profile),
+                str(record_profile),
                 "--report-dir",
                 str(out / "record"),
                 "--cassette-dir",
                 str(out / "record" / "cassettes"),
             ),
         }
-        for name, command in runs.items():
-            done = cte(*command, env=env)
+        started_runs = {name: cte_started(*command, env=env) for name, command in runs.items()}
+        for name, process in started_runs.items():
+            stdout, stderr = process.communicate(timeout=1200)
             if not (out / name / "conformance.json").exists():
-                print(done.stdout[-5000:], done.stderr[-5000:])
+                print(stdout[-5000:], stderr[-5000:])
                 raise SystemExit(f"blackbox: the {name} run wrote no report")
     finally:
         server.terminate()
         server.wait(timeout=10)
     # Replay needs no tenant at all: the server is gone, the network is blocked.
     done = cte(
-        "run", "--mode", "replay", "--profile", str(profile), "-q", "--report-dir", str(out / "replay"),
+        "run", "--mode", "replay", "--profile", str(record_profile), "-q", "--report-dir", str(out / "replay"),
         "--cassette-dir", str(out / "record" / "cassettes"), env=env,
     )  # fmt: skip
     if not (out / "replay" / "conformance.json").exists():

@@ -54,6 +54,7 @@ OFFLINE_LIVE_HINT = (
 # How long (page time) an offline call may take to give up on Microsoft's services: offline the
 # SDK ends a started call with 490/4525 (network failure) after its own retries.
 OFFLINE_SETTLE_S = 120.0
+VIRTUAL_WAIT_STEP_MS = 2000
 # The checks the SDK makes on the client, synchronously (contracts/calling.md §4, reproduced).
 CLIENT_SIDE_SUBCODES = frozenset({40231, 40238, 40210, 40209})
 # The SDK's codes for traffic that did not get through (its 2.0.0 error catalogue [bundle];
@@ -154,7 +155,9 @@ class BrowserCall:
             raise BridgeError(f"call.view answered something that is not a call: {str(answer)[:200]}") from None
 
     def _wait(self, states: frozenset[str], timeout: float) -> CallView:
-        waited, step_ms = 0.0, 250
+        # On the virtual clock page time costs nothing but the polling: long steps (the timers still
+        # fire in order within each); on the real clock, a short poll.
+        waited, step_ms = 0.0, VIRTUAL_WAIT_STEP_MS if self._page.virtual_clock else 250
         while (view := self.view()).state not in states and waited < timeout:
             self._page.advance(step_ms)
             waited += step_ms / 1000
