@@ -1,6 +1,6 @@
 """An independent scan for secrets in what the harness writes (cassettes, inbound captures, reports).
 
-Scrubbing hooks have leaked before (contracts/recording-and-reporting.md §3): this reads the files
+Scrubbing hooks have leaked before (docs/contracts/recording-and-reporting.md §3): this reads the files
 as text, with its own patterns, and reports `file:line: kind` for anything that is not a placeholder.
 """
 

@@ -64,7 +64,7 @@ class ObservingSession(requests.Session):
         self.authority_port = _host_and_port(authority)
         if ca_bundle:
             # requests lets REQUESTS_CA_BUNDLE override Session.verify unless trust_env is off
-            # (contracts/identity.md §5.1 gotcha 1). The sandbox is on loopback: no proxy needed.
+            # (docs/contracts/identity.md §5.1 gotcha 1). The sandbox is on loopback: no proxy needed.
             self.verify = ca_bundle
             self.trust_env = False
 

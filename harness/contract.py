@@ -1,6 +1,6 @@
 """Wire facts shared by the client side and the sandbox (neither imports the other; both import this).
 
-Sources: `shared/contracts/identity.md`.
+Sources: `docs/contracts/identity.md`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ PERSONAL_USE_MEETING_LINK = "https://teams.live.com/meet/9398765432101?p=CteSand
 # rests on the emulator's choice rather than on Microsoft's contract.
 EMULATOR_DEFINED_HEADER = "x-cte-emulator-defined"
 
-# The ACS error bodies recorded from the real service (contracts/identity.md §1.3).
+# The ACS error bodies recorded from the real service (docs/contracts/identity.md §1.3).
 INVALID_ACCESS_TOKEN = (401, "InvalidAccessToken", "Provided access token is not valid.", None)
 APP_ID_REQUIRED = (400, "ValidationError", "AppId: The AppId field is required.", "AppId")
 APP_ID_INVALID_FORMAT = (400, "ValidationError", "Provided AppId has invalid format.", "appId")

@@ -1,6 +1,6 @@
 """What a rejection means for the tenant and what fixes it: AADSTS codes and ACS errors -> remedies.
 
-Meanings: Entra error-code reference (contracts/identity.md §5.3, §6).
+Meanings: Entra error-code reference (docs/contracts/identity.md §5.3, §6).
 """
 
 from __future__ import annotations

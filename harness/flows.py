@@ -148,7 +148,7 @@ class IdentityFlow(ObservationLog):
         return acs == entra, f"ACS expiresOn {self.exchange.expires_on} vs Entra exp {entra}"
 
     def calling_sdk_claims(self) -> tuple[bool, str]:
-        """The claims the Calling SDK reads before it creates a TeamsCallAgent (contracts/calling.md §2)."""
+        """The claims the Calling SDK reads before it creates a TeamsCallAgent (docs/contracts/calling.md §2)."""
         assert self.exchange is not None
         claims = self.exchange.claims
         scopes = str(claims.get("acsScope", "")).split(",")

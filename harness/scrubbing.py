@@ -1,6 +1,6 @@
 """Scrubbing secrets and identities out of recorded traffic, keeping what verdicts need.
 
-Layers (contracts/recording-and-reporting.md §3): request headers, request bodies (JSON and
+Layers (docs/contracts/recording-and-reporting.md §3): request headers, request bodies (JSON and
 forms), response headers and bodies. Known values (from the profile) become named placeholders;
 JWTs become unsigned placeholder JWTs that keep `exp`, `scp`, `aud`, `appid`, `acsScope` and
 replace identities; anything that looks like an identity but was not known is replaced too. The

@@ -1,5 +1,5 @@
 """The specification under test: the "Supported use cases" table of the source document
-(shared/seed/teams-user-communication.md), in table order, and its webinar footnote."""
+(docs/source-table.md), in table order, and its webinar footnote."""
 
 from __future__ import annotations
 

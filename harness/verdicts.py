@@ -1,4 +1,4 @@
-"""The verdict model (DESIGN.md "Verdicts"): one function from expectation + observation.
+"""The verdict model (README.md "Verdicts"): one function from expectation + observation.
 
 | expectation | observed | verdict | report says |
 | supported   | allowed  | PASS | supported |

@@ -10,7 +10,7 @@ from harness.seed_table import WEBINAR_FOOTNOTE
 from harness.verdicts import Expectation, ExpectedRejection
 
 TABLE = "seed table row {row}: {text}"
-CALL_END = "contracts/calling.md §2: documented codes (call-end.md, calling-sdk.md, the SDK's error catalogue)"
+CALL_END = "docs/contracts/calling.md §2: documented codes (call-end.md, calling-sdk.md, the SDK's error catalogue)"
 
 
 def _row_source(run: ScenarioRun) -> str:

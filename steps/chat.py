@@ -8,9 +8,13 @@ from harness.chat import ChatFlow
 from harness.scenario import ScenarioRun
 from harness.verdicts import Expectation, ExpectedRejection
 
-SEND = "seed table row 11 (Send a message to 1:1 chat, group chat or Teams meeting chat) and contracts/graph.md §2.1"
-GET = "seed table row 12 (Get messages from 1:1 chat, group chat or Teams meeting chat) and contracts/graph.md §2.2"
-GRAPH_ERRORS = "contracts/graph.md §2.4: real Graph error bodies"
+SEND = (
+    "seed table row 11 (Send a message to 1:1 chat, group chat or Teams meeting chat) and docs/contracts/graph.md §2.1"
+)
+GET = (
+    "seed table row 12 (Get messages from 1:1 chat, group chat or Teams meeting chat) and docs/contracts/graph.md §2.2"
+)
+GRAPH_ERRORS = "docs/contracts/graph.md §2.4: real Graph error bodies"
 
 
 @given(parsers.parse('"{owner}" and "{other}" share a {kind} chat'))

@@ -10,9 +10,9 @@ from harness.scenario import ScenarioRun
 from harness.verdicts import Expectation, ExpectedRejection
 
 EXCHANGE = "teamsUser/:exchangeAccessToken"  # the stage an exchange scenario is about
-RECORDED = "contracts/identity.md §1.3: response recorded from the real service by Microsoft's SDK tests"
+RECORDED = "docs/contracts/identity.md §1.3: response recorded from the real service by Microsoft's SDK tests"
 EMULATOR_DEFINED = "emulator-defined: Microsoft documents no response for this case"
-AADSTS_DOC = "contracts/identity.md §5.3 and the Entra error-code reference"
+AADSTS_DOC = "docs/contracts/identity.md §5.3 and the Entra error-code reference"
 
 
 @given(parsers.parse('the misconfigured tenant "{name}"'), target_fixture="flow_tenant")
@@ -66,7 +66,7 @@ def exchange_with(
 @then("the exchange is allowed")
 def exchange_allowed(scenario_run: ScenarioRun) -> None:
     scenario_run.expect(
-        Expectation("supported", "contracts/identity.md §1: exchange for a licensed Teams user", stage=EXCHANGE)
+        Expectation("supported", "docs/contracts/identity.md §1: exchange for a licensed Teams user", stage=EXCHANGE)
     )
     scenario_run.require_verdict()
 
@@ -79,7 +79,9 @@ def expiry_matches(identity_flow: IdentityFlow, scenario_run: ScenarioRun) -> No
 
 @then("the ACS token carries the claims the Calling SDK reads")
 def calling_claims(identity_flow: IdentityFlow, scenario_run: ScenarioRun) -> None:
-    scenario_run.check("claims read by TeamsCallAgent (contracts/calling.md §2)", *identity_flow.calling_sdk_claims())
+    scenario_run.check(
+        "claims read by TeamsCallAgent (docs/contracts/calling.md §2)", *identity_flow.calling_sdk_claims()
+    )
     scenario_run.require_verdict()
 
 

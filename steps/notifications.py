@@ -8,8 +8,10 @@ from harness.notifications.flow import NotificationFlow
 from harness.scenario import ScenarioRun
 from harness.verdicts import Expectation
 
-WEBHOOK = "source document: receive message as Teams user on webhook and push it to the client; contracts/graph.md §4"
-FORGED = "contracts/graph.md §4.4-4.6: clientState, validationTokens and dataSignature must be checked"
+WEBHOOK = (
+    "source document: receive message as Teams user on webhook and push it to the client; docs/contracts/graph.md §4"
+)
+FORGED = "docs/contracts/graph.md §4.4-4.6: clientState, validationTokens and dataSignature must be checked"
 
 
 @given(parsers.parse('"{alias}" subscribes to the chat\'s messages with resource data'))

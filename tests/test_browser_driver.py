@@ -120,7 +120,7 @@ def test_both_accepting_raises_nothing() -> None:
     assert compare("createTeamsCallAgent", None, None) is None
 
 
-# -- the SDK's shapes (contracts/calling.md §1) ----------------------------------------------------
+# -- the SDK's shapes (docs/contracts/calling.md §1) ----------------------------------------------------
 
 
 def test_locators_and_targets_take_the_sdks_shapes() -> None:
@@ -200,7 +200,7 @@ def teams_token(browser_here) -> str:
 
 def test_offline_a_started_call_is_tracked_to_its_network_failure_and_needs_a_live_tenant(teams_token) -> None:
     """startCall through the bridge: the SDK accepts it, the page tracks its states to the end the
-    SDK gives offline (490/4525, contracts/calling.md §4), and the driver says a live tenant is needed."""
+    SDK gives offline (490/4525, docs/contracts/calling.md §4), and the driver says a live tenant is needed."""
     driver = BrowserCallingDriver(offline=True)
     try:
         started = time.perf_counter()

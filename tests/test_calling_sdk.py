@@ -1,5 +1,5 @@
 """The real ACS Calling SDK in headless Chromium, offline, against the sandbox model: what the SDK
-checks on the client (contracts/calling.md §4) it must answer exactly as the sandbox model does.
+checks on the client (docs/contracts/calling.md §4) it must answer exactly as the sandbox model does.
 
 Tokens are the sandbox's: a Teams user's ACS token from the real exchange, and an ACS user's.
 Without Chromium or the SDK bundle these tests skip with the reason, except under CI=true, where a
@@ -94,7 +94,7 @@ def test_the_sdk_and_the_sandbox_model_refuse_the_same_joins_with_the_same_codes
 
 
 def test_the_stable_sdk_takes_coordinates_and_meeting_id_locators_without_a_client_side_error(world) -> None:
-    """contracts/calling.md §1: the 2.0.0 typings list the coordinates locator as beta only; the
+    """docs/contracts/calling.md §1: the 2.0.0 typings list the coordinates locator as beta only; the
     runtime of 2.0.0 nevertheless accepts it (and a meeting id with or without passcode) on the
     client: no synchronous error, a call in state None. What the service does with it needs a live tenant."""
     page, _, _, _ = world

@@ -1,4 +1,4 @@
-"""HMAC-SHA256 as the ACS SDK signs and as the sandbox verifies (contracts/identity.md §2)."""
+"""HMAC-SHA256 as the ACS SDK signs and as the sandbox verifies (docs/contracts/identity.md §2)."""
 
 from __future__ import annotations
 

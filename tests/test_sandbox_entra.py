@@ -72,7 +72,7 @@ def password_grant(app: Any, u: dict[str, Any], password: str | None = None, sco
 
 
 def assert_entra_error(result: dict[str, Any], error: str, code: int) -> None:
-    """The real Entra v2 error body (contracts/identity.md §5.3)."""
+    """The real Entra v2 error body (docs/contracts/identity.md §5.3)."""
     assert "access_token" not in result
     assert result["error"] == error, result
     assert result["error_codes"] == [code]
@@ -299,7 +299,7 @@ def test_error_description_ends_with_trace_correlation_and_timestamp(
     info: dict[str, Any], session: requests.Session
 ) -> None:
     """Sources differ on the separator: the reference doc's example uses \\r\\n, responses seen since 2024
-    use spaces (both listed in contracts/identity.md §5.3 and the AADSTS findings); the sandbox sends spaces."""
+    use spaces (both listed in docs/contracts/identity.md §5.3 and the AADSTS findings); the sandbox sends spaces."""
     result = password_grant(public_app(info, session), user(info, "adele"), password="not-the-password")
     description = result["error_description"]
     assert re.search(

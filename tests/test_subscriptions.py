@@ -1,4 +1,4 @@
-"""Graph subscriptions in the sandbox, against the harness's real receiver: the rules of contracts/graph.md §4."""
+"""Graph subscriptions in the sandbox, against the harness's real receiver: the rules of docs/contracts/graph.md §4."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""harness/verdicts.py judge(): the DESIGN.md verdict table; harness/scenario.py ScenarioRun."""
+"""harness/verdicts.py judge(): the README.md verdict table; harness/scenario.py ScenarioRun."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from harness.verdicts import (
     judge,
 )
 
-SOURCE = "seed/teams-user-communication.md row 1"
+SOURCE = "docs/source-table.md row 1"
 DOCUMENTED = ExpectedRejection(status=403, code="Forbidden", message="Not allowed.", target="meeting")
 
 

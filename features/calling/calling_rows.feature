@@ -3,7 +3,7 @@ Feature: Calling as a Teams user through the ACS Calling SDK (TeamsCallAgent)
   Rows 1-10 of the source table and the webinar footnote. Each Teams user signs in, exchanges the
   Entra token for an ACS token and creates a TeamsCallAgent; the verdict comes from what the SDK
   reports: the call's state and callEndReason, or a CallingCommunicationError.
-  Source: shared/contracts/calling.md.
+  Source: docs/contracts/calling.md.
 
   # Rows 1 and 3 drive both ends (the callee's own TeamsCallAgent rings and accepts): nobody has to
   # answer in a live tenant. Still needing a person live: the meetings of rows 5-8 scheduled for the

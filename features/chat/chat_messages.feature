@@ -1,7 +1,7 @@
 @chat
 Feature: Chat as a Teams user through Microsoft Graph
   A Teams user's app sends and reads 1:1, group and meeting chat messages, and channel posts,
-  through Microsoft Graph v1.0 with the user's delegated token. Source: shared/contracts/graph.md.
+  through Microsoft Graph v1.0 with the user's delegated token. Source: docs/contracts/graph.md.
 
   @row-11
   Scenario Outline: A Teams user sends a message to a <kind> chat

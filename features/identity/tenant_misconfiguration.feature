@@ -1,7 +1,7 @@
 @identity
 Feature: A misconfigured tenant fails with the diagnosis Entra ID gives
   A partner's tenant, app registration or test user that is not set up as
-  shared/contracts/identity.md §6 requires fails sign-in or the exchange the way a real tenant
+  docs/contracts/identity.md §6 requires fails sign-in or the exchange the way a real tenant
   does, and the report names the cause and the fix.
 
   Scenario Outline: Sign-in to a misconfigured tenant is rejected with its AADSTS code

@@ -2,7 +2,7 @@
 Feature: Exchange a Teams user's Entra ID token for an ACS token
   A Teams user signs in with Microsoft Entra ID (MSAL) for the Teams scopes of Azure Communication
   Services, and the application exchanges that token for an ACS token with
-  POST /teamsUser/:exchangeAccessToken. Source: shared/contracts/identity.md.
+  POST /teamsUser/:exchangeAccessToken. Source: docs/contracts/identity.md.
 
   Scenario: A licensed Teams user exchanges an Entra token for an ACS token
     Given the Teams user "licensed" has signed in with the Teams scopes

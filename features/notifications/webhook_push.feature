@@ -4,7 +4,7 @@ Feature: Receive chat messages on a webhook and push them to the client
   to the client with, for example, SignalR". A Teams user's app subscribes to a chat's messages
   with resource data (encrypted for its own certificate); Graph calls the webhook; the receiver
   verifies, decrypts and pushes the message to the user's client over Server-Sent Events.
-  Source: shared/contracts/graph.md §4.
+  Source: docs/contracts/graph.md §4.
 
   Scenario Outline: A message in a <kind> chat reaches the other member's client through the webhook
     Given "licensed" and "colleague" share a <kind> chat

@@ -4,7 +4,7 @@ bridge on a page served from `http://localhost` (the SDK refuses 127.0.0.1 over 
 The SDK is installed from npm at set-up time (`make calling-sdk`) into `.cache/calling-sdk/` and
 bundled there with esbuild; it is never committed (Microsoft's proprietary licence). SDK_VERSION is
 the one place its version is pinned. Offline (every non-loopback request aborted), the SDK still
-answers its client-side checks: contracts/calling.md §4 (40231, 40238, 40210, 40209).
+answers its client-side checks: docs/contracts/calling.md §4 (40231, 40238, 40210, 40209).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Each TeamsCallAgent gets its own page (one CallClient each) in one browser.
   Microsoft's services, says nothing about the row: NeedsLiveTenant, naming the firewall list.
 - Offline (every request that is not to the page is aborted: against the sandbox, or on a live
   profile whose machine cannot reach Microsoft's calling services, `[calling] offline = true`) the
-  SDK still answers its client-side checks synchronously (contracts/calling.md §4: 40231, 40238,
+  SDK still answers its client-side checks synchronously (docs/contracts/calling.md §4: 40231, 40238,
   40210, 40209); anything it accepts, it then cannot take further, so the operation ends in
   NeedsLiveTenant (a SKIP saying so), never in an observation a verdict could be drawn from.
   Against the sandbox the sandbox model answers beside it (harness.calling.cross_check); on a live
@@ -55,10 +55,10 @@ OFFLINE_LIVE_HINT = (
 # SDK ends a started call with 490/4525 (network failure) after its own retries.
 OFFLINE_SETTLE_S = 120.0
 VIRTUAL_WAIT_STEP_MS = 2000
-# The checks the SDK makes on the client, synchronously (contracts/calling.md §4, reproduced).
+# The checks the SDK makes on the client, synchronously (docs/contracts/calling.md §4, reproduced).
 CLIENT_SIDE_SUBCODES = frozenset({40231, 40238, 40210, 40209})
 # The SDK's codes for traffic that did not get through (its 2.0.0 error catalogue [bundle];
-# contracts/calling.md §2: "490/491/496/497/498 network"): by code, with the subcodes it names.
+# docs/contracts/calling.md §2: "490/491/496/497/498 network"): by code, with the subcodes it names.
 NETWORK_FAILURE_CODES = frozenset({490, 496, 498})
 NETWORK_FAILURES = {
     4502: "network error",

@@ -44,7 +44,7 @@ from harness.flows import IdentityFlow
 from harness.scenario import MissingPrerequisite
 from harness.verdicts import Check, Observation, ObservationLog
 
-# What a callEndReason means (call-end.md, calling-sdk.md; contracts/calling.md §2).
+# What a callEndReason means (call-end.md, calling-sdk.md; docs/contracts/calling.md §2).
 END_REASONS: dict[tuple[int, int | None], tuple[str, str]] = {
     (480, 10037): (
         "the callee has no endpoint online (no Teams client, no app signed in)",
@@ -357,7 +357,7 @@ class CallingFlow(ObservationLog):
             if name in ("unmuteMic", "turnVideoOn", "shareScreen")
         }
         # Attendees may unmute and start video unless meeting options forbid it; sharing content is
-        # what their role withholds (contracts/calling.md §6). The caveat shows when that succeeds.
+        # what their role withholds (docs/contracts/calling.md §6). The caveat shows when that succeeds.
         role = view.role
         observation.evidence["role_restricts"] = ["start_screen_sharing"] if role == "Attendee" else []
         observation.caveat_confirmed = role == "Attendee" and self.actions["start_screen_sharing"]

@@ -1,6 +1,6 @@
 """The calling driver protocol: the Calling SDK's TeamsCallAgent in Python terms.
 
-Names follow `@azure/communication-calling` 2.0.0 (contracts/calling.md §1): `createTeamsCallAgent`,
+Names follow `@azure/communication-calling` 2.0.0 (docs/contracts/calling.md §1): `createTeamsCallAgent`,
 `startCall` (a Teams user or a phone number; a group with a thread id), `join` (meeting link,
 meeting id + passcode, meeting coordinates), `incomingCall` with `accept`/`reject`, call `state`,
 `callEndReason {code, subCode}`, `role`, the Capabilities feature, and the actions an attendee may

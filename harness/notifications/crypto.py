@@ -1,4 +1,4 @@
-"""The receiving side of Graph's resource-data encryption (contracts/graph.md §4.5), the check of
+"""The receiving side of Graph's resource-data encryption (docs/contracts/graph.md §4.5), the check of
 validationTokens (§4.4), and the sealing that replays and forgeries need.
 
 Decrypt: find the private key by encryptionCertificateId; unwrap `dataKey` with RSA-OAEP (SHA-1);

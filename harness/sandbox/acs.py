@@ -1,6 +1,6 @@
 """Azure Communication Services Identity: the Teams-user token exchange and `/identities`.
 
-Wire contract: contracts/identity.md §1-4 and specs/acs-identity/2023-10-01. The error bodies of
+Wire contract: docs/contracts/identity.md §1-4 and the 2023-10-01 API description (§1.1). The error bodies of
 the exchange are the ones recorded from the real service (§1.3), in the precedence observed there.
 Answers for cases no public source shows carry the emulator-defined header.
 """
@@ -63,7 +63,7 @@ def signature(access_key: str, to_sign: str) -> str:
 def verify_hmac(
     *, method: str, path_and_query: str, host: str, headers: Any, body: bytes, access_key: str, now: datetime
 ) -> None:
-    """HMAC-SHA256 exactly as the SDK signs (contracts/identity.md §2); raises AcsError(401) otherwise.
+    """HMAC-SHA256 exactly as the SDK signs (docs/contracts/identity.md §2); raises AcsError(401) otherwise.
 
     `host` is the Host header: the SDK signs the endpoint's host (with its port), which is what a
     client connected to. `path_and_query` is the raw request target.

@@ -5,7 +5,7 @@ This HTTP API is the emulator's own (Microsoft's calling signalling is not a pub
 host is `calling.cte-sandbox.invalid`. Decisions follow facts in the tenant model, never the table:
 
 - agent: the ACS token must be a Teams-user token (an ACS-user token -> 403/40231) carrying voip
-  (else 401/44113): the Calling SDK's own checks (contracts/calling.md §2, bundle catalogue);
+  (else 401/44113): the Calling SDK's own checks (docs/contracts/calling.md §2, bundle catalogue);
 - start a call to a Teams user: ring their registered agents (the call rings until one of them
   accepts or rejects it, even when the user's own Teams client would answer), else their Teams
   client if it is online and answers; nobody reachable -> Disconnected 480/10037 (call-end.md);
@@ -37,7 +37,7 @@ from harness.sandbox.context import SandboxContext, emulator_defined, json_objec
 from harness.sandbox.state import Meeting, Tenant, User
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-SHORT_LINK = re.compile(r"/meet/([^/?]+)(\?p=([^/?]+))?$")  # the SDK's ECS regex (contracts/calling.md §2)
+SHORT_LINK = re.compile(r"/meet/([^/?]+)(\?p=([^/?]+))?$")  # the SDK's ECS regex (docs/contracts/calling.md §2)
 LONG_LINK = re.compile(r"/l/meetup-join/([^/]+)/([^/?]+)\?context=(.+)$")
 LIVE_EVENT_END = (403, 0)  # emulator-defined: no documented code for a live event
 PERSONAL_USE_HOSTS = ("teams.live.com",)

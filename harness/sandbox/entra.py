@@ -1,6 +1,6 @@
 """Microsoft Entra ID v2 endpoints, as unmodified MSAL Python uses them.
 
-Error bodies follow the real format (contracts/identity.md §5.3): `error`, `error_description`
+Error bodies follow the real format (docs/contracts/identity.md §5.3): `error`, `error_description`
 starting `AADSTSnnnnn:` and ending with trace id, correlation id and timestamp, `error_codes`,
 `timestamp`, `trace_id`, `correlation_id`, `error_uri`. Texts, `error` values and statuses are the
 ones seen in real responses; where a source could not be found the answer carries the

@@ -1,8 +1,8 @@
 """Microsoft Graph v1.0 for Teams chat: users, chats, messages, online meetings, teams and channels.
 
-Wire contract: contracts/graph.md. Authorisation follows the delegated `scp` of the bearer token,
+Wire contract: docs/contracts/graph.md. Authorisation follows the delegated `scp` of the bearer token,
 per route, with the permissions of the v1.0 reference pages (cross-checked in tests against
-specs/graph-permissions). Where Microsoft documents no answer (a message over the size limit, a
+the maps in docs/contracts/graph.md). Where Microsoft documents no answer (a message over the size limit, a
 malformed body, `$top` over 50, an unknown chat on send), the sandbox answers and marks the
 answer emulator-defined.
 """
@@ -33,7 +33,7 @@ MAX_TOP = 50
 DEFAULT_TOP = 20  # emulator-defined: the page size when $top is absent is not documented
 CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 
-# Delegated permissions per route, from the v1.0 reference pages quoted in contracts/graph.md.
+# Delegated permissions per route, from the v1.0 reference pages quoted in docs/contracts/graph.md.
 READ_CHAT = ("Chat.ReadBasic", "Chat.Read", "Chat.ReadWrite")
 PERMISSIONS: dict[str, tuple[str, ...]] = {
     "GET /me": ("User.Read", "User.ReadWrite", "User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All"),

@@ -1,4 +1,4 @@
-"""Graph change notifications as the sandbox delivers them (contracts/graph.md §4).
+"""Graph change notifications as the sandbox delivers them (docs/contracts/graph.md §4).
 
 - resource data encrypted as Graph does: a fresh 32-byte AES key per notification, AES-CBC with
   PKCS7 and the key's first 16 bytes as IV, HMAC-SHA256 of the ciphertext as `dataSignature`, the

@@ -1,5 +1,5 @@
 """Graph `/subscriptions` for chat messages: create (with the validation handshake), list, renew,
-delete, reauthorize. Rules from contracts/graph.md §4.1-4.3: both URLs validated (200, text/plain,
+delete, reauthorize. Rules from docs/contracts/graph.md §4.1-4.3: both URLs validated (200, text/plain,
 the decoded token, within 10 s), at most 4,320 minutes, more than 60 minutes needs a
 lifecycleNotificationUrl, resource data needs an encryption certificate, quotas per chat and user.
 """
