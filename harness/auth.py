@@ -57,16 +57,17 @@ class ObservingSession(requests.Session):
     plain http are left alone. MSAL itself is not modified.
     """
 
-    def __init__(self, ca_bundle: str | None, authority: str | None = None) -> None:
+    def __init__(self, ca_bundle: str | None, authority: str | None = None, *, use_proxy: bool = True) -> None:
         super().__init__()
         self.last_status: int | None = None
         self.last_headers: dict[str, str] = {}
         self.authority_port = _host_and_port(authority)
-        if ca_bundle:
-            # requests lets REQUESTS_CA_BUNDLE override Session.verify unless trust_env is off
-            # (docs/contracts/identity.md §5.1 gotcha 1). The sandbox is on loopback: no proxy needed.
-            self.verify = ca_bundle
-            self.trust_env = False
+        # requests lets REQUESTS_CA_BUNDLE override Session.verify (docs/contracts/identity.md §5.1
+        # gotcha 1), but not a verify given with the request: so the CA bundle goes with each request
+        # and the environment's proxy settings still apply (a TLS-inspecting proxy needs both). The
+        # embedded sandbox is reached in-process (use_proxy=False): never through a proxy.
+        self.ca_bundle = ca_bundle
+        self.trust_env = use_proxy
 
     def on_authority_port(self, url: str | bytes) -> str | bytes:
         """`url`, with the authority's port when it is a portless https URL of the authority's host."""
@@ -83,6 +84,8 @@ class ObservingSession(requests.Session):
         return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{port}"))
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if self.ca_bundle and kwargs.get("verify") in (None, True):
+            kwargs["verify"] = self.ca_bundle
         response = super().request(method, self.on_authority_port(url), *args, **kwargs)
         self.last_status = response.status_code
         self.last_headers = dict(response.headers)
@@ -146,7 +149,7 @@ class EntraSignIn:
 
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
-        self.session = ObservingSession(tenant.ca_bundle, tenant.authority)
+        self.session = ObservingSession(tenant.ca_bundle, tenant.authority, use_proxy=not tenant.host_routes)
         self.app = msal.PublicClientApplication(
             tenant.client_id,
             authority=tenant.authority,

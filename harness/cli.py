@@ -2,7 +2,7 @@
 
 cte run [--profile NAME] [--mode MODE] [--calling sandbox|browser] [--report-dir DIR] [-k EXPR] [-- PYTEST ARGS]
 cte record [--profile P] [--cassette-dir DIR [--overwrite]] [-k EXPR]   record cassettes (sandbox: reproducible)
-cte sandbox serve [--port N] [--tenant NAME] [--fixed-clock]
+cte sandbox serve [--port N] [--tenant NAME] [--fixed-clock] [--write-profile PATH]
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ def _failed_nodeids(report: Path) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.mode == "record":
+        return _fail("cte run does not record (it would write over cassettes/); use cte record [--cassette-dir DIR]")
     extra = list(args.pytest_args)
     if args.k:
         extra += ["-k", args.k]
@@ -276,6 +278,13 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from harness.sandbox.server import serve_forever  # the CLI may start the sandbox
 
+    if args.write_profile:
+        target = Path(args.write_profile)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.touch()
+        except OSError as err:
+            return _fail(f"cannot write the profile at {target}: {err.strerror}; pass --write-profile a writable path")
     try:
         serve_forever(args.port, deterministic=args.fixed_clock, tenant=args.tenant, write_profile=args.write_profile)
     except OSError as err:

@@ -157,7 +157,9 @@ class Tenant:
     external_user: UserCredentials | None = field(default=None, repr=False)
     # The profile's own endpoints -> the canonical Microsoft origin recordings show instead.
     canonical_origins: Mapping[str, str] = field(default_factory=dict, repr=False)
-    notification_url: str | None = None  # live: the public HTTPS URL Graph calls (a tunnel to the receiver)
+    notification_url: str | None = field(
+        default=None, repr=False
+    )  # live: the public HTTPS URL Graph calls (a tunnel to the receiver)
     notification_port: int = 0  # live: the loopback port the receiver listens on behind that URL
     lifecycle_wait_s: float = 0  # live: how long to wait for Graph's own lifecycle notification (0: skip)
 
@@ -625,7 +627,29 @@ def _check_declarations(data: Mapping[str, Any], where: str, users: Mapping[str,
         keys = {"sandbox_tenant", "alias"} if data.get("kind") == "sandbox" else {"upn", "oid"}
         if not isinstance(external, dict) or not keys <= set(external):
             raise ProfileError(f"{where}: [external_user] needs {' and '.join(sorted(keys))}")
+    for table in ("calling", "notifications", "meetings", "phone_numbers", "roles", "misconfigured"):
+        if table in data and not isinstance(data[table], dict):
+            raise ProfileError(f"{where}: [{table}] must be a table")
+    policies = data.get("policies", [])
+    if not isinstance(policies, list):
+        raise ProfileError(f"{where}: policies must be [[policies]] tables")
+    for number, entry in enumerate(policies, start=1):
+        missing = [k for k in ("policy", "setting", "value") if not isinstance(entry, dict) or not entry.get(k)]
+        if missing:
+            raise ProfileError(
+                f"{where}: [[policies]] entry {number} has no {missing[0]}; give policy, setting and value"
+            )
+        if users is not None and entry.get("user") is not None and entry["user"] not in users:
+            raise ProfileError(
+                f"{where}: [[policies]] entry {number} names user {entry['user']!r}, who is not one of this "
+                "profile's [users.*]"
+            )
     notifications = data.get("notifications", {})
+    if "public_url" in notifications and not notifications.get("listen_port"):
+        raise ProfileError(
+            f"{where}: [notifications] has a public_url but no listen_port; set listen_port to the loopback port "
+            "your tunnel forwards to"
+        )
     if "public_url" in notifications:
         _https_url(
             where,
@@ -638,8 +662,27 @@ def _check_declarations(data: Mapping[str, Any], where: str, users: Mapping[str,
     if not isinstance(wait, int | float) or isinstance(wait, bool) or not 0 <= wait <= 3600:
         raise ProfileError(f"{where}: [notifications].lifecycle_wait_s = {wait!r} is not a number of seconds (0-3600)")
     port = notifications.get("listen_port", 0)
-    if not isinstance(port, int) or not 0 <= port < 65536:
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536:
         raise ProfileError(f"{where}: [notifications].listen_port = {port!r} is not a port number (1-65535)")
+
+
+def _shared_origin(tenant: Mapping[str, Any]) -> str | None:
+    """Which of the endpoints share an origin (scheme, host, port), if any."""
+    import urllib.parse
+
+    endpoints = {
+        "authority_host": str(tenant.get("authority_host", f"https://{contract.ENTRA_HOST}")),
+        "graph_base_url": str(tenant.get("graph_base_url", f"https://{contract.GRAPH_HOST}/v1.0")),
+        "acs_endpoint": str(tenant.get("acs_endpoint", "")),
+    }
+    seen: dict[str, str] = {}
+    for name, url in endpoints.items():
+        parts = urllib.parse.urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}".lower()
+        if origin in seen:
+            return f"{seen[origin]} and {name}"
+        seen[origin] = name
+    return None
 
 
 def validate(data: Mapping[str, Any], path: Path | None) -> Profile:
@@ -700,6 +743,12 @@ def validate(data: Mapping[str, Any], path: Path | None) -> Profile:
             tenant_table["graph_base_url"],
             "your cloud's Graph, e.g. https://graph.microsoft.us/v1.0",
             path_allowed=True,
+        )
+    shared = _shared_origin(tenant_table)
+    if shared:
+        raise ProfileError(
+            f"{where}: [tenant] {shared} share one host and port; give each endpoint its own (recordings name each "
+            "by its Microsoft host)"
         )
     users = data.get("users")
     if not isinstance(users, dict) or not users:

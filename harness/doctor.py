@@ -23,7 +23,7 @@ import msal
 import requests
 
 from harness import contract, diagnosis
-from harness.auth import EntraSignIn, SignIn
+from harness.auth import EntraSignIn, ObservingSession, SignIn
 from harness.config import Tenant
 from harness.graph import GRAPH_SCOPES
 from harness.identity import AcsIdentity
@@ -231,9 +231,7 @@ class Doctor:
     def authority(self) -> bool:
         url = f"{self.tenant.authority}/v2.0/.well-known/openid-configuration"
         try:
-            with requests.Session() as session:
-                if self.tenant.ca_bundle:
-                    session.verify, session.trust_env = self.tenant.ca_bundle, False
+            with ObservingSession(self.tenant.ca_bundle, use_proxy=not self.tenant.host_routes) as session:
                 response = session.get(url, timeout=15)
         except requests.RequestException as err:
             return self._failed("authority reachable", err)
@@ -311,7 +309,7 @@ class Doctor:
         if date:
             seconds = abs(parsedate_to_datetime(date).timestamp() - time.time())
             skew = f"; clock skew {seconds:.0f} s"
-            if seconds > 240 and not self.tenant.ca_bundle:
+            if seconds > 240:
                 self._add("clock skew", "warn", f"{seconds:.0f} s", "sync this machine's clock: ACS allows 5 minutes")
         return self._add("ACS resource and access key", "ok", f"HMAC accepted{skew}")
 

@@ -155,7 +155,7 @@ class GraphClient:
             verify=_verify(tenant),
             timeout=httpx.Timeout(30.0, connect=10.0),
             transport=transport,
-            trust_env=not tenant.ca_bundle,
+            trust_env=not tenant.host_routes,  # a proxy's settings apply, except to the in-process sandbox
         )
 
     def close(self) -> None:

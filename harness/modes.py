@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,7 +85,8 @@ class Mode:
         self.capture_sink: Callable[[dict[str, Any]], None] | None = None
         if "faults" in profile.data:
             raise ProfileError(
-                f"profile {profile.name!r} injects faults, which only the sandbox does; run it with --mode sandbox"
+                f"profile {profile.name!r} has [faults], which only the embedded sandbox injects: run a sandbox "
+                "profile with --mode sandbox, or remove [faults]"
             )
 
     # -- tenants -----------------------------------------------------------------------------------
@@ -270,18 +272,23 @@ class LiveMode(Mode):
 
         tenant = self.tenant()
         public_url = os.environ.get("CTE_NOTIFICATION_URL") or tenant.notification_url
-        if not public_url:
+        port = tenant.notification_port or int(os.environ.get("CTE_NOTIFICATION_PORT") or 0)
+        if not public_url or not port:
             raise MissingPrerequisite(
-                "live notifications need a public HTTPS URL in front of the receiver: "
-                "set CTE_NOTIFICATION_URL or [notifications].public_url (and listen_port)"
+                "live notifications need a public HTTPS URL in front of the receiver and the loopback port it "
+                "forwards to: set [notifications] public_url and listen_port (or CTE_NOTIFICATION_URL and "
+                "CTE_NOTIFICATION_PORT)"
             )
         authority_origin = tenant.authority.rsplit("/", 1)[0]
         jwks_url = f"{authority_origin}/common/discovery/v2.0/keys"
+        verify = ssl.create_default_context(cafile=tenant.ca_bundle) if tenant.ca_bundle else True
         try:
-            jwks = httpx.get(jwks_url, timeout=30, verify=tenant.ca_bundle or True).json()
-        except (httpx.HTTPError, ValueError) as err:
+            keys = crypto.jwks_keys(httpx.get(jwks_url, timeout=30, verify=verify).json())
+        except (httpx.HTTPError, ValueError, AttributeError) as err:
             raise MissingPrerequisite(f"cannot fetch Entra's signing keys from {jwks_url}: {err}") from None
-        return ReceiverTrust(crypto.jwks_keys(jwks), public_url, tenant.notification_port)
+        if not keys:
+            raise MissingPrerequisite(f"Entra's key set at {jwks_url} holds no RSA signing key")
+        return ReceiverTrust(keys, public_url, port)
 
 
 # -- cassettes ------------------------------------------------------------------------------------------
@@ -295,6 +302,10 @@ class ReplayMode(Mode):
 
     def __init__(self, profile: Profile, **kwargs: Any) -> None:
         super().__init__(profile, **kwargs)
+        if not self.cassette_dir.is_dir():
+            raise ProfileError(
+                f"no cassettes at {self.cassette_dir}; pass --cassette-dir with a folder cte record wrote"
+            )
         from harness.notifications import crypto
 
         self._signer = crypto.TokenSigner()
@@ -348,6 +359,10 @@ class RecordMode(Mode):
             else LiveMode(profile, **kwargs)
         )
         self.profile = profile
+        if kwargs.get("cassette_dir") is None:
+            raise ProfileError(
+                "record mode needs a folder for its cassettes: --cte-cassette-dir (cte record --cassette-dir)"
+            )
         self.cassette_dir = self.target.cassette_dir
         self.known_secrets = self.target.known_secrets  # one dict: what the target learns, we scrub
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from harness import __version__, expectations
-from harness.config import Profile, ProfileError, Tenant, load_profile, resolve_mode
+from harness.config import PROFILE_DIR, Profile, ProfileError, Tenant, load_profile, resolve_mode
 from harness.modes import Pacing, Scenario, mode_for
 from harness.recording import explain_mismatch
 from harness.reporting import redact_result, write_reports
@@ -256,6 +256,16 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
     item.stash[STACK_KEY] = stack
     if not cte.mode.uses_cassettes:
         return
+    try:
+        _begin_recording(cte, item, run, area, feature, scenario, example, stack)
+    except BaseException:
+        stack.close()  # pytest-bdd calls no after-scenario hook for a scenario that never started
+        raise
+
+
+def _begin_recording(  # type: ignore[no-untyped-def]
+    cte: CteSession, item: pytest.Item, run: ScenarioRun, area: str, feature, scenario, example, stack
+) -> None:
     described = Scenario(item.nodeid, area, feature.filename, scenario.name, example)
     cassette = cte.mode.cassette_for(described)
     if cassette is not None:
@@ -309,7 +319,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     elif report.failed and excinfo is not None:
         cassette = item.stash.get(CASSETTE_KEY, None)
         test_name = getattr(item, "originalname", item.name)
-        mismatch = explain_mismatch(excinfo.value, cassette, test_name) if cassette else None
+        path = cte.profile.path
+        profile = str(path) if path is not None and path.parent.resolve() != PROFILE_DIR else cte.profile.name
+        mismatch = explain_mismatch(excinfo.value, cassette, test_name, profile) if cassette else None
         text = "".join(traceback.format_exception(excinfo.value))
         judgement = run.judgement(Fault(mismatch or f"{excinfo.typename}: {excinfo.value}", text))
         if mismatch:

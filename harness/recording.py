@@ -206,11 +206,15 @@ def display_path(cassette: Path, root: Path = CASSETTE_ROOT) -> str:
     return str(cassette.relative_to(root.parent)) if cassette.is_relative_to(root) else str(cassette)
 
 
-def rerecord_command(test_name: str) -> str:
-    return f"cte record -k {test_name} --cassette-dir cassettes --overwrite  (or: make record)"
+def rerecord_command(test_name: str, cassette: Path | None = None, profile: str = "sandbox") -> str:
+    """The command that re-records one scenario's cassette where it was read from, for its profile."""
+    folder = cassette.parents[2] if cassette is not None else CASSETTE_ROOT
+    if folder.resolve() == CASSETTE_ROOT.resolve() and profile == "sandbox":
+        return f"cte record -k {test_name} --cassette-dir cassettes --overwrite  (or: make record)"
+    return f"cte record -k {test_name} --profile {profile} --cassette-dir {folder} --overwrite"
 
 
-def explain_mismatch(exc: BaseException, cassette: Path, scenario: str) -> str | None:
+def explain_mismatch(exc: BaseException, cassette: Path, scenario: str, profile: str = "sandbox") -> str | None:
     """One line for a replay that asked for something the cassette does not hold, or a cassette that
     does not load."""
     seen: set[int] = set()
@@ -229,21 +233,22 @@ def explain_mismatch(exc: BaseException, cassette: Path, scenario: str) -> str |
                 closest = f"; the closest recorded request differs in {name}: {str(message)[:300]}"
             return (
                 f"replay: {what} is not in cassette {where} (it {state}{closest}); "
-                f"re-record with: {rerecord_command(scenario)}"
+                f"re-record with: {rerecord_command(scenario, cassette, profile)}"
             )
         if isinstance(current, CassetteMismatch):
-            return f"replay: {current}; re-record with: {rerecord_command(scenario)}"
+            return f"replay: {current}; re-record with: {rerecord_command(scenario, cassette, profile)}"
         if isinstance(current, CassetteError):
             return (
                 f"replay: cassette {current} (a cassette is untrusted input); "
-                f"re-record with: {rerecord_command(scenario)}"
+                f"re-record with: {rerecord_command(scenario, cassette, profile)}"
             )
         if isinstance(current, ValueError) and "problem loading the cassette" in str(current):
             # vcrpy loads YAML safely: a tag it cannot construct (`!!python/object...`) is refused, never run.
             first = str(current).splitlines()[0].removeprefix("There was a problem loading the cassette: ")
+            again = rerecord_command(scenario, cassette, profile)
             return (
                 f"replay: cassette {display_path(cassette)} cannot be loaded ({first}); a cassette is untrusted "
-                f"input: audit it (cte cassettes audit), or re-record with: {rerecord_command(scenario)}"
+                f"input: audit it (cte cassettes audit), or re-record with: {again}"
             )
         current = current.__cause__ or current.__context__
     return None

@@ -204,7 +204,9 @@ class Scrubber:
         value = BEARER.sub(lambda m: m.group(1) + "<token>", value)
         for secret in sorted(self._known, key=len, reverse=True):
             if secret in value.lower():
-                value = re.sub(re.escape(secret), self._known[secret].replace("\\", r"\\"), value, flags=re.I)
+                # An endpoint's origin stands for itself only: not the start of a longer port number.
+                pattern = re.escape(secret) + (r"(?![0-9])" if secret.startswith("https://") else "")
+                value = re.sub(pattern, self._known[secret].replace("\\", r"\\"), value, flags=re.I)
         value = CONVERSATION.sub(self._conversation, value)
         value = ENTRA_NAMES.sub(lambda m: f"{m.group(1)} '{self._entra_name(m.group(2))}'", value)
         value = EMAIL.sub(lambda m: self._identity(m.group(0), "upn"), value)

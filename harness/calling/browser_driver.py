@@ -59,7 +59,7 @@ VIRTUAL_WAIT_STEP_MS = 2000
 CLIENT_SIDE_SUBCODES = frozenset({40231, 40238, 40210, 40209})
 # The SDK's codes for traffic that did not get through (its 2.0.0 error catalogue [bundle];
 # docs/contracts/calling.md §2: "490/491/496/497/498 network"): by code, with the subcodes it names.
-NETWORK_FAILURE_CODES = frozenset({490, 496, 498})
+NETWORK_FAILURE_CODES = frozenset({490, 491, 496, 497, 498})
 NETWORK_FAILURES = {
     4502: "network error",
     4520: "local HTTP stack error",

@@ -162,6 +162,8 @@ class CallingFlow(ObservationLog):
     def agent(self, alias: str) -> Observation:
         """Sign `alias` in, exchange the token, create a TeamsCallAgent."""
         self.subject = self.subject or alias
+        if self.blocked:  # an earlier user's chain was rejected: that rejection is the scenario's answer
+            return self.blocking
         driver = self._driver()
         identity = self.identities.setdefault(alias, IdentityFlow(self.tenant))
         identity.sign_in_with_password(alias, contract.TEAMS_SCOPES)
@@ -202,7 +204,7 @@ class CallingFlow(ObservationLog):
 
     def _settle(self, stage: str, alias: str, start: Callable[[], Call]) -> Observation:
         if self.blocked:
-            return self.last
+            return self.blocking
         try:
             call = start()
         except CallingCommunicationError as err:
@@ -223,7 +225,7 @@ class CallingFlow(ObservationLog):
         """`caller` calls `callee`, who has an agent: the call rings there (it does not settle yet:
         this observation is setup; the call is judged once it settles, `connected_call`)."""
         if self.blocked:
-            return self.last
+            return self.blocking
         target = TeamsUser(self._oid(callee))
         self.expected_callers[callee] = teams_user_raw_id(self._oid(caller))
         self.peers[caller], self.peers[callee] = callee, caller
@@ -245,9 +247,9 @@ class CallingFlow(ObservationLog):
     def _dial_through_a_teams_phone_user(self, callee: str) -> Observation:
         """Live: another user of the tenant with Teams Phone calls the callee's number over PSTN."""
         dialer = self.tenant.phone_dialer
-        if not dialer or dialer == callee:
+        if not dialer or dialer == self.tenant.user(callee).alias:
             raise MissingPrerequisite(
-                f"the {self._driver().name} calling driver has no phone network: set [calling] phone_dialer to "
+                f"the {self._driver().name} calling driver has no phone network: map the role phone under [roles] to "
                 f"another user with Teams Phone and [phone_numbers] inbound to {callee!r}'s direct number"
             )
         number = self.tenant.phone_number("inbound")
@@ -264,7 +266,7 @@ class CallingFlow(ObservationLog):
     def accept(self, callee: str) -> Observation:
         """`callee` accepts the call from whoever was to ring her (and no one else's)."""
         if self.blocked:
-            return self.last
+            return self.blocking
         expected = self.expected_callers.get(callee)
         incoming = self.agents[callee].wait_for_incoming_call(timeout=INCOMING_WAIT_S, caller=expected)
         if incoming is None:
@@ -274,7 +276,7 @@ class CallingFlow(ObservationLog):
 
     def reject(self, callee: str, caller: str) -> Observation:
         if self.blocked:
-            return self.last
+            return self.blocking
         expected = self.expected_callers.get(callee) or teams_user_raw_id(self._oid(caller))
         incoming = self.agents[callee].wait_for_incoming_call(timeout=INCOMING_WAIT_S, caller=expected)
         if incoming is None:
@@ -304,7 +306,9 @@ class CallingFlow(ObservationLog):
         if not self.observations:
             return None
         subject = self.subject
-        if self.blocked or subject is None:
+        if self.blocked:
+            return self.blocking
+        if subject is None:
             return self.last
         if subject in self.settled:
             return self.settled[subject]
@@ -431,7 +435,7 @@ class CallingFlow(ObservationLog):
     def lobby_observation(self, alias: str) -> Observation:
         """Held in the lobby (the option enforced) or let straight in (not enforced)."""
         if self.blocked:
-            return self.last
+            return self.blocking
         view = self.calls[alias].view()
         if view.state == "InLobby":
             return Observation(
@@ -451,7 +455,7 @@ class CallingFlow(ObservationLog):
     def restriction_observation(self, alias: str, capability: str, reason: str, action: str) -> Observation:
         """The capability is absent for `reason` and the action fails (enforced), or not."""
         if self.blocked:
-            return self.last
+            return self.blocking
         present, actual = self.capability(alias, capability)
         succeeded = self.try_action(alias, action)
         evidence = {

@@ -22,7 +22,7 @@ from harness.notifications.push import PushClient
 from harness.notifications.receiver import Registration
 from harness.notifications.service import ReceiverService
 from harness.scenario import MissingPrerequisite
-from harness.verdicts import Observation
+from harness.verdicts import Check, Observation
 
 SUBSCRIPTION_MINUTES = 55  # under an hour: no lifecycle URL would be required, but we give one anyway
 FORGERIES = ("wrong clientState", "expired validation token", "untrusted validation token", "tampered dataSignature")
@@ -38,6 +38,17 @@ class Inbound(Protocol):
 
 class Signer(Protocol):
     def token(self, audience: str, tenant_id: str, *, lifetime_s: int = 3600) -> str: ...
+
+
+# What each forgery must be refused for (the receiver's reason says it), and those that need no
+# Graph-signed token to get that far.
+FORGERY_REFUSED_FOR = {
+    "wrong clientState": "clientState",
+    "expired validation token": "expired",
+    "untrusted validation token": "unknown key",
+    "tampered dataSignature": "dataSignature",
+}
+KEYLESS_FORGERIES = ("wrong clientState", "untrusted validation token")
 
 
 @dataclass
@@ -288,9 +299,23 @@ class NotificationFlow:
                 Observation("allowed", "webhook", message="no decision recorded", evidence=evidence)
             )
         outcome = "allowed" if decision.accepted or pushed else "rejected"
-        return self.chat._record(
-            Observation(outcome, "webhook", code=decision.reason or None, message=decision.reason, evidence=evidence)
+        observation = Observation(
+            outcome, "webhook", code=decision.reason or None, message=decision.reason, evidence=evidence
         )
+        # Refused for what was forged, where the forgery could get that far: with a key the receiver
+        # trusts (sandbox, replay), or where the forgery is the key itself or precedes the token check.
+        reason = FORGERY_REFUSED_FOR[kind]
+        if outcome == "rejected" and (self.env.signer is not None or kind in KEYLESS_FORGERIES):
+            observation.checks.append(
+                Check(f"refused for its {reason}", reason in (decision.reason or ""), decision.reason or "")
+            )
+        elif outcome == "rejected":
+            evidence["what_was_checked"] = (
+                f"refused for {decision.reason!r}: only Graph can sign a token, so a forged {reason} is met by the "
+                "key check first here (sandbox and replay runs check the "
+                f"{reason} itself)"
+            )
+        return self.chat._record(observation)
 
     def close(self) -> None:
         if self.push is not None:
