@@ -226,3 +226,20 @@ def test_a_profile_that_cannot_run_in_a_mode_is_a_profile_error(live_profile: Pa
     with pytest.raises(ProfileError, match="is a sandbox profile"):
         modes.mode_for("live", load_profile("sandbox"))
     assert cli.doctor_users(load_profile(str(live_profile)).for_live()) == ["adele"]
+
+
+def test_the_served_tenant_declares_what_the_sandbox_profile_declares() -> None:
+    """The sandbox states its own facts for `serve --write-profile` (it reads no profile): they must be
+    profiles/sandbox.toml's, or the black-box run would judge a different tenant."""
+    from harness.sandbox import served
+
+    sandbox = load_profile("sandbox").data
+    assert sandbox["roles"] == served.ROLES
+    assert set(served.MISCONFIGURED) == set(sandbox["misconfigured"])
+    declared = {
+        (p["policy"], p["setting"], p["value"], "user" if "user" in p else "meeting", p.get("user") or p.get("meeting"))
+        for p in sandbox["policies"]
+        if p["policy"] != "External access"
+    }
+    assert set(served.POLICIES) == declared
+    assert (sandbox["external_user"]["sandbox_tenant"], sandbox["external_user"]["alias"]) == served.EXTERNAL
