@@ -5,7 +5,8 @@
 | unsupported | rejected | PASS | correctly rejected |
 | supported   | rejected | FAIL | unexpectedly rejected (+ diagnosis and remedy) |
 | unsupported | allowed  | FAIL | unexpectedly allowed |
-| caveat      | allowed  | WARN | caveat confirmed (PASS "caveat not observed" if the service enforces it) |
+| caveat      | allowed  | WARN | caveat confirmed: one restricted action or more succeeded |
+| caveat      | allowed  | PASS | caveat not observed: every restricted action was refused |
 | any         | skipped  | SKIP | reason |
 | any         | fault    | ERROR | traceback |
 
@@ -96,8 +97,10 @@ class Observation:
     remedy: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
-    # For a caveat row: True when the caveat showed (e.g. attendee-restricted actions succeeded).
+    # For a caveat row: True when the caveat showed (any attendee-restricted action succeeded), False
+    # when every one was refused; caveat_detail says which (the verdict's detail).
     caveat_confirmed: bool | None = None
+    caveat_detail: str | None = None
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
 
     def summary(self) -> str:
@@ -181,9 +184,12 @@ def judge(expectation: Expectation | None, observed: Observation | Skipped | Fau
         if expectation.outcome == "caveat":
             if observed.caveat_confirmed is None:
                 return Judgement(Verdict.ERROR, "harness fault", "the caveat's actions were never tried")
+            weighed = f"; {observed.caveat_detail}" if observed.caveat_detail else ""
             if observed.caveat_confirmed:
-                return Judgement(Verdict.WARN, "caveat confirmed: enforce roles in your UX", observed.summary())
-            return Judgement(Verdict.PASS, "caveat not observed", "the service enforced the restriction")
+                return Judgement(
+                    Verdict.WARN, "caveat confirmed: enforce roles in your UX", observed.summary() + weighed
+                )
+            return Judgement(Verdict.PASS, "caveat not observed", "the service enforced the restriction" + weighed)
         return Judgement(Verdict.PASS, "supported")
     # rejected
     if expectation.outcome in ("supported", "caveat"):

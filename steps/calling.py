@@ -84,7 +84,7 @@ def connects(calling_flow: CallingFlow, scenario_run: ScenarioRun) -> None:
     accepted (row 1), the caller's call, not the ring or the accept (CallingFlow.connected_call)."""
     if (observed := calling_flow.connected_call()) is not None:
         scenario_run.observe(observed)
-    scenario_run.expect(Expectation("supported", _row_source(scenario_run)))
+    scenario_run.expect(Expectation(scenario_run.outcome("supported"), _row_source(scenario_run)))
     scenario_run.require_verdict()
 
 
@@ -92,7 +92,7 @@ def connects(calling_flow: CallingFlow, scenario_run: ScenarioRun) -> None:
 def join_refused(scenario_run: ScenarioRun) -> None:
     """No code is documented (live events): any refusal counts, but not "not found", a network
     failure or a service fault, which say nothing about the row."""
-    scenario_run.expect(Expectation("unsupported", _row_source(scenario_run), stage="join"))
+    scenario_run.expect(Expectation(scenario_run.outcome("unsupported"), _row_source(scenario_run), stage="join"))
     observed = scenario_run.observation
     if observed and observed.outcome == "rejected" and observed.stage == "join":
         code = observed.status or 0
@@ -106,7 +106,8 @@ def join_refused(scenario_run: ScenarioRun) -> None:
 @then(parsers.parse("the join is rejected with code {code:d} and subcode {sub:d}"))
 def join_rejected_with(scenario_run: ScenarioRun, code: int, sub: int) -> None:
     rejection = ExpectedRejection(status=code, code=sub)
-    scenario_run.expect(Expectation("unsupported", _row_source(scenario_run), rejection, stage="join"))
+    outcome = scenario_run.outcome("unsupported")
+    scenario_run.expect(Expectation(outcome, _row_source(scenario_run), rejection, stage="join"))
     scenario_run.require_verdict()
 
 
@@ -114,13 +115,14 @@ def join_rejected_with(scenario_run: ScenarioRun, code: int, sub: int) -> None:
 def rejected_with(scenario_run: ScenarioRun, what: str, code: str, sub: str) -> None:
     stage = "create agent" if what == "agent" else None
     rejection = ExpectedRejection(status=int(code), code=int(sub))
-    scenario_run.expect(Expectation("unsupported", CALL_END, rejection, stage=stage or "start call"))
+    outcome = scenario_run.outcome("unsupported")
+    scenario_run.expect(Expectation(outcome, CALL_END, rejection, stage=stage or "start call"))
     scenario_run.require_verdict()
 
 
 @then(parsers.parse('"{alias}" is in the webinar as an "{role}"'))
 def webinar_role(calling_flow: CallingFlow, scenario_run: ScenarioRun, alias: str, role: str) -> None:
-    scenario_run.expect(Expectation("caveat", f"seed table footnote [1]: {WEBINAR_FOOTNOTE}"))
+    scenario_run.expect(Expectation(scenario_run.outcome("caveat"), f"seed table footnote [1]: {WEBINAR_FOOTNOTE}"))
     if scenario_run.observation and scenario_run.observation.outcome == "allowed":
         observed = calling_flow.role(alias)
         scenario_run.check(f"role is {role}", observed == role, f"role {observed}")

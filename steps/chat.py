@@ -49,13 +49,13 @@ def poll_paged(chat_flow: ChatFlow, scenario_run: ScenarioRun, alias: str, top: 
 
 @then("the send is allowed")
 def send_allowed(scenario_run: ScenarioRun) -> None:
-    scenario_run.expect(Expectation("supported", SEND))
+    scenario_run.expect(Expectation(scenario_run.outcome("supported"), SEND))
     scenario_run.require_verdict()
 
 
 @then("getting messages is allowed")
 def get_allowed(scenario_run: ScenarioRun) -> None:
-    scenario_run.expect(Expectation("supported", GET))
+    scenario_run.expect(Expectation(scenario_run.outcome("supported"), GET))
     scenario_run.require_verdict()
 
 
@@ -91,7 +91,8 @@ def page_count(chat_flow: ChatFlow, scenario_run: ScenarioRun, pages: int) -> No
 def rejected(scenario_run: ScenarioRun, what: str, status: str, code: str) -> None:
     source = GRAPH_ERRORS if "emulator-defined" not in scenario_run.tags else "emulator-defined"
     stage = "send" if what == "the send" else "get"
-    scenario_run.expect(Expectation("unsupported", source, ExpectedRejection(int(status), code), stage=stage))
+    outcome = scenario_run.outcome("unsupported")
+    scenario_run.expect(Expectation(outcome, source, ExpectedRejection(int(status), code), stage=stage))
     scenario_run.require_verdict()
 
 

@@ -3,7 +3,7 @@ Feature: Chat as a Teams user through Microsoft Graph
   A Teams user's app sends and reads 1:1, group and meeting chat messages, and channel posts,
   through Microsoft Graph v1.0 with the user's delegated token. Source: docs/contracts/graph.md.
 
-  @row-11
+  @row-11 @supported
   Scenario Outline: A Teams user sends a message to a <kind> chat
     Given "licensed" and "colleague" share a <kind> chat
     When "licensed" sends a message to the chat
@@ -16,7 +16,7 @@ Feature: Chat as a Teams user through Microsoft Graph
       | group      |
       | meeting    |
 
-  @row-12
+  @row-12 @supported
   Scenario Outline: A Teams user gets the messages of a <kind> chat by polling
     Given "licensed" and "colleague" share a <kind> chat
     And "licensed" has sent 3 messages to the chat
@@ -31,7 +31,7 @@ Feature: Chat as a Teams user through Microsoft Graph
       | group      |
       | meeting    |
 
-  @row-12
+  @row-12 @supported
   Scenario: Paging across more than 50 messages loses and duplicates nothing
     Given "licensed" and "colleague" share a group chat
     And "licensed" has sent 55 messages to the chat

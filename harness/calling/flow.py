@@ -346,7 +346,10 @@ class CallingFlow(ObservationLog):
     # -- in a call ---------------------------------------------------------------------------------
 
     def try_restricted_actions(self, alias: str) -> dict[str, bool]:
-        """Unmute, start video, share screen: which succeed (the webinar caveat is about these)."""
+        """Unmute, start video, share screen: which succeed. The webinar caveat (footnote [1]) names
+        all three as actions not intended for attendees, so each one is weighed: the caveat shows
+        when any of them succeeds for an Attendee, and is not observed only when all three were
+        refused. Each action's result goes into the evidence."""
         call = self.calls[alias]
         results = {name: getattr(call, name)() for name in RESTRICTED_ACTIONS}
         self.actions = {name: result.succeeded for name, result in results.items()}
@@ -360,11 +363,22 @@ class CallingFlow(ObservationLog):
             for name, c in view.capabilities.items()
             if name in ("unmuteMic", "turnVideoOn", "shareScreen")
         }
-        # Attendees may unmute and start video unless meeting options forbid it; sharing content is
-        # what their role withholds (docs/contracts/calling.md §6). The caveat shows when that succeeds.
-        role = view.role
-        observation.evidence["role_restricts"] = ["start_screen_sharing"] if role == "Attendee" else []
-        observation.caveat_confirmed = role == "Attendee" and self.actions["start_screen_sharing"]
+        # An attendee's role withholds all three in a webinar (the footnote; docs/contracts/calling.md §6).
+        restricted = list(RESTRICTED_ACTIONS) if view.role == "Attendee" else []
+        observation.evidence["role_restricts"] = restricted
+        succeeded = [name for name in restricted if self.actions[name]]
+        refused = [name for name in restricted if not self.actions[name]]
+        if not restricted:
+            weighed = f"role {view.role}: no attendee-restricted action to weigh"
+        elif succeeded:
+            weighed = f"as {view.role}: {', '.join(succeeded)} succeeded" + (
+                f"; {', '.join(refused)} refused" if refused else ""
+            )
+        else:
+            weighed = f"as {view.role}: all refused ({', '.join(refused)})"
+        observation.evidence["caveat"] = weighed
+        observation.caveat_detail = weighed
+        observation.caveat_confirmed = bool(succeeded)
         return self.actions
 
     def role(self, alias: str) -> str:

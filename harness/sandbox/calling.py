@@ -62,6 +62,9 @@ ATTENDEE_RESTRICTED = {
     "manageLobby",
     "spotlightParticipant",
 }
+# A webinar that honoured roles would also withhold these from an attendee: footnote [1] names
+# unmuting and the camera beside screen sharing as actions not intended for attendees.
+WEBINAR_ATTENDEE_RESTRICTED = ATTENDEE_RESTRICTED | {"unmuteMic", "turnVideoOn"}
 ACTIONS = {"unmute": "unmuteMic", "startVideo": "turnVideoOn", "startScreenSharing": "shareScreen"}
 
 
@@ -79,10 +82,11 @@ def capabilities_for(
     """Meeting capabilities for a role and the meeting's options. In a webinar roles (and with them
     the attendee options) are not honoured for Teams users."""
     result = {}
+    webinar = meeting is not None and meeting.kind == "webinar"
     for name in MEETING_CAPABILITIES:
         reason = "Capable"
         if honour_roles and role == "Attendee":
-            if name in ATTENDEE_RESTRICTED:
+            if name in (WEBINAR_ATTENDEE_RESTRICTED if webinar else ATTENDEE_RESTRICTED):
                 reason = "RoleRestricted"
             elif meeting is not None and (
                 (name == "unmuteMic" and not meeting.attendee_mic)
