@@ -23,7 +23,7 @@ import pytest
 from harness import __version__, expectations
 from harness.config import PROFILE_DIR, Profile, ProfileError, Tenant, load_profile, resolve_mode
 from harness.modes import Pacing, Scenario, mode_for
-from harness.recording import explain_mismatch
+from harness.recording import explain_mismatch, take_unused
 from harness.reporting import redact_result, write_reports
 from harness.scenario import AREAS, MissingPrerequisite, ScenarioRun, VerdictFailed
 from harness.verdicts import Fault, Skipped
@@ -38,6 +38,7 @@ INBOUND_KEY = pytest.StashKey[Any]()
 CAPTURE_KEY = pytest.StashKey[Any]()
 CLEANUPS_KEY = pytest.StashKey[list]()
 SDK_CASSETTE_KEY = pytest.StashKey[Any]()
+UNUSED_KEY = pytest.StashKey[Any]()  # replay: a recording.UnusedInteractions
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -298,6 +299,10 @@ def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scen
     stack = request.node.stash.get(STACK_KEY, None)
     if stack is not None:
         stack.close()
+    cassette = request.node.stash.get(CASSETTE_KEY, None)
+    unused = take_unused(cassette) if cassette is not None else None
+    if unused is not None:  # replay: recorded interactions this scenario never asked for
+        request.node.stash[UNUSED_KEY] = unused
 
 
 @pytest.hookimpl(wrapper=True)
@@ -331,8 +336,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         if judgement.verdict in ("ERROR", "FAIL"):
             report.outcome = "failed"
             report.longrepr = f"{judgement.says}: {judgement.detail}"
+    unused = item.stash.get(UNUSED_KEY, None) if report.when == "call" else None
+    if unused is not None and report.passed and judgement.verdict in ("PASS", "WARN"):
+        # A replay that passes without asking for everything the recording holds did less than the client
+        # that was recorded (a page not followed, a clean-up not made): the committed cassettes leave none.
+        line = unused.line(run.cassette)
+        judgement = run.judgement(Fault(line))
+        report.outcome = "failed"
+        report.longrepr = line
     started = item.stash.get(STARTED_KEY, time.monotonic())
     result = run.report(judgement, time.monotonic() - started)
+    if unused is not None:
+        result["evidence"]["unused_interactions"] = unused.evidence()
     deviation = expectations.match(cte.deviations, result["id"], result["name"], result["verdict"])
     if deviation is not None:
         result["evidence"]["expected_deviation"] = deviation.reason
@@ -413,6 +428,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"stale expectation: {deviation.scenario!r} no longer gives {deviation.verdict} "
             f"({deviation.reason}); remove it from the expectations file"
         )
+    for result in sorted(cte.results, key=lambda r: r["evidence"].get("cassette") or ""):
+        if unused := result["evidence"].get("unused_interactions"):
+            tr.write_line(
+                f"unused interactions: cassette {result['evidence'].get('cassette', result['name'])}: "
+                f"{unused['count']} of {unused['recorded']} recorded never played ({result['verdict']})"
+            )
     expected = sum(1 for r in cte.results if r["evidence"].get("expected_deviation"))
     if expected:
         tr.write_line(f"{expected} known deviation(s) recorded in the profile's expectations file")

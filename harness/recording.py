@@ -6,14 +6,25 @@
 Matching uses method, scheme, host, port, path, query and the scrubbed body, with JWTs compared
 as "a JWT" and GUIDs as "a GUID" (an expired token is only a placeholder in replay, and a meeting's
 organizer id is whichever placeholder the replay profile carries).
+
+Replay also checks what scrubbing hides from the cassette (`authorization` matcher): a request the
+recording shows with an HMAC-SHA256 authorization (the ACS resource) must be signed in the form the
+SDK sends, with an `x-ms-content-sha256` that is the hash of the body actually sent; one the
+recording shows with a Bearer authorization (Graph, ACS-token/Entra-protected endpoints) must carry a
+Bearer token. A violation is a client defect, reported on one line (`explain_mismatch`). When a
+replayed cassette closes, the interactions it never played are noted (`take_unused`).
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import copy
+import hashlib
 import re
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +37,7 @@ from harness import scrubbing, tokens
 
 # The committed cassettes (what replay reads unless told otherwise; record writes elsewhere unless told).
 CASSETTE_ROOT = Path(__file__).resolve().parent.parent / "cassettes"
-MATCH_ON = ("method", "scheme", "host", "port", "path", "query", "scrubbed_body")
+MATCH_ON = ("method", "scheme", "host", "port", "path", "query", "scrubbed_body", "authorization")
 
 
 def slug(text: str) -> str:
@@ -92,6 +103,91 @@ def scrubbed_body_matcher(r1: Request, r2: Request) -> None:
         )
 
 
+# -- what a replayed request must carry that its scrubbed recording cannot show ----------------------
+
+HMAC_SCHEME = "HMAC-SHA256"
+HMAC_FORM = f"{HMAC_SCHEME} SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=<base64>"
+_HMAC = re.compile(
+    r"HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=(?P<signature>[A-Za-z0-9+/]+={0,2})"
+)
+_SENT = "_cte_sent_authorization"  # the attribute a replayed (scrubbed) request carries its raw findings in
+
+
+@dataclass(frozen=True)
+class SentAuthorization:
+    """What a request sent in replay carried, judged before scrubbing hid it."""
+
+    scheme: str | None  # the Authorization scheme, as sent; None: no Authorization header
+    problem: str | None  # what is wrong with it, if anything
+
+
+def _header(headers: Any, name: str) -> str | None:
+    for key, value in dict(headers or {}).items():
+        if key.lower() == name:
+            value = value[0] if isinstance(value, list) and value else value
+            return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    return None
+
+
+def _body_bytes(request: Request) -> bytes:
+    body = getattr(request, "body_bytes", request.body)
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, list):  # a body sent as an iterator of chunks
+        return b"".join(part.encode("utf-8") if isinstance(part, str) else bytes(part) for part in body)
+    return bytes(body)
+
+
+def content_sha256(body: bytes) -> str:
+    """`x-ms-content-sha256` of a body: base64 of its SHA-256 (docs/contracts/identity.md §2)."""
+    return base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
+
+
+def sent_authorization(request: Request) -> SentAuthorization:
+    """The Authorization of a request as sent (raw, before scrubbing), and what is wrong with it."""
+    value = _header(request.headers, "authorization")
+    if value is None:
+        return SentAuthorization(None, None)
+    scheme, _, credential = value.strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return SentAuthorization(scheme, None if credential.strip() else "the Bearer authorization carries no token")
+    if scheme.upper() != HMAC_SCHEME:
+        return SentAuthorization(scheme, None)
+    match = _HMAC.fullmatch(value.strip())
+    if match is None:
+        return SentAuthorization(scheme, f"the authorization is not of the form `{HMAC_FORM}`")
+    try:
+        signature = base64.b64decode(match["signature"], validate=True)
+    except ValueError:
+        signature = b""
+    if len(signature) != hashlib.sha256().digest_size:
+        return SentAuthorization(scheme, "the HMAC-SHA256 signature is not the base64 of 32 bytes")
+    if not _header(request.headers, "x-ms-date"):
+        return SentAuthorization(scheme, "the signed x-ms-date header is missing")
+    sent_hash = _header(request.headers, "x-ms-content-sha256")
+    if not sent_hash:
+        return SentAuthorization(scheme, "the signed x-ms-content-sha256 header is missing")
+    if sent_hash.strip() != content_sha256(_body_bytes(request)):
+        return SentAuthorization(scheme, "x-ms-content-sha256 does not match the body sent")
+    return SentAuthorization(scheme, None)
+
+
+def authorization_matcher(r1: Request, r2: Request) -> None:
+    """Replay only (r1 carries what it sent, noted before scrubbing): the recorded scheme is sent too,
+    and what is sent is well-formed. In record mode r1 carries nothing and this matches anything."""
+    sent: SentAuthorization | None = getattr(r1, _SENT, None)
+    if sent is None:
+        return
+    recorded = (_header(r2.headers, "authorization") or "").partition(" ")[0] or None
+    if recorded is not None and (sent.scheme or "").lower() != recorded.lower():
+        how = f"with {sent.scheme}" if sent.scheme else "without an Authorization header"
+        raise AssertionError(f"recorded with {recorded} authorization; sent {how}")
+    if sent.problem:
+        raise AssertionError(sent.problem)
+
+
 def _origin(uri: str) -> str:
     parts = urllib.parse.urlsplit(uri)
     return f"{parts.scheme}://{parts.netloc}".lower()
@@ -99,6 +195,71 @@ def _origin(uri: str) -> str:
 
 def _loopback(uri: str) -> bool:
     return urllib.parse.urlsplit(uri).hostname in ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+
+
+# -- interactions a replay never played ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnusedInteractions:
+    """The interactions of a replayed cassette that were never played back."""
+
+    cassette: Path
+    count: int
+    recorded: int
+    requests: tuple[str, ...]  # "METHOD uri" of each (the first few)
+
+    def evidence(self) -> dict[str, Any]:
+        return {"count": self.count, "recorded": self.recorded, "requests": list(self.requests)}
+
+    def line(self, shown: str | None = None) -> str:
+        """One line naming the cassette and how many of its interactions were never played."""
+        first = "; first: " + ", ".join(self.requests[:2]) if self.requests else ""
+        return (
+            f"replay: cassette {shown or display_path(self.cassette)}: {self.count} of {self.recorded} recorded "
+            f"interaction(s) never played{first}"
+        )
+
+
+MAX_UNUSED_SHOWN = 5
+_UNUSED: dict[Path, UnusedInteractions] = {}  # by cassette, until the scenario that closed it takes it
+
+
+def unused_interactions(cassette: Any, path: Path) -> UnusedInteractions | None:
+    """The interactions of an open vcrpy cassette not played so far, or None when all were."""
+    unused = [index for index in range(len(cassette.data)) if cassette.play_counts[index] == 0]
+    if not unused:
+        return None
+    requests = tuple(
+        f"{cassette.data[index][0].method} {cassette.data[index][0].uri}" for index in unused[:MAX_UNUSED_SHOWN]
+    )
+    return UnusedInteractions(Path(path), len(unused), len(cassette.data), requests)
+
+
+def take_unused(cassette: Path) -> UnusedInteractions | None:
+    """What the replay of `cassette` left unplayed when it closed (once; None if it played them all)."""
+    return _UNUSED.pop(Path(cassette), None)
+
+
+class ScenarioVCR(vcr.VCR):
+    """A VCR that, in replay, notes the interactions a cassette never played when it closes."""
+
+    def __init__(self, *args: Any, replay: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._replay = replay
+
+    @contextlib.contextmanager
+    def use_cassette(self, path: Any = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
+        with super().use_cassette(path, **kwargs) as cassette:
+            try:
+                yield cassette
+            finally:
+                if self._replay and path is not None:
+                    found = unused_interactions(cassette, Path(path))
+                    if found is not None:
+                        _UNUSED[Path(path)] = found
+                    else:
+                        _UNUSED.pop(Path(path), None)
 
 
 def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) -> tuple[vcr.VCR, scrubbing.Scrubber]:
@@ -110,13 +271,20 @@ def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) ->
         if _loopback(request.uri) and _origin(request.uri) not in known:
             return None  # our own servers on loopback (the webhook receiver, its push channel): not Microsoft's
         scrubber.learn_all(known)
-        return scrub_request(scrubber, request)
+        # vcrpy runs this on requests it plays back too, some twice (the second time on what it returned
+        # the first, already scrubbed, which keeps its judgement): judge what was sent, before scrubbing.
+        sent = None if record else getattr(request, _SENT, None) or sent_authorization(request)
+        scrubbed = scrub_request(scrubber, request)
+        if sent is not None:
+            setattr(scrubbed, _SENT, sent)
+        return scrubbed
 
     def on_response(response: dict[str, Any]) -> dict[str, Any]:
         scrubber.learn_all(known_secrets())
         return scrub_response(scrubber, response)
 
-    recorder = vcr.VCR(
+    recorder = ScenarioVCR(
+        replay=not record,
         serializer="yaml",
         record_mode="all" if record else "none",
         match_on=MATCH_ON,
@@ -127,6 +295,7 @@ def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) ->
         # our own servers' inbound side is captured separately (harness.notifications.inbound).
     )
     recorder.register_matcher("scrubbed_body", scrubbed_body_matcher)
+    recorder.register_matcher("authorization", authorization_matcher)
     return recorder, scrubber
 
 
@@ -214,6 +383,14 @@ def rerecord_command(test_name: str, cassette: Path | None = None, profile: str 
     return f"cte record -k {test_name} --profile {profile} --cassette-dir {folder} --overwrite"
 
 
+def _authorization_defect(similar: list[Any]) -> str | None:
+    """What is wrong with a request's authorization, when a recorded request differs from it in that alone."""
+    for _request, _succeeded, failed in similar:
+        if len(failed) == 1 and failed[0][0] in ("authorization", authorization_matcher.__name__):
+            return str(failed[0][1])
+    return None
+
+
 def explain_mismatch(exc: BaseException, cassette: Path, scenario: str, profile: str = "sandbox") -> str | None:
     """One line for a replay that asked for something the cassette does not hold, or a cassette that
     does not load."""
@@ -225,6 +402,9 @@ def explain_mismatch(exc: BaseException, cassette: Path, scenario: str, profile:
             request = getattr(current, "failed_request", None)
             what = f"{request.method} {request.uri}" if request is not None else "a request"
             where = display_path(cassette, cassette.parents[2])
+            defect = _authorization_defect(getattr(current, "similar_requests", None) or [])
+            if defect is not None:  # the recording holds this request: the client sent it wrongly
+                return f"replay: {what} in cassette {where}: {defect}"
             state = "holds no matching interaction" if cassette.exists() else "does not exist"
             closest = ""
             similar = getattr(current, "similar_requests", None) or []
