@@ -1,6 +1,7 @@
 """The four modes as objects: where a run's traffic goes, what it trusts, what it records.
 
-- sandbox: the embedded sandbox (started on first use), its own CA; no cassettes.
+- sandbox: the embedded sandbox (started on first use), its own CA; no cassettes; every scenario
+  starts from the freshly seeded tenant (as in record mode), whatever ran before it.
 - live: the profile's endpoints and nothing else, its `ca_bundle` (else the system's CAs); no cassettes.
 - replay: canonical Microsoft hosts answered from `cassette_dir`; the network blocked.
 - record: the deterministic sandbox for a sandbox profile, the profile's endpoints for a live one;
@@ -142,9 +143,16 @@ class Mode:
             scenario.area, scenario.feature_file, scenario.name, scenario.example, root=self.cassette_dir
         ).resolve()
 
-    def begin(self, scenario: Scenario, stack: contextlib.ExitStack, receiver: Any) -> Recording | None:
-        """Set a scenario up (its cassette, its fresh world); clean-up goes on `stack`."""
+    def begin(
+        self, scenario: Scenario, stack: contextlib.ExitStack, receiver: Callable[[], Any] | None
+    ) -> Recording | None:
+        """Set a scenario up (its fresh world, its cassette); clean-up goes on `stack`. `receiver`
+        starts (or returns) the webhook receiver, for a notifications scenario."""
         return None
+
+    def fresh_world(self, stream: str) -> None:
+        """Put the target back to its seeded state before scenario `stream`; nothing where the harness
+        cannot (a live tenant keeps what it has; a cassette answers the same whatever ran before)."""
 
     def health(self) -> dict[str, Any] | None:
         """What the target saw, for the report (the embedded sandbox only)."""
@@ -217,6 +225,17 @@ class SandboxMode(Mode):
 
     def lifecycle_trigger(self) -> Callable[[str, str], None] | None:
         return self.sandbox().lifecycle_event
+
+    def begin(
+        self, scenario: Scenario, stack: contextlib.ExitStack, receiver: Callable[[], Any] | None
+    ) -> Recording | None:
+        """Every scenario starts from the freshly seeded tenant, whatever ran before it (-k, -n,
+        --rerun-failed, --cte-order): no agent, call, chat, token or subscription of an earlier one."""
+        self.fresh_world(scenario.nodeid)
+        return None
+
+    def fresh_world(self, stream: str) -> None:
+        self.sandbox().begin_stream(stream)
 
     def health(self) -> dict[str, Any] | None:
         return self._sandbox.health() if self._sandbox is not None else None
@@ -325,20 +344,21 @@ class ReplayMode(Mode):
     def pacing(self, nodeid: str) -> Pacing:
         return Pacing(MarkerSource(nodeid), lambda _: None)
 
-    def begin(self, scenario: Scenario, stack: contextlib.ExitStack, receiver: Any) -> Recording:
+    def begin(self, scenario: Scenario, stack: contextlib.ExitStack, receiver: Callable[[], Any] | None) -> Recording:
+        service = receiver() if receiver is not None else None
         path = self.cassette_for(scenario)
         assert path is not None
         if path.exists():
             check_cassette(path)  # before anything is pushed on the stack: a bad one leaves nothing behind
-        allowed = {receiver.server.port} if receiver else set()
+        allowed = {service.server.port} if service else set()
         stack.enter_context(transport.block_network("replay mode blocks the network", allow_ports=allowed))
         recorder, scrubber = make_vcr(lambda: self.known_secrets, record=False)
         stack.enter_context(recorder.use_cassette(str(path)))
         inbound = None
-        if receiver is not None:
+        if service is not None:
             from harness.notifications.inbound import InboundReplayer
 
-            inbound = InboundReplayer(path, receiver, self._signer, self.tenant().client_id)
+            inbound = InboundReplayer(path, service, self._signer, self.tenant().client_id)
         return Recording(path, display_path(path, self.cassette_dir), False, scrubber, inbound)
 
 
@@ -385,16 +405,16 @@ class RecordMode(Mode):
     def pacing(self, nodeid: str) -> Pacing:
         return Pacing(MarkerSource(nodeid), time.sleep)
 
-    def begin(self, scenario: Scenario, stack: contextlib.ExitStack, receiver: Any) -> Recording:
+    def begin(self, scenario: Scenario, stack: contextlib.ExitStack, receiver: Callable[[], Any] | None) -> Recording:
+        service = receiver() if receiver is not None else None
         path = self.cassette_for(scenario)
         assert path is not None
         path.unlink(missing_ok=True)
         shown = display_path(path, self.cassette_dir)
-        if isinstance(self.target, SandboxMode):
-            self.target.sandbox().begin_stream(shown)
+        self.target.fresh_world(shown)  # the sandbox: ids and its fixed clock restarted for this cassette
         recorder, scrubber = make_vcr(lambda: self.known_secrets, record=True)
         stack.enter_context(recorder.use_cassette(str(path)))
-        if receiver is not None:
+        if service is not None:
             from harness.notifications.inbound import InboundCapture
 
             capture = InboundCapture(scrubber.json_value)

@@ -1,8 +1,9 @@
 """The pytest plugin (the only harness module that imports pytest): modes, fixtures, cassettes, verdicts, reports.
 
-Options: --cte-mode (or CTE_MODE), --cte-profile (or CTE_PROFILE), --cte-report-dir.
-Each Gherkin scenario gets a ScenarioRun (`scenario_run` fixture); in record and replay modes it
-runs inside its own cassette; its verdict is judged from expectation + observation when it ends.
+Options: --cte-mode (or CTE_MODE), --cte-profile (or CTE_PROFILE), --cte-report-dir, --cte-order.
+Each Gherkin scenario gets a ScenarioRun (`scenario_run` fixture) and what its mode gives it when it
+starts (the embedded sandbox: a freshly seeded tenant; record and replay: its own cassette too); its
+verdict is judged from expectation + observation when it ends.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import sys
 import time
 import traceback
@@ -54,6 +56,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="calling driver: sandbox (the sandbox's model) | browser (the real Calling SDK); or CTE_CALLING",
     )
+    group.addoption(
+        "--cte-order",
+        default=None,
+        help="the order scenarios run in: as written (default) | reverse | shuffle:SEED (a seeded shuffle, the "
+        "same in every xdist worker); a verdict must not depend on it",
+    )
+
+
+def scenario_order(value: str | None) -> Callable[[list[Any]], list[Any]] | None:
+    """--cte-order as a function of the collected items (None: as written); a bad value is one line."""
+    if not value:
+        return None
+    if value == "reverse":
+        return lambda items: items[::-1]
+    kind, _, seed = value.partition(":")
+    if kind == "shuffle" and seed.lstrip("-").isdigit():
+
+        def shuffled(items: list[Any]) -> list[Any]:
+            items = list(items)
+            random.Random(int(seed)).shuffle(items)
+            return items
+
+        return shuffled
+    raise ProfileError(f"--cte-order {value!r} is not an order; use reverse or shuffle:SEED (shuffle:1, say)")
 
 
 def calling_driver_option(value: str | None) -> str | None:
@@ -137,10 +163,19 @@ def pytest_configure(config: pytest.Config) -> None:
     for tag, meaning in GHERKIN_TAGS.items():
         config.addinivalue_line("markers", f"{tag}: {meaning}")
     try:
+        scenario_order(config.getoption("--cte-order"))
         config._cte_session = CteSession(config)  # type: ignore[attr-defined]
     except ProfileError as err:
         raise pytest.UsageError(str(err)) from None
     _SESSIONS.append(config._cte_session)  # type: ignore[attr-defined]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--cte-order: the scenarios in reverse or in a seeded shuffle (each starts from a fresh world,
+    so its verdict must not change)."""
+    order = scenario_order(config.getoption("--cte-order"))
+    if order is not None:
+        items[:] = order(items)
 
 
 # -- fixtures ----------------------------------------------------------------------------------------
@@ -255,24 +290,22 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
     item.stash[STARTED_KEY] = time.monotonic()
     stack = contextlib.ExitStack()
     item.stash[STACK_KEY] = stack
-    if not cte.mode.uses_cassettes:
-        return
     try:
-        _begin_recording(cte, item, run, area, feature, scenario, example, stack)
+        _begin(cte, item, run, area, feature, scenario, example, stack)
     except BaseException:
         stack.close()  # pytest-bdd calls no after-scenario hook for a scenario that never started
         raise
 
 
-def _begin_recording(  # type: ignore[no-untyped-def]
+def _begin(  # type: ignore[no-untyped-def]
     cte: CteSession, item: pytest.Item, run: ScenarioRun, area: str, feature, scenario, example, stack
 ) -> None:
+    """What the mode gives a scenario as it starts: a fresh world (the embedded sandbox), a cassette."""
     described = Scenario(item.nodeid, area, feature.filename, scenario.name, example)
     cassette = cte.mode.cassette_for(described)
     if cassette is not None:
         item.stash[CASSETTE_KEY] = cassette  # first: a cassette that does not load is explained by its path
-    receiver = cte.receiver() if area == "notifications" else None
-    recording = cte.mode.begin(described, stack, receiver)
+    recording = cte.mode.begin(described, stack, cte.receiver if area == "notifications" else None)
     if recording is None:
         return
     run.cassette = recording.shown

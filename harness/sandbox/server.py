@@ -84,6 +84,7 @@ class Sandbox:
         self._requested_port = port
         self._server: ServerThread | None = None
         self._listeners: list[ServerThread] = []
+        self._sent_twice_before = 0  # messages sent twice in the worlds of earlier scenarios
         self.port = 0
         self.certificates: Certificates | None = None
 
@@ -130,29 +131,35 @@ class Sandbox:
         self._server = self.certificates = None
 
     def begin_stream(self, name: str, start: datetime = SANDBOX_EPOCH) -> None:
-        """Give one scenario a fresh world: the seeded tenants with no chats or messages yet, ids
-        restarted and the fixed clock back at its start, so that what it records does not depend on
-        which scenarios ran before it."""
-        if self.deterministic:
-            with self.ctx.lock:
+        """Give one scenario (`name`) a fresh world: the seeded tenants with no chats, messages,
+        agents, calls, subscriptions, tokens or fault rules yet, and no policy or meeting option an
+        earlier scenario changed, so that what it sees does not depend on which scenarios ran before.
+
+        Deterministic: ids restarted in stream `name` and the fixed clock back at `start`, so that
+        recordings are reproducible. Otherwise the real clock runs on and ids (and chat message ids)
+        continue where they were: nothing handed out earlier in the process is handed out again, so a
+        stale id a client kept is unknown, never someone else's. The run's health counters (requests,
+        faults injected, messages sent twice) and the `flaky` plan carry on across scenarios."""
+        with self.ctx.lock:
+            self._sent_twice_before += self._sent_twice()
+            if self.deterministic:
                 self.ctx.ids.restart("build")
-                self.ctx.directory = Directory.build(self.ctx.ids)
-                self.ctx.refresh_tokens.clear()
-                self.ctx.device_codes.clear()
-                self.ctx.acs_identities.clear()
+            self.ctx.directory = Directory.build(self.ctx.ids)  # stable ids only: the same tenants, users, keys
+            self.ctx.refresh_tokens.clear()
+            self.ctx.device_codes.clear()
+            self.ctx.acs_identities.clear()
+            self.ctx.rate_windows.clear()
+            self.ctx.calling.clear()
+            self.ctx.faults.clear()
+            self.ctx.subscriptions.clear()
+            self.ctx.reauthorized.clear()
+            if self.deterministic:
                 self.ctx.last_message_ms = 0
-                self.ctx.rate_windows.clear()
-                self.ctx.calling.clear()
-                self.ctx.faults.clear()
-                self.ctx.subscriptions.clear()
-                self.ctx.reauthorized.clear()
                 self.ctx.ids.restart(name)
                 self.ctx.clock.restart(start)
 
-    def health(self) -> dict[str, Any]:
-        """What the sandbox saw, for the run report: requests per workload, faults injected (the `flaky` profile)
-        and messages posted twice with the same content in one chat or channel (a resend that should
-        not have happened: the harness's messages carry unique markers)."""
+    def _sent_twice(self) -> int:
+        """Messages posted twice with the same content in one chat or channel of the current world."""
         with self.ctx.lock:
             threads = [c.messages for t in self.ctx.directory.tenants.values() for c in t.chats.values()]
             threads += [
@@ -161,7 +168,15 @@ class Sandbox:
                 for team in t.teams.values()
                 for ch in team.channels.values()
             ]
-            twice = sum(len(m) - len({x.content for x in m}) for m in threads)
+            return sum(len(m) - len({x.content for x in m}) for m in threads)
+
+    def health(self) -> dict[str, Any]:
+        """What the sandbox saw over the whole run, for the run report: requests per workload, faults
+        injected (the `flaky` profile) and messages posted twice with the same content in one chat or
+        channel (a resend that should not have happened: the harness's messages carry unique markers),
+        summed over every scenario's world."""
+        with self.ctx.lock:
+            twice = self._sent_twice_before + self._sent_twice()
         plan = self.ctx.faults.plan
         requests = self.ctx.faults.request_counts()
         return {"requests": requests, "faults": plan.summary() if plan else {}, "messages_sent_twice": twice}
