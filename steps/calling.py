@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_bdd import given, parsers, then, when
 
-from harness.calling.flow import CallingFlow
+from harness.calling.flow import CallingFlow, refused_before_media
 from harness.scenario import ScenarioRun
 from harness.seed_table import WEBINAR_FOOTNOTE
 from harness.verdicts import Expectation, ExpectedRejection
@@ -90,15 +90,12 @@ def connects(calling_flow: CallingFlow, scenario_run: ScenarioRun) -> None:
 
 @then("the join is refused")
 def join_refused(scenario_run: ScenarioRun) -> None:
-    """No code is documented (live events): any refusal counts, but not "not found", a network
-    failure or a service fault, which say nothing about the row."""
+    """No code is documented (live events): a refusal before media counts (flow.refused_before_media)."""
     scenario_run.expect(Expectation(scenario_run.outcome("unsupported"), _row_source(scenario_run), stage="join"))
     observed = scenario_run.observation
     if observed and observed.outcome == "rejected" and observed.stage == "join":
-        code = observed.status or 0
-        refusal = code not in (404, 408) and not 490 <= code <= 499 and code < 500
         scenario_run.check(
-            "a refusal (not 'not found', a network failure or a service fault)", refusal, f"end code {code}"
+            "a refusal (4xx, not 'not found' or a timeout) before any media", *refused_before_media(observed)
         )
     scenario_run.require_verdict()
 

@@ -374,3 +374,24 @@ def test_live_when_microsoft_is_unreachable_a_started_call_is_a_skip_naming_the_
         assert "startCall ended 490/4525" in reason and FIREWALL in reason
     finally:
         driver.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "states", "refused"),
+    [
+        (403, "Connecting → Disconnected", True),
+        (400, "", True),  # the SDK refused it on the client: no call at all
+        (0, "Connecting → Disconnected", False),  # a plain end is not a refusal
+        (403, "Connecting → Connected → Disconnected", False),  # after media: it was allowed first
+        (403, "Connecting → InLobby → Disconnected", False),
+        (404, "Connecting → Disconnected", False),
+        (490, "Connecting → Disconnected", False),  # the network, not the service
+        (500, "Connecting → Disconnected", False),
+    ],
+)
+def test_row_8_counts_only_a_refusal_before_media(status: int, states: str, refused: bool) -> None:
+    from harness.calling.flow import refused_before_media
+    from harness.verdicts import Observation
+
+    observed = Observation("rejected", "join", status=status, evidence={"states": states} if states else {})
+    assert refused_before_media(observed)[0] is refused

@@ -68,6 +68,26 @@ class CallDidNotSettle(RuntimeError):
     """The call stayed Connecting or Ringing: no verdict can come from that."""
 
 
+# States in which a call has media (or waits for it in a lobby): a refusal must come before any of them.
+MEDIA_STATES = frozenset({"EarlyMedia", "Connected", "InLobby", "LocalHold", "RemoteHold"})
+
+
+def refused_before_media(observed: Observation) -> tuple[bool, str]:
+    """Row 8 (no code is documented for a live event): a refusal is a 4xx end or error that is not
+    "not found", a timeout or a network failure (49x), reached before the call had any media; a
+    plain end (0/x), a service fault (5xx) or an end after media says nothing about the row."""
+    code = observed.status or 0
+    states = [s.strip() for s in str(observed.evidence.get("states", "")).split("→") if s.strip()]
+    media = [s for s in states if s in MEDIA_STATES]
+    refusal = 400 <= code < 490 and code not in (404, 408)
+    detail = (
+        f"end code {code}"
+        + (f" after {', '.join(media)}" if media else "")
+        + (f" ({' → '.join(states)})" if states else "")
+    )
+    return refusal and not media, detail
+
+
 def call_observation(stage: str, view: CallView) -> Observation:
     if view.state not in ("Connected", "InLobby", "Disconnected"):
         raise CallDidNotSettle(f"the call was still {view.state} after waiting ({' → '.join(view.state_history)})")
