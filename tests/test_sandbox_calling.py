@@ -123,3 +123,14 @@ def test_personal_use_link_constant_is_refused_before_any_service(world) -> None
     with pytest.raises(CallingCommunicationError) as raised:
         agent(world).join(MeetingLink(contract.PERSONAL_USE_MEETING_LINK))
     assert raised.value.sub_code == 40238
+
+
+def test_a_meeting_option_change_says_what_it_was_so_it_can_be_undone(world) -> None:
+    """The organizer's stand-in answers with the previous values: the scenario's clean-up puts them
+    back (before, it answered none and the undo changed nothing)."""
+    _, tenant, driver, _ = world
+    thread = tenant.meeting("organizer-presents").thread_id
+    client = driver.teams_client()
+    previous = client.set_meeting_options(thread, attendee_mic=False)
+    assert previous == {"attendeeMic": True}
+    assert client.set_meeting_options(thread, attendee_mic=previous["attendeeMic"]) == {"attendeeMic": False}

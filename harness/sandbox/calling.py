@@ -605,8 +605,9 @@ class Calling:
             return self._error(err)
         with self.ctx.lock:
             self._recompute(tenant, meeting, "MeetingOptionOrOrganizerPolicyChanged")
-        return self._json(
-            {"meeting": meeting.name}, emulated="the emulator's stand-in for the organizer's Teams client"
+        return self._json(  # what the options were, so that a test can put them back
+            {"meeting": meeting.name, "previous": previous},
+            emulated="the emulator's stand-in for the organizer's Teams client",
         )
 
     async def organizer_promotes(self, request: Request) -> Response:
