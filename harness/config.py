@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import contract, scrubbing, tokens
+from harness import contract, scrubbing, tokens, transport
 from harness.scenario import MissingPrerequisite
 
 MODES = ("sandbox", "replay", "record", "live")
@@ -386,9 +386,7 @@ class Profile:
         expired = env.get(expired_env) if expired_env else None
         calling = self._calling_table()
         declared = self.declared()
-        authority_host = tenant.get("authority_host", f"https://{contract.ENTRA_HOST}").rstrip("/")
-        graph_base_url = tenant.get("graph_base_url", f"https://{contract.GRAPH_HOST}/v1.0").rstrip("/")
-        acs_endpoint = tenant["acs_endpoint"].rstrip("/")
+        authority_host, graph_base_url, acs_endpoint = endpoints(tenant).values()
         external = self.data.get("external_user")
         return Tenant(
             **declared,
@@ -490,19 +488,24 @@ def meeting_number(kind: str) -> int:
     return kinds.index(kind) + 1 if kind in kinds else 90 + sum(map(ord, kind)) % 9
 
 
+def endpoints(tenant: Mapping[str, Any]) -> dict[str, str]:
+    """A live profile's [tenant] endpoints, Microsoft's public cloud where it names none."""
+    return {
+        "authority_host": str(tenant.get("authority_host", f"https://{contract.ENTRA_HOST}")).rstrip("/"),
+        "graph_base_url": str(tenant.get("graph_base_url", f"https://{contract.GRAPH_HOST}/v1.0")).rstrip("/"),
+        "acs_endpoint": str(tenant.get("acs_endpoint", "")).rstrip("/"),
+    }
+
+
 def canonical_origins(authority_host: str, graph_base_url: str, acs_endpoint: str) -> dict[str, str]:
     """A profile's endpoint origins -> the canonical Microsoft origins recordings show (a sovereign
     cloud or a test tenant served elsewhere is recorded as the public cloud's hosts)."""
     import urllib.parse
 
-    def origin(url: str) -> str:
-        parts = urllib.parse.urlsplit(url)
-        return f"{parts.scheme}://{parts.netloc}".lower()
-
     wanted = {
-        origin(authority_host): f"https://{contract.ENTRA_HOST}",
-        origin(graph_base_url): f"https://{contract.GRAPH_HOST}",
-        origin(acs_endpoint): f"https://{scrubbing.ACS_HOST}",
+        transport.origin(authority_host): f"https://{contract.ENTRA_HOST}",
+        transport.origin(graph_base_url): f"https://{contract.GRAPH_HOST}",
+        transport.origin(acs_endpoint): f"https://{scrubbing.ACS_HOST}",
     }
     return {
         real: canonical
@@ -668,20 +671,11 @@ def _check_declarations(data: Mapping[str, Any], where: str, users: Mapping[str,
 
 def _shared_origin(tenant: Mapping[str, Any]) -> str | None:
     """Which of the endpoints share an origin (scheme, host, port), if any."""
-    import urllib.parse
-
-    endpoints = {
-        "authority_host": str(tenant.get("authority_host", f"https://{contract.ENTRA_HOST}")),
-        "graph_base_url": str(tenant.get("graph_base_url", f"https://{contract.GRAPH_HOST}/v1.0")),
-        "acs_endpoint": str(tenant.get("acs_endpoint", "")),
-    }
     seen: dict[str, str] = {}
-    for name, url in endpoints.items():
-        parts = urllib.parse.urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}".lower()
-        if origin in seen:
-            return f"{seen[origin]} and {name}"
-        seen[origin] = name
+    for name, url in endpoints(tenant).items():
+        if transport.origin(url) in seen:
+            return f"{seen[transport.origin(url)]} and {name}"
+        seen[transport.origin(url)] = name
     return None
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import ssl
 import time
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
@@ -22,7 +21,7 @@ from urllib.parse import urlsplit
 import msal
 import requests
 
-from harness import contract, diagnosis
+from harness import contract, diagnosis, transport
 from harness.auth import EntraSignIn, ObservingSession, SignIn
 from harness.config import Tenant
 from harness.graph import GRAPH_SCOPES
@@ -375,7 +374,7 @@ class Doctor:
         receiver = ReceiverService.start(
             audience=self.tenant.client_id, trusted_keys={}, public_url=self.webhook_url, port=self.webhook_port
         )
-        loopback = urllib.parse.urlsplit(self.webhook_url).hostname in ("localhost", "127.0.0.1", "::1")
+        loopback = transport.is_loopback(self.webhook_url)
         try:
             response = requests.post(
                 f"{self.webhook_url}/notifications",

@@ -24,10 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from harness import transport
-from harness.config import MODES, Profile, ProfileError, Tenant, load_profile
+from harness.config import MODES, Profile, ProfileError, Secret, Tenant, UserCredentials, load_profile
 from harness.graph import MarkerSource
 from harness.recording import CASSETTE_ROOT, cassette_path, check_cassette, display_path, make_vcr
 from harness.scenario import MissingPrerequisite
+
+# harness.sandbox.server.embedded: (deterministic=, faults=, where=) -> a function that starts the
+# sandbox (the [faults] table checked at once, ValueError). Only the plugin and the CLI hand it over.
+EmbeddedSandbox = Callable[..., Callable[[], Any]]
 
 
 @dataclass
@@ -76,19 +80,31 @@ class Mode:
     name = ""
     uses_cassettes = False
 
-    def __init__(self, profile: Profile, *, calling: str | None = None, cassette_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        calling: str | None = None,
+        cassette_dir: Path | None = None,
+        embedded: EmbeddedSandbox | None = None,
+    ) -> None:
         self.profile = profile
         self.calling = calling
         self.cassette_dir = (cassette_dir or CASSETTE_ROOT).resolve()
+        self.embedded = embedded
         self.known_secrets: dict[str, str] = {}
         self._tenants: dict[str, Tenant] = {}
         self._stack = contextlib.ExitStack()
         self.capture_sink: Callable[[dict[str, Any]], None] | None = None
         if "faults" in profile.data:
-            raise ProfileError(
-                f"profile {profile.name!r} has [faults], which only the embedded sandbox injects: run a sandbox "
-                "profile with --mode sandbox, or remove [faults]"
-            )
+            self.refuse_faults()
+
+    def refuse_faults(self) -> None:
+        """A profile with [faults]: only the embedded sandbox injects them (SandboxMode accepts them)."""
+        raise ProfileError(
+            f"profile {self.profile.name!r} has [faults], which only the embedded sandbox injects: run a sandbox "
+            "profile with --mode sandbox, or remove [faults]"
+        )
 
     # -- tenants -----------------------------------------------------------------------------------
 
@@ -169,33 +185,29 @@ class SandboxMode(Mode):
     name = "sandbox"
 
     def __init__(self, profile: Profile, *, deterministic: bool = False, **kwargs: Any) -> None:
-        faults = profile.data.get("faults")
-        stripped = dataclasses.replace(profile, data={k: v for k, v in profile.data.items() if k != "faults"})
-        super().__init__(stripped, **kwargs)
-        self.profile = profile
-        self.deterministic = deterministic
-        self._sandbox: Any = None
-        self._fault_plan = None
-        if faults is not None:
-            if deterministic:
-                raise ProfileError(f"profile {profile.name!r} injects faults; record with a profile without [faults]")
-            from harness.sandbox.faults import plan_from_profile
-
-            try:
-                self._fault_plan = plan_from_profile(faults, str(profile.path or profile.name))
-            except ValueError as exc:
-                raise ProfileError(str(exc)) from None
         if profile.kind != "sandbox":
             raise ProfileError(
                 f"profile {profile.name!r} is a live profile; run it with --mode live (or record it with cte record)"
             )
+        self.deterministic = deterministic
+        super().__init__(profile, **kwargs)
+        if self.embedded is None:
+            raise RuntimeError("only the pytest plugin and the CLI start the embedded sandbox: pass embedded=")
+        self._sandbox: Any = None
+        try:  # a bad [faults] table fails here, before any scenario
+            self._start = self.embedded(
+                deterministic=deterministic, faults=profile.data.get("faults"), where=str(profile.path or profile.name)
+            )
+        except ValueError as exc:
+            raise ProfileError(str(exc)) from None
+
+    def refuse_faults(self) -> None:
+        if self.deterministic:
+            raise ProfileError(f"profile {self.profile.name!r} injects faults; record with a profile without [faults]")
 
     def sandbox(self) -> Any:
         if self._sandbox is None:
-            from harness.sandbox.server import Sandbox  # only the plugin, cli and tests start it
-
-            self._sandbox = self._stack.enter_context(Sandbox(deterministic=self.deterministic))
-            self._sandbox.ctx.faults.plan = self._fault_plan
+            self._sandbox = self._stack.enter_context(self._start())
             self._stack.enter_context(transport.route_hosts(self._sandbox.host_routes()))
         return self._sandbox
 
@@ -209,8 +221,6 @@ class SandboxMode(Mode):
         if found := profile.external_sandbox_user():
             tenant_name, alias = found
             user = next(u for u in sandbox.tenant_info(tenant_name)["users"] if u["alias"] == alias)
-            from harness.config import Secret, UserCredentials
-
             external = UserCredentials("external", user["upn"], Secret(""), user["oid"])
         info = sandbox.tenant_info(profile.sandbox_tenant)
         return profile.for_sandbox(info, sandbox.host_routes(), self.name, external=external)
@@ -370,21 +380,21 @@ class RecordMode(Mode):
     uses_cassettes = True
 
     def __init__(self, profile: Profile, **kwargs: Any) -> None:
-        super().__init__(dataclasses.replace(profile, data={k: v for k, v in profile.data.items() if k != "faults"}))
-        if "faults" in profile.data:
-            raise ProfileError(f"profile {profile.name!r} injects faults; record with a profile without [faults]")
+        super().__init__(profile)
         self.target: Mode = (
             SandboxMode(profile, deterministic=True, **kwargs)
             if profile.kind == "sandbox"
             else LiveMode(profile, **kwargs)
         )
-        self.profile = profile
         if kwargs.get("cassette_dir") is None:
             raise ProfileError(
                 "record mode needs a folder for its cassettes: --cte-cassette-dir (cte record --cassette-dir)"
             )
         self.cassette_dir = self.target.cassette_dir
         self.known_secrets = self.target.known_secrets  # one dict: what the target learns, we scrub
+
+    def refuse_faults(self) -> None:
+        raise ProfileError(f"profile {self.profile.name!r} injects faults; record with a profile without [faults]")
 
     def tenant(self, profile: Profile | None = None) -> Tenant:
         tenant = self.target.tenant(profile)
@@ -440,6 +450,15 @@ MODE_CLASSES: dict[str, type[Mode]] = {
 assert set(MODE_CLASSES) == set(MODES)
 
 
-def mode_for(name: str, profile: Profile, *, calling: str | None = None, cassette_dir: Path | None = None) -> Mode:
-    """The mode object for a run; a profile that cannot run in it raises ProfileError (one line)."""
-    return MODE_CLASSES[name](profile, calling=calling, cassette_dir=cassette_dir)
+def mode_for(
+    name: str,
+    profile: Profile,
+    *,
+    calling: str | None = None,
+    cassette_dir: Path | None = None,
+    embedded: EmbeddedSandbox | None = None,
+) -> Mode:
+    """The mode object for a run; a profile that cannot run in it raises ProfileError (one line).
+    `embedded` starts the embedded sandbox (harness.sandbox.server.embedded): the plugin and the CLI
+    pass it, so that this module never imports the sandbox and a live run cannot start it."""
+    return MODE_CLASSES[name](profile, calling=calling, cassette_dir=cassette_dir, embedded=embedded)

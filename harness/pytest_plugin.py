@@ -90,6 +90,14 @@ def calling_driver_option(value: str | None) -> str | None:
     return value or None
 
 
+def embedded_sandbox(**options: Any) -> Any:
+    """The plugin may start the embedded sandbox (harness.modes asks it to, for a sandbox profile);
+    imported only then, so a live run never loads it."""
+    from harness.sandbox.server import embedded
+
+    return embedded(**options)
+
+
 class CteSession:
     """Session-wide state: the mode object (which owns the tenants, trust and cassettes), the
     webhook receiver (started on first use), the results. Nothing here asks which mode it is."""
@@ -101,7 +109,11 @@ class CteSession:
         calling = calling_driver_option(config.getoption("--cte-calling") or os.environ.get("CTE_CALLING"))
         cassette_dir = config.getoption("--cte-cassette-dir") or os.environ.get("CTE_CASSETTE_DIR")
         self.mode = mode_for(
-            mode, self.profile, calling=calling, cassette_dir=Path(cassette_dir) if cassette_dir else None
+            mode,
+            self.profile,
+            calling=calling,
+            cassette_dir=Path(cassette_dir) if cassette_dir else None,
+            embedded=embedded_sandbox,
         )
         self.started = datetime.now(UTC)
         self.clock_start = time.monotonic()

@@ -22,7 +22,6 @@ import contextlib
 import copy
 import hashlib
 import re
-import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ import yaml
 from vcr.errors import CannotOverwriteExistingCassetteException
 from vcr.request import Request
 
-from harness import scrubbing, tokens
+from harness import scrubbing, tokens, transport
 
 # The committed cassettes (what replay reads unless told otherwise; record writes elsewhere unless told).
 CASSETTE_ROOT = Path(__file__).resolve().parent.parent / "cassettes"
@@ -188,15 +187,6 @@ def authorization_matcher(r1: Request, r2: Request) -> None:
         raise AssertionError(sent.problem)
 
 
-def _origin(uri: str) -> str:
-    parts = urllib.parse.urlsplit(uri)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-def _loopback(uri: str) -> bool:
-    return urllib.parse.urlsplit(uri).hostname in ("localhost", "127.0.0.1", "::1", "0.0.0.0")
-
-
 # -- interactions a replay never played ---------------------------------------------------------------
 
 
@@ -268,7 +258,7 @@ def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) ->
 
     def on_request(request: Request) -> Request | None:
         known = known_secrets()
-        if _loopback(request.uri) and _origin(request.uri) not in known:
+        if transport.is_loopback(request.uri) and transport.origin(request.uri) not in known:
             return None  # our own servers on loopback (the webhook receiver, its push channel): not Microsoft's
         scrubber.learn_all(known)
         # vcrpy runs this on requests it plays back too, some twice (the second time on what it returned

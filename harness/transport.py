@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import urllib.parse
 from collections.abc import Iterator, Mapping
 
 _lock = threading.RLock()
@@ -19,6 +20,19 @@ _blocked: list[str] = []  # non-empty: the reason connections are refused
 _allowed_ports: set[int] = set()  # loopback ports still reachable while blocked (our own receiver)
 _original_getaddrinfo = socket.getaddrinfo
 _original_connect = socket.socket.connect
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+
+
+def origin(url: str) -> str:
+    """A URL's origin, lower case: scheme://host[:port]."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def is_loopback(url: str) -> bool:
+    return urllib.parse.urlsplit(url).hostname in LOOPBACK_HOSTS
 
 
 class NetworkBlocked(ConnectionRefusedError):

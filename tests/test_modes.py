@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,8 +20,8 @@ from harness.config import PROFILE_DIR, ROLES, ProfileError, Secret, load_profil
 from harness.flows import IdentityFlow
 from harness.scenario import MissingPrerequisite
 from harness.verdicts import Expectation, ExpectedRejection, judge
+from tests.support import ROOT, cte
 
-ROOT = Path(__file__).resolve().parent.parent
 LIVE = """kind = "live"
 [tenant]
 tenant_id = "11111111-1111-1111-1111-111111111111"
@@ -67,12 +65,6 @@ def live_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     return path
-
-
-def cte(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], cwd=ROOT, text=True, capture_output=True, timeout=120, env=env
-    )
 
 
 # -- validated once, before anything starts -------------------------------------------------------------

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT, cte
+
 ROW_1 = "test_make_a_voip_call_to_a_teams_user"
 ROW_3 = "test_accept_an_incoming_voip_call_from_a_teams_user"
 
@@ -22,27 +23,10 @@ pytestmark = pytest.mark.integration
 
 def run(report_dir: Path, *args: str, pytest_args: tuple[str, ...] = ()) -> dict:
     """`cte run` in sandbox mode; its conformance.json, with the order the scenarios ran in (junit.xml)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.cli",
-            "run",
-            "-q",
-            "--mode",
-            "sandbox",
-            "--profile",
-            "sandbox",
-            "--report-dir",
-            str(report_dir),
-            *args,
-            *(["--", *pytest_args] if pytest_args else []),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = cte(
+        "run", "-q", "--mode", "sandbox", "--profile", "sandbox", "--report-dir", str(report_dir),
+        *args, *(["--", *pytest_args] if pytest_args else []),
+    )  # fmt: skip
     path = report_dir / "conformance.json"
     assert path.exists(), done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(path.read_text())
@@ -114,9 +98,10 @@ def test_a_scenario_in_sandbox_mode_starts_from_a_fresh_world() -> None:
     from harness.config import load_profile
     from harness.modes import SandboxMode, Scenario
     from harness.sandbox.calling_state import Agent, Incoming
+    from harness.sandbox.server import embedded
     from harness.sandbox.state import Chat, Message
 
-    mode = SandboxMode(load_profile("sandbox"))
+    mode = SandboxMode(load_profile("sandbox"), embedded=embedded)
     try:
         scenario = Scenario("steps/test_features.py::x", "calling", "calling_rows.feature", "x", None)
         with contextlib.ExitStack() as stack:

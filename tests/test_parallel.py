@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 
 from harness.reporting import SCHEMA_PATH
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import cte
 
 
 def run(tmp_path: Path, name: str, *args: str) -> dict:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.cli",
-            "run",
-            "-q",
-            "--mode",
-            "replay",
-            "--report-dir",
-            str(tmp_path / name),
-            *args,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    cte("run", "-q", "--mode", "replay", "--report-dir", str(tmp_path / name), *args)
     return json.loads((tmp_path / name / "conformance.json").read_text())
 
 

@@ -14,8 +14,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from azure.communication.identity._shared.policy import HMACCredentialsPolicy
 
 from harness import transport
 from harness.recording import explain_mismatch, make_vcr
+from tests.support import cte
 
 ROOT = Path(__file__).resolve().parent.parent
 LICENSED = "identity/token-exchange/a-licensed-teams-user-exchanges-an-entra-token-for-an-acs-token.yaml"
@@ -220,15 +219,10 @@ def test_a_cassette_with_an_extra_interaction_is_reported_as_unused(tmp_path: Pa
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["interactions"].append(graph_interaction())
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", "--mode", "replay", "-q", "-k", "licensed"]
-        + ["--report-dir", str(tmp_path / "reports")],
-        cwd=ROOT,
+    result = cte(
+        "run", "--mode", "replay", "-q", "-k", "licensed", "--report-dir", str(tmp_path / "reports"),
         env={**os.environ, "CTE_CASSETTE_DIR": str(cassettes)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    )  # fmt: skip
     shown = f"cassettes/{LICENSED}"
     assert f"unused interactions: cassette {shown}: 1 of 5 recorded never played (ERROR)" in result.stdout, (
         result.stdout[-3000:]

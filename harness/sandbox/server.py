@@ -7,6 +7,7 @@ the canonical Microsoft host (in-process clients route those names to this port)
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
@@ -21,7 +22,7 @@ from harness.sandbox.acs import Acs
 from harness.sandbox.calling import Calling
 from harness.sandbox.context import SandboxContext
 from harness.sandbox.entra import Entra
-from harness.sandbox.faults import FaultInjection
+from harness.sandbox.faults import FaultInjection, plan_from_profile
 from harness.sandbox.graph import Graph
 from harness.sandbox.notifier import Notifier
 from harness.sandbox.state import SANDBOX_EPOCH, Clock, Directory, IdSource
@@ -271,6 +272,21 @@ class Sandbox:
                 "ver": "1.0",
             }
         )
+
+
+def embedded(
+    *, deterministic: bool, faults: Mapping[str, Any] | None = None, where: str = "profile"
+) -> Callable[[], Sandbox]:
+    """For the pytest plugin and the CLI (harness.modes.mode_for): the profile's [faults] table checked
+    now (ValueError, one line), and a function that makes the sandbox to start, with those faults."""
+    plan = plan_from_profile(dict(faults), where) if faults is not None else None
+
+    def make() -> Sandbox:
+        sandbox = Sandbox(deterministic=deterministic)
+        sandbox.ctx.faults.plan = plan
+        return sandbox
+
+    return make
 
 
 LIFECYCLE_AFTER_S = 4.0  # a served tenant's Graph sends reauthorizationRequired this long after a subscription
