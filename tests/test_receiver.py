@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.notifications import crypto
+from harness.notifications.push import PushClient
 from harness.notifications.receiver import MAX_BODY, Registration
 from harness.notifications.service import ReceiverService
 
@@ -147,3 +148,27 @@ def test_the_push_channel_serves_its_own_client(world) -> None:
         assert push.wait_for(lambda e: (e.get("message") or {}).get("id") == "m-1", timeout=5) is not None
     finally:
         push.close()
+
+
+def test_a_recording_holds_a_notification_before_its_client_can_see_it() -> None:
+    """Record mode ends a scenario as soon as its client sees the push: a notification captured after
+    the push could miss the scenario's recording, and its replay would then wait for nothing."""
+    signer = crypto.TokenSigner(kid="graph")
+    pushed_at_capture: list[int] = []
+    service = ReceiverService.start(
+        audience=AUDIENCE,
+        trusted_keys={signer.kid: signer.public_key},
+        capture=lambda entry: pushed_at_capture.append(service.receiver.hub.pushed),
+    )
+    try:
+        key = service.receiver.new_key("key-1")
+        service.receiver.register(Registration("sub-1", "the-client-state", channel="adele", key_id=key.id))
+        push = PushClient(service.events_url("adele"), str(service.certificates.ca_bundle), service.receiver.push_token)
+        with httpx.Client(base_url=service.local_url, verify=service.tls_context()) as client:
+            assert client.post("/notifications", json=notification(key, signer, nid="n-rec")).status_code == 202
+        assert service.receiver.wait_for(lambda d: d.notification_id == "n-rec" and d.accepted) is not None
+        assert push.wait_for(lambda e: e.get("subscriptionId") == "sub-1", timeout=5) is not None
+        push.close()
+        assert pushed_at_capture == [0], "the notification was pushed before it was recorded"
+    finally:
+        service.stop()

@@ -317,9 +317,11 @@ class Receiver:
             "message": message,
             "receivedAt": time.time(),
         }
-        self.hub.publish(registration.channel, event)
+        # Recorded before it is pushed: a client that sees the push may end its scenario (and close
+        # the recording) at once, and a notification captured after that would be lost to replay.
         if self.capture:
             self.capture({"kind": "change", "notification": notification, "message": message})
+        self.hub.publish(registration.channel, event)
 
     def _lifecycle(self, registration: Registration, notification: dict[str, Any], decision: Decision) -> None:
         event = str(notification.get("lifecycleEvent", ""))
