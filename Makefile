@@ -86,7 +86,8 @@ check-rerecord: setup
 ## The live path from the outside: a served sandbox known only by its profile; verdicts as the sandbox's.
 blackbox: setup chromium calling-sdk
 	$(BIN)/python tests/blackbox_check.py --out $(REPORTS)/make-test-blackbox \
-	  $$(test -f $(REPORTS)/make-test-sandbox/conformance.json && echo --sandbox-report $(REPORTS)/make-test-sandbox/conformance.json)
+	  $$(test -f $(REPORTS)/make-test-sandbox/conformance.json && echo --sandbox-report $(REPORTS)/make-test-sandbox/conformance.json) \
+	  $$(test -d $(REPORTS)/make-test-record/cassettes && echo --sandbox-cassettes $(REPORTS)/make-test-record/cassettes)
 
 ## Scan cassettes and the reports the test run wrote for secrets (exit 1 on any finding).
 audit: setup

@@ -3,12 +3,16 @@
 cte run [--profile NAME] [--mode MODE] [--calling sandbox|browser] [--report-dir DIR] [-k EXPR] [-- PYTEST ARGS]
 cte record [--profile P] [--cassette-dir DIR [--overwrite]] [-k EXPR]   record cassettes (sandbox: reproducible)
 cte sandbox serve [--port N] [--tenant NAME] [--fixed-clock] [--write-profile PATH]
+cte sandbox parity DIR [--sandbox-cassettes DIR] [--report-dir DIR]   a recording against the sandbox's answers
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -198,7 +202,6 @@ ALLURE_CONFIG = """export default {
 
 def cmd_report_allure(args: argparse.Namespace) -> int:
     """One self-contained Allure 3 page from a results folder, with npx allure (Node.js, no Java)."""
-    import shutil
     import tempfile
 
     results = Path(args.results)
@@ -298,6 +301,47 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     except OSError as err:
         return _fail(f"cannot serve on 127.0.0.1:{args.port}: {err.strerror}; pick another --port (0 = any free port)")
     return 0
+
+
+def cmd_sandbox_parity(args: argparse.Namespace) -> int:
+    """A recording (a partner's live `cte record` output) against the sandbox's answers to the same
+    scenarios: each divergence on a line; parity.json in the report folder; exit 1 on any."""
+    from harness.parity import compare_folders, summary_lines
+
+    recorded = Path(args.recording)
+    if not recorded.is_dir() or not any(recorded.rglob("*.yaml")):
+        return _fail(f"{recorded} holds no cassettes; pass the --cassette-dir of a `cte record` run")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report_dir = Path(args.report_dir) if args.report_dir else Path("reports") / f"{stamp}-parity"
+    if args.sandbox_cassettes:
+        ours = Path(args.sandbox_cassettes)
+        if not ours.is_dir() or not any(ours.rglob("*.yaml")):
+            return _fail(f"{ours} holds no cassettes; pass a `cte record --profile sandbox` folder, or leave it out")
+    else:
+        ours = report_dir / "sandbox-cassettes"
+        shutil.rmtree(ours, ignore_errors=True)
+        status = run_suite("sandbox", "record", report_dir / "sandbox-run", [], quiet=True, cassette_dir=ours)
+        if not any(ours.rglob("*.yaml")):
+            return _fail(f"the sandbox recording wrote no cassettes (pytest exit {status}); see its output above")
+    report = compare_folders(recorded, ours)
+    for line in summary_lines(report, limit=args.limit):
+        print(line)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "parity.json").write_text(
+        json.dumps(
+            {
+                "recording": str(recorded),
+                "sandbox_recording": str(ours),
+                "exchanges_compared": report.exchanges,
+                "compared": report.compared,
+                "not_compared": report.not_compared,
+                "divergences": [dataclasses.asdict(d) for d in report.divergences],
+            },
+            indent=2,
+        )
+    )
+    print(f"parity report: {report_dir / 'parity.json'}")
+    return 0 if report.ok else 1
 
 
 def _profile_secrets(name: str) -> list[str]:
@@ -444,6 +488,20 @@ def parser() -> argparse.ArgumentParser:
         "CA bundle, beside it); the printed line's env holds the secrets to export",
     )
     serve.set_defaults(func=cmd_sandbox_serve)
+    parity = sandbox_sub.add_parser(
+        "parity",
+        help="compare a recording (a live `cte record` folder) with the sandbox's answers; exit 1 on a divergence",
+    )
+    parity.add_argument("recording", help="a cassette folder, e.g. the --cassette-dir of a live `cte record`")
+    parity.add_argument("--report-dir", default=None, help="where parity.json goes (default: reports/<run-id>-parity)")
+    parity.add_argument(
+        "--sandbox-cassettes",
+        metavar="DIR",
+        default=None,
+        help="compare with this recording of the sandbox instead of recording the suite against it now",
+    )
+    parity.add_argument("--limit", type=int, default=50, help="divergences printed (all are in parity.json)")
+    parity.set_defaults(func=cmd_sandbox_parity)
     return top
 
 

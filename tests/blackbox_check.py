@@ -1,6 +1,7 @@
 """The black-box check: the whole suite against a tenant known only by its profile.
 
     python tests/blackbox_check.py [--out reports/blackbox] [--sandbox-report PATH/conformance.json]
+                                   [--sandbox-cassettes DIR]
 
 1. `cte sandbox serve --write-profile` in its own process plays a tenant on the internet: it writes
    the live profile a partner would write (endpoints, CA bundle, roles, meetings, policies) and
@@ -13,8 +14,11 @@
    real Calling SDK cannot reach them here). The replay of the live recording must give the live
    verdicts exactly. Doctor must be all OK.
 
+4. `cte sandbox parity` compares the recording with the sandbox's answers to the same scenarios:
+   any divergence fails the check.
+
 Prints one table of every scenario, then the requests the recorded run made, by kind, with the
-token requests per user; exits 1 on any difference.
+token requests per user, then the parity summary; exits 1 on any difference.
 """
 
 from __future__ import annotations
@@ -123,6 +127,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="reports/blackbox")
     parser.add_argument("--sandbox-report", default=None, help="a sandbox-mode conformance.json to compare with")
+    parser.add_argument(
+        "--sandbox-cassettes", default=None, help="a sandbox recording for `cte sandbox parity` (default: record one)"
+    )
     args = parser.parse_args()
     out = (ROOT / args.out).resolve()
     shutil.rmtree(out, ignore_errors=True)
@@ -226,6 +233,16 @@ def main() -> int:
     for kind, count in kinds.most_common():
         print(f"{count:>6}  {kind}")
     print("token requests per user: " + ", ".join(f"{who} {n}" for who, n in tokens.most_common()))
+
+    # The black-box recording is a live recording like a partner's: the sandbox must answer the same
+    # scenarios the same way (`cte sandbox parity`; the sandbox side may be recorded already).
+    parity_args = ["sandbox", "parity", str(out / "record" / "cassettes"), "--report-dir", str(out / "parity")]
+    if args.sandbox_cassettes:
+        parity_args += ["--sandbox-cassettes", args.sandbox_cassettes]
+    parity = cte(*parity_args)
+    print("\n" + "\n".join(line for line in parity.stdout.splitlines() if not line.startswith("not compared")))
+    if parity.returncode != 0:
+        problems.append(f"cte sandbox parity of the recording: exit {parity.returncode} {parity.stderr[-500:]}")
     for problem in problems:
         print(f"blackbox: {problem}")
     return 1 if problems else 0
