@@ -143,6 +143,13 @@ class ChatFlow(ObservationLog):
             )
         )
 
+    @property
+    def chat_id(self) -> str | None:
+        """The shared chat's id (its thread id), once one was made."""
+        if self.path and self.path.startswith("chats/"):
+            return self.path.split("/")[1]
+        return None
+
     def share_with_external(self, owner: str, upn: str) -> Observation:
         """A 1:1 chat with someone of another organisation (external access decides)."""
         client = self.client(owner)

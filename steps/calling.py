@@ -5,6 +5,7 @@ from __future__ import annotations
 from pytest_bdd import given, parsers, then, when
 
 from harness.calling.flow import CallingFlow, refused_before_media
+from harness.chat import ChatFlow
 from harness.scenario import ScenarioRun
 from harness.seed_table import WEBINAR_FOOTNOTE
 from harness.verdicts import Expectation, ExpectedRejection
@@ -73,9 +74,25 @@ def join_personal(calling_flow: CallingFlow, scenario_run: ScenarioRun, alias: s
     scenario_run.observe(calling_flow.join_personal_use_meeting(alias))
 
 
-@when(parsers.parse('"{alias}" joins a Teams group call by its group id'))
+@when(parsers.re(r'"(?P<caller>[\w-]+)" starts a Teams (?P<kind>1:1|group) call that rings "(?P<callee>[\w-]+)"'))
+def ring_in_a_call(
+    calling_flow: CallingFlow, chat_flow: ChatFlow, scenario_run: ScenarioRun, caller: str, kind: str, callee: str
+) -> None:
+    thread_id = None
+    if kind == "group":  # a Teams group call lives on a group chat's thread (Graph makes the chat)
+        scenario_run.observe(chat_flow.share("group", caller, callee))
+        thread_id = chat_flow.chat_id
+    scenario_run.observe(calling_flow.ring_in_a_call(caller, callee, kind, thread_id))
+
+
+@when(parsers.parse('"{alias}" joins a group call by a group id'))
 def join_group_call(calling_flow: CallingFlow, scenario_run: ScenarioRun, alias: str) -> None:
     scenario_run.observe(calling_flow.join_group_call(alias))
+
+
+@when(parsers.parse('"{alias}" joins the ringing call by its id instead of accepting it'))
+def join_ringing_call(calling_flow: CallingFlow, scenario_run: ScenarioRun, alias: str) -> None:
+    scenario_run.observe(calling_flow.join_ringing_call_by_id(alias))
 
 
 @then("the call is allowed and connects")

@@ -65,6 +65,25 @@ def test_markdown_shows_the_source_table(sandbox_run: Path) -> None:
     assert "## Identity scenarios" in text and "## Emulator-defined behaviour" in text
 
 
+def test_calling_rows_decided_by_the_sandbox_model_are_marked_emulator_defined(sandbox_run: Path) -> None:
+    """In sandbox mode the calling model decides rows 1-10 and the caveat, and for 8, 9 and the caveat
+    a tenant flag whose default restates the table: the source table must not present them as facts."""
+    document = json.loads((sandbox_run / "conformance.json").read_text())
+    calling = [s for s in document["scenarios"] if s["row"] in range(1, 11) or "caveat" in s["tags"]]
+    assert {s["row"] for s in calling} >= set(range(1, 11))
+    unmarked = [s["name"] for s in calling if not s["evidence"].get("emulator_defined")]
+    assert unmarked == []
+    reasons = {s["row"] or "caveat": s["evidence"]["emulator_defined"] for s in calling}
+    assert "admits_teams_users_to_live_events=False, which restates row 8" in reasons[8]
+    assert "refuses_personal_use_links=True (restates row 9)" in reasons[9]
+    assert "honours_webinar_roles=False restates it" in reasons["caveat"]
+    text = (sandbox_run / "conformance.md").read_text()
+    table = text.split("## The source table", 1)[1].split("\n## ", 1)[0]
+    for number in [*range(1, 11), "[1]"]:
+        line = next(row for row in table.splitlines() if row.startswith(f"| {number} |"))
+        assert "emulator-defined" in line, line
+
+
 def test_allure_results_are_written_for_every_scenario(sandbox_run: Path) -> None:
     results = list((sandbox_run / "allure-results").glob("*-result.json"))
     names = {json.loads(p.read_text())["name"] for p in results}

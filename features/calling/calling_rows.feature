@@ -75,11 +75,20 @@ Feature: Calling as a Teams user through the ACS Calling SDK (TeamsCallAgent)
     When "licensed" joins a meeting of Teams for personal use by its link
     Then the join is rejected with code 400 and subcode 40238
 
+  # A TeamsCallAgent has no locator for a Teams 1:1 or group call: the app receives such a call as
+  # it rings, and tries to join it by the id it carried, with the only locator that names a call.
   @row-10 @unsupported
-  Scenario: Join a Teams 1:1 or group call
+  Scenario Outline: Join a Teams <kind> call by the id its ring carried
     Given "licensed" has a Teams call agent
-    When "licensed" joins a Teams group call by its group id
+    And "colleague" has a Teams call agent
+    When "colleague" starts a Teams <kind> call that rings "licensed"
+    And "licensed" joins the ringing call by its id instead of accepting it
     Then the join is rejected with code 400 and subcode 40209
+
+    Examples:
+      | kind  |
+      | 1:1   |
+      | group |
 
   @caveat @emulator-defined
   Scenario: Webinar roles are not honoured for Teams users
@@ -104,6 +113,12 @@ Feature: Calling as a Teams user through the ACS Calling SDK (TeamsCallAgent)
     When "colleague" calls "licensed", whose app is ringing
     And "licensed" declines the call from "colleague"
     Then the call is rejected with code 0 and subcode 603
+
+  # The locator check row 10 meets, on its own: offline the real SDK answers it (--calling browser).
+  Scenario: A group-call locator is refused by a TeamsCallAgent with 400/40209
+    Given "licensed" has a Teams call agent
+    When "licensed" joins a group call by a group id
+    Then the join is rejected with code 400 and subcode 40209
 
   Scenario: A TeamsCallAgent cannot be created with an ACS user's token
     Given "licensed" tries to create a Teams call agent with an ACS user's token

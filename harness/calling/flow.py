@@ -39,6 +39,7 @@ from harness.calling.protocol import (
     teams_user_raw_id,
 )
 from harness.calling.sdk_cassette import SdkCassette
+from harness.chat import THIRD_MEMBER  # a group chat's third member: a group call on it rings her too
 from harness.config import Tenant
 from harness.flows import IdentityFlow
 from harness.scenario import MissingPrerequisite
@@ -60,7 +61,7 @@ END_REASONS: dict[tuple[int, int | None], tuple[str, str]] = {
     (404, 0): ("the meeting or callee was not found", "check the meeting link, id or coordinates"),
 }
 RESTRICTED_ACTIONS = ("unmute", "start_video", "start_screen_sharing")
-GROUP_CALL_ID = "00000000-0000-0000-0000-00000000ca11"  # any group id: TeamsCallAgent cannot join group calls
+ANY_GROUP_ID = "00000000-0000-0000-0000-00000000ca11"  # a group id: no TeamsCallAgent joins by one
 INCOMING_WAIT_S = 10.0  # how long a callee's app waits for the expected call to ring
 
 
@@ -361,7 +362,51 @@ class CallingFlow(ObservationLog):
         return self.join(alias, MeetingLink(contract.PERSONAL_USE_MEETING_LINK))
 
     def join_group_call(self, alias: str) -> Observation:
-        return self.join(alias, GroupLocator(GROUP_CALL_ID))
+        """An ACS CallAgent's group-call locator (any group id) given to a TeamsCallAgent."""
+        return self.join(alias, GroupLocator(ANY_GROUP_ID))
+
+    def ring_in_a_call(self, caller: str, callee: str, kind: str, thread_id: str | None = None) -> Observation:
+        """`caller` starts a Teams 1:1 call to `callee`, or a group call on the group chat `thread_id`
+        (the chat's third member is rung too); the callee's app rings."""
+        if self.blocked:
+            return self.blocking
+        targets: list[TeamsUser] = [TeamsUser(self._oid(callee))]
+        if kind == "group":
+            if not thread_id:
+                raise MissingPrerequisite("a Teams group call needs its chat's thread id; the group chat was not made")
+            targets.append(TeamsUser(self._oid(THIRD_MEMBER)))
+        self.expected_callers[callee] = teams_user_raw_id(self._oid(caller))
+        self.peers[caller], self.peers[callee] = callee, caller
+        try:
+            self.calls[caller] = self.agents[caller].start_call(
+                targets[0] if kind == "1:1" else targets, thread_id if kind == "group" else None
+            )
+        except CallingCommunicationError as err:
+            return self._record(error_observation("start call", err))
+        evidence = {"call": f"Teams {kind} call", "state": self.calls[caller].view().state}
+        if thread_id:
+            evidence["thread"] = "the group chat's thread"
+        return self._record(Observation("allowed", "start call", evidence=evidence))
+
+    def join_ringing_call_by_id(self, alias: str) -> Observation:
+        """Row 10 as the SDK receives such a call: it rings `alias`'s app (a TeamsIncomingCall with
+        its id); instead of accepting, the app joins the call by that id, with the only locator that
+        names a call (`{groupId}`). A TeamsCallAgent has no locator for a Teams 1:1 or group call."""
+        if self.blocked:
+            return self.blocking
+        expected = self.expected_callers.get(alias)
+        incoming = self.agents[alias].wait_for_incoming_call(timeout=INCOMING_WAIT_S, caller=expected)
+        if incoming is None:
+            raise MissingPrerequisite(
+                f"the call to join never rang {alias}'s app: {self._no_incoming_call(alias, expected).message}"
+            )
+        self.incoming[alias] = incoming
+        observed = self.join(alias, GroupLocator(incoming.id))
+        peer = self.peers.get(alias)
+        caller_call = self.calls.get(peer) if peer else None
+        ringing = " → ".join(caller_call.view().state_history) if caller_call else "?"
+        observed.evidence["joined"] = f"the call ringing her app, by its id (the caller's call: {ringing})"
+        return observed
 
     # -- in a call ---------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ host is `calling.cte-sandbox.invalid`. Decisions follow facts in the tenant mode
 - start a call to a Teams user: ring their registered agents (the call rings until one of them
   accepts or rejects it, even when the user's own Teams client would answer), else their Teams
   client if it is online and answers; nobody reachable -> Disconnected 480/10037 (call-end.md);
+  a group call (several targets and a chat's thread id) rings every target's agents;
 - call a phone number: the caller needs Enterprise Voice (else 412/41056) and an E.164 number;
 - join: a teams.live.com link -> 400/40238, a malformed link -> 400/40210, a group-call locator
   -> 400/40209 (synchronous SDK checks, reproduced with the real SDK); a live event -> rejected with
@@ -66,6 +67,33 @@ ATTENDEE_RESTRICTED = {
 # unmuting and the camera beside screen sharing as actions not intended for attendees.
 WEBINAR_ATTENDEE_RESTRICTED = ATTENDEE_RESTRICTED | {"unmuteMic", "turnVideoOn"}
 ACTIONS = {"unmute": "unmuteMic", "startVideo": "turnVideoOn", "startScreenSharing": "shareScreen"}
+
+
+# In sandbox mode the calling rows are decided by this model, not by Microsoft's calling service:
+# every call and every locator check says so (emulator-defined), naming what decides it. Where a
+# tenant flag decides, its default restates the source table; only `--calling browser` (the real
+# Calling SDK beside this model) or a live tenant turns such a row into an observation of Microsoft.
+MODEL = "the sandbox's calling model (an HTTP API of its own; Microsoft's calling service is not recorded)"
+DECIDED_BY = {
+    "call": f"{MODEL} connects or ends this call",
+    "meeting": f"{MODEL} admits the Teams user to this meeting",
+    "live-event": (
+        "Microsoft documents no rejection for a Teams user joining a live event: the tenant flag "
+        "admits_teams_users_to_live_events=False, which restates row 8, ends the join"
+    ),
+    "webinar": (
+        "roles are not honoured for Teams users in webinars (documented); the tenant flag "
+        "honours_webinar_roles=False restates it, and the capability values the service reports are unverified"
+    ),
+    "personal-use": (
+        "the model's copy of the Calling SDK's client-side 40238, switched by the tenant flag "
+        "refuses_personal_use_links=True (restates row 9); --calling browser checks it against the SDK itself"
+    ),
+    "locator": (
+        "the model's copy of the Calling SDK's client-side 40209 (reproduced on 2.0.0); --calling browser checks it "
+        "against the SDK itself"
+    ),
+}
 
 
 class CallingError(Exception):
@@ -237,7 +265,7 @@ class Calling:
         return self._respond_call(call, 201)
 
     def _new_call(self, agent: str | None, direction: str, peer: str) -> Call:
-        call = Call(self.ctx.ids.next("call"), agent, direction, peer)
+        call = Call(self.ctx.ids.next("call"), agent, direction, peer, emulated=DECIDED_BY["call"])
         self.state.calls[call.id] = call
         return call
 
@@ -251,6 +279,8 @@ class Calling:
                 "Starting a group call must include thread ID in StartTeamsGroupCallOptions.",
                 emulated="the SDK's catalogue has 40212, but offline the real SDK did not throw it synchronously",
             )
+        if len(targets) > 1:
+            return self._group_call(agent, tenant, targets, str(thread_id))
         target = targets[0]
         with self.ctx.lock:
             if isinstance(target.get("phoneNumber"), str):
@@ -311,6 +341,27 @@ class Calling:
         call.end(480, 10037)  # "Target user didn't have any endpoints registered"
         return call
 
+    def _group_call(self, agent: Agent, tenant: Tenant, targets: list[dict[str, Any]], thread_id: str) -> Call:
+        """A group call on a chat's thread: every Teams-user target's agents ring (the first to accept
+        connects it); with none, a target's Teams client that answers connects it; else 480/10037."""
+        with self.ctx.lock:
+            call = self._new_call(agent.id, "Outgoing", thread_id)
+            call.move("Connecting")
+            rang = answers = False
+            for target in targets:
+                callee = tenant.user_by_oid(str(target.get("microsoftTeamsUserId", "")))
+                if callee is not None:
+                    rang = self._ring(tenant, callee, f"8:orgid:{agent.oid}", call) or rang
+                    answers = answers or callee.teams_client == "answers"
+            if rang:
+                return call
+            call.move("Ringing")
+            if answers:
+                call.move("Connected")
+            else:
+                call.end(480, 10037)
+            return call
+
     def _ring(self, tenant: Tenant, callee: User, caller: str, caller_call: Call | None) -> bool:
         """Offer the call to every agent the callee has registered; True if there was one."""
         agents = [a for a in self.state.agents.values() if a.tenant == tenant.name and a.oid == callee.oid]
@@ -319,7 +370,7 @@ class Calling:
                 self.ctx.ids.next("incoming"), target.id, caller, caller_call.id if caller_call else None
             )
             self.state.incoming[incoming.id] = incoming
-        if agents and caller_call is not None:
+        if agents and caller_call is not None and caller_call.state != "Ringing":
             caller_call.move("Ringing")
         return bool(agents)
 
@@ -334,7 +385,7 @@ class Calling:
             call.meeting_kind = meeting.kind
             if meeting.kind == "live-event" and not tenant.admits_teams_users_to_live_events:
                 call.end(*LIVE_EVENT_END)
-                call.emulated = "Microsoft documents no rejection for a Teams user joining a live event"
+                call.emulated = DECIDED_BY["live-event"]
                 return call
             call.meeting, call.member = meeting.id, f"8:orgid:{user.oid}"
             call.role = self._role(meeting, user)
@@ -344,11 +395,7 @@ class Calling:
             if meeting.lobby_bypass == "organizer" and call.role != "Organizer" and tenant.enforces_lobby:
                 call.move("InLobby")  # waits until an organizer or presenter admits it
                 return call
-            if webinar:
-                call.emulated = (
-                    "roles are not honoured for Teams users in webinars (documented); the capability "
-                    "values the service reports are not, so these are emulator-defined"
-                )
+            call.emulated = DECIDED_BY["webinar" if webinar else "meeting"]
             call.move("Connected")
         return call
 
@@ -365,12 +412,14 @@ class Calling:
     def _meeting_for(self, tenant: Tenant, locator: Any) -> Meeting | None:
         """The meeting a locator names; the SDK's synchronous locator checks raise first."""
         if not isinstance(locator, dict):
-            raise CallingError(400, 40209, "Invalid join locator specified.")
+            raise CallingError(400, 40209, "Invalid join locator specified.", emulated=DECIDED_BY["locator"])
         meetings = list(tenant.meetings.values())
         if "meetingLink" in locator:
             link = str(locator["meetingLink"])
             if tenant.refuses_personal_use_links and any(host in link.lower() for host in PERSONAL_USE_HOSTS):
-                raise CallingError(400, 40238, "Joining a Teams for life meeting is not supported")
+                raise CallingError(
+                    400, 40238, "Joining a Teams for life meeting is not supported", emulated=DECIDED_BY["personal-use"]
+                )
             if long := LONG_LINK.search(link):
                 thread = urllib.parse.unquote(long.group(1))
                 return next((m for m in meetings if m.thread_id == thread), None)
@@ -399,7 +448,7 @@ class Calling:
                 (m for m in meetings if m.thread_id == locator["threadId"] and m.organizer == locator["organizerId"]),
                 None,
             )
-        raise CallingError(400, 40209, "Invalid join locator specified.")
+        raise CallingError(400, 40209, "Invalid join locator specified.", emulated=DECIDED_BY["locator"])
 
     # -- during a call -----------------------------------------------------------------------------
 
