@@ -5,6 +5,11 @@ per route, with the permissions of the v1.0 reference pages (cross-checked in te
 the maps in docs/contracts/graph.md). Where Microsoft documents no answer (a message over the size limit, a
 malformed body, `$top` over 50, an unknown chat on send), the sandbox answers and marks the
 answer emulator-defined.
+
+Paths and query strings are read the way Graph reads them (docs/contracts/graph.md §8): empty path
+segments are ignored (`/v1.0//me`, what Microsoft's Python SDK sends), system query option names are
+case-insensitive (`$TOP`), each GET route accepts the options its reference page lists, and
+`$select`, `$expand` and `$count` shape the answer.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import math
 import re
 import urllib.parse
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from harness.contract import EMULATOR_DEFINED_HEADER
 from harness.sandbox.context import SandboxContext, base_url, emulator_defined, json_object
 from harness.sandbox.state import GRAPH_APP_ID, GRAPH_RESOURCE_URI, Chat, Meeting, Message, Team, Tenant, User
 from harness.sandbox.subscriptions import Subscriptions
@@ -59,6 +66,74 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "POST /subscriptions/{id}/reauthorize": (),
 }
 
+# The OData system query options (OData 4.01 URL conventions §5.1, which Graph's "query parameters"
+# page links) and Graph's paging tokens; names are matched without `$` and in lower case.
+SYSTEM_QUERY_OPTIONS = {
+    "apply": "Apply",
+    "compute": "Compute",
+    "count": "Count",
+    "deltatoken": "DeltaToken",
+    "expand": "Expand",
+    "filter": "Filter",
+    "format": "Format",
+    "index": "Index",
+    "levels": "Levels",
+    "orderby": "OrderBy",
+    "schemaversion": "SchemaVersion",
+    "search": "Search",
+    "select": "Select",
+    "skip": "Skip",
+    "skiptoken": "SkipToken",
+    "top": "Top",
+}
+
+# The options each GET route accepts, from its v1.0 reference page (docs/contracts/graph.md §8.3).
+# Another system query option is answered 400, as Teams endpoints have been seen to do.
+QUERY_OPTIONS: dict[str, frozenset[str]] = {
+    "GET /me": frozenset({"select"}),
+    "GET /users/{id}": frozenset({"select"}),
+    "GET /me/chats": frozenset({"top", "skiptoken", "expand", "filter", "orderby", "select", "count"}),
+    "GET /chats/{id}": frozenset({"expand"}),
+    "GET /chats/{id}/messages": frozenset({"top", "skiptoken", "orderby", "filter", "count"}),
+    "GET /chats/{id}/messages/{id}": frozenset(),
+    "GET /me/joinedTeams": frozenset(),
+    "GET /teams/{id}/channels": frozenset({"filter", "select"}),
+    "GET /teams/{id}/channels/{id}/messages": frozenset({"top", "skiptoken", "expand", "count"}),
+    "GET /subscriptions": frozenset(),
+}
+
+# What `$expand` may name, per route; and the properties `$select` may name per type besides those the
+# sandbox fills (a selected property the sandbox has no value for comes back null).
+EXPANDABLE: dict[str, tuple[str, ...]] = {
+    "GET /me/chats": ("members", "lastMessagePreview"),
+    "GET /chats/{id}": ("members",),
+    "GET /teams/{id}/channels/{id}/messages": ("replies",),
+}
+UNFILLED_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "user": (
+        "accountEnabled",
+        "city",
+        "companyName",
+        "country",
+        "createdDateTime",
+        "department",
+        "employeeId",
+        "faxNumber",
+        "imAddresses",
+        "mailNickname",
+        "otherMails",
+        "postalCode",
+        "proxyAddresses",
+        "state",
+        "streetAddress",
+        "usageLocation",
+        "userType",
+    ),
+    "chat": ("members", "lastMessagePreview"),
+    "channel": ("createdDateTime", "email", "webUrl", "isFavoriteByDefault", "isArchived"),
+}
+GRAPH_VERSION_PREFIX = "/v1.0"
+
 # Requests per second per app per tenant (throttling-limits.md, the newer revision), and the
 # per-team/channel cap that both revisions state.
 RATE_LIMITS = {"chat-post": 20, "chat-get": 20, "channel-post": 50, "channel-get": 20, "other-get": 30, "other": 30}
@@ -78,6 +153,109 @@ def graph_time(moment: datetime) -> str:
 
 def _bad_request(message: str, emulated: str) -> GraphError:
     return GraphError(400, "BadRequest", message, emulated=emulated)
+
+
+def collapse_empty_segments(path: str) -> str:
+    """`/v1.0//chats///x` -> `/v1.0/chats/x`: Graph ignores empty path segments (docs/contracts/graph.md §8.1).
+    Only Graph's paths change; other workloads' paths come back as they were."""
+    collapsed = re.sub(r"/{2,}", "/", path)
+    if collapsed == GRAPH_VERSION_PREFIX or collapsed.startswith(GRAPH_VERSION_PREFIX + "/"):
+        return collapsed
+    return path
+
+
+class GraphPaths:
+    """ASGI middleware in front of the router: a Graph request whose path has empty segments is
+    routed, faulted and answered as the same path without them (the raw path too, so that
+    percent-encoded slashes inside an id stay as they are)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] == "http" and "//" in scope["path"]:
+            path = collapse_empty_segments(scope["path"])
+            raw = scope.get("raw_path")
+            if path != scope["path"] and raw:
+                raw = re.sub(rb"/{2,}", b"/", raw)
+                scope = {**scope, "path": urllib.parse.unquote(raw.decode("latin-1")), "raw_path": raw}
+            elif path != scope["path"]:
+                scope = {**scope, "path": path}
+        await self.app(scope, receive, send)
+
+
+@dataclass
+class Query:
+    """A GET request's system query options, by lower-case name without `$`, and the names it sent
+    without `$` (custom query parameters to v1.0 Teams routes: ignored)."""
+
+    options: dict[str, str] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+
+    def get(self, name: str) -> str | None:
+        return self.options.get(name)
+
+    def names(self, name: str) -> list[str]:
+        """A comma-separated option's items (`$select=id, topic`), in the order sent."""
+        return [item.strip() for item in (self.options.get(name) or "").split(",") if item.strip()]
+
+    @classmethod
+    def parse(cls, items: Iterable[tuple[str, str]], route: str) -> Query:
+        query = cls()
+        allowed = QUERY_OPTIONS.get(route, frozenset())
+        for key, value in items:
+            if not key.startswith("$"):
+                query.ignored.append(key)
+                continue
+            name = key[1:].lower()
+            if name not in SYSTEM_QUERY_OPTIONS:
+                raise _bad_request(
+                    f"The query parameter '{key}' is not supported.",
+                    "the 400 message for an unknown system query option is not documented",
+                )
+            if name in query.options:
+                raise _bad_request(
+                    f"Query option '${name}' was specified more than once, but it must be specified at most once.",
+                    "the 400 message for a repeated query option is not documented",
+                )
+            if name not in allowed:
+                raise _bad_request(
+                    f"The query specified in the URI is not valid. Query option '{SYSTEM_QUERY_OPTIONS[name]}' is "
+                    "not allowed. To allow it, set the 'AllowedQueryOptions' property on EnableQueryAttribute or "
+                    "QueryValidationSettings.",
+                    "whether Graph rejects or ignores an option the route's page does not list is not documented; "
+                    "this body was seen from Teams endpoints",
+                )
+            if name == "count" and value.lower() not in ("true", "false"):
+                # The collections that take it carry @odata.count anyway; only the value is checked.
+                raise _bad_request(f"'{value}' is not a valid count option.", "the 400 message for a bad $count value")
+            query.options[name] = value
+        return query
+
+
+def _note(response: Response, reason: str) -> None:
+    """Mark a response emulator-defined, keeping a reason it already carries. A reason may quote the
+    client's query: only printable ASCII of it goes into the header."""
+    reason = "".join(c if " " <= c <= "~" else "?" for c in reason)[:300]
+    earlier = response.headers.get(EMULATOR_DEFINED_HEADER)
+    emulator_defined(response, f"{earlier}; {reason}" if earlier else reason)
+
+
+def _unknown_property(name: str, type_name: str) -> GraphError:
+    return _bad_request(
+        f"Could not find a property named '{name}' on type 'microsoft.graph.{type_name}'.",
+        "the 400 message for an unknown property in $select or $expand is not documented",
+    )
+
+
+def with_projection(context: str, items: list[str]) -> str:
+    """`...$metadata#users/$entity` with ["displayName"] -> `...$metadata#users(displayName)/$entity`."""
+    if not items or "#" not in context:
+        return context
+    head, _, fragment = context.partition("#")
+    suffix = "/$entity" if fragment.endswith("/$entity") else ""
+    base = fragment[: len(fragment) - len(suffix)]
+    return f"{head}#{base}({','.join(items)}){suffix}"
 
 
 class Caller:
@@ -199,12 +377,63 @@ class Graph:
             try:
                 caller = self._authenticate(request)
                 self._authorise(caller, route)
+                # System query options apply to GET only ("query parameters" page); others ignore them.
+                query = Query.parse(request.query_params.multi_items(), route) if request.method == "GET" else Query()
+                request.state.query = query
                 self._throttle(caller, route, request)
-                return await fn(request, caller, request_id)
+                response = await fn(request, caller, request_id)
             except GraphError as err:
                 return self._error(request, err, request_id)
+            if query.ignored:
+                _note(
+                    response,
+                    f"query parameters without $ ignored ({', '.join(sorted(set(query.ignored)))}): v1.0 accepts "
+                    "them only for an undocumented subset of APIs",
+                )
+            return response
 
         return handle
+
+    @staticmethod
+    def _query(request: Request) -> Query:
+        return getattr(request.state, "query", None) or Query()
+
+    def _expanded(self, request: Request, route: str, type_name: str) -> list[str]:
+        """The navigation properties `$expand` names (canonical spelling), or 400 for one the route cannot expand."""
+        known = {name.lower(): name for name in EXPANDABLE.get(route, ())}
+        names = []
+        for item in self._query(request).names("expand"):
+            if item.lower() not in known:
+                raise _unknown_property(item, type_name)
+            names.append(known[item.lower()])
+        return list(dict.fromkeys(names))
+
+    def _selected(self, request: Request, type_name: str, filled: Iterable[str]) -> list[str] | None:
+        """The properties `$select` names (canonical spelling, in the order sent), None without `$select`
+        (or with `*`); 400 for a property the type does not have."""
+        items = self._query(request).names("select")
+        if not items or "*" in items:
+            return None
+        known = {name.lower(): name for name in [*filled, *UNFILLED_PROPERTIES.get(type_name, ())]}
+        known = {k: v for k, v in known.items() if not k.startswith("@")}
+        selected = []
+        for item in items:
+            if item.lower() not in known:
+                raise _unknown_property(item, type_name)
+            selected.append(known[item.lower()])
+        return list(dict.fromkeys(selected))
+
+    @staticmethod
+    def _project(body: dict[str, Any], selected: list[str] | None, keep: Iterable[str] = ()) -> dict[str, Any]:
+        """Only the selected properties, the kept ones (`id` of Teams resources, expanded relationships)
+        and every annotation; the body unchanged without `$select`."""
+        if selected is None:
+            return body
+        wanted = {*selected, *keep}
+        projected = {k: v for k, v in body.items() if "@" in k or k in wanted}
+        for name in selected:
+            projected.setdefault(name, None)
+        return projected
 
     def _authenticate(self, request: Request) -> Caller:
         auth = request.headers.get("authorization", "")
@@ -301,8 +530,17 @@ class Graph:
             "id": user.oid,
         }
 
+    def _user_answer(self, request: Request, user: User) -> dict[str, Any]:
+        """The user, shaped by `$select`: only the selected properties and the annotations; as in the
+        user-get page's example, `id` only when selected."""
+        body = self._user_json(request, user, "users/$entity")
+        selected = self._selected(request, "user", body)
+        if selected is not None:
+            body["@odata.context"] = with_projection(body["@odata.context"], selected)
+        return self._project(body, selected)
+
     async def me(self, request: Request, caller: Caller, request_id: str) -> Response:
-        return self._json(request, self._user_json(request, caller.user, "users/$entity"), 200, request_id)
+        return self._json(request, self._user_answer(request, caller.user), 200, request_id)
 
     async def user(self, request: Request, caller: Caller, request_id: str) -> Response:
         key = request.path_params["id"]
@@ -313,7 +551,7 @@ class Graph:
                 "Request_ResourceNotFound",
                 f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.",
             )
-        return self._json(request, self._user_json(request, user, "users/$entity"), 200, request_id)
+        return self._json(request, self._user_answer(request, user), 200, request_id)
 
     # -- chats -----------------------------------------------------------------------------------
 
@@ -363,6 +601,7 @@ class Graph:
         chat: Chat,
         *,
         expand_members: bool = False,
+        expand_preview: bool = False,
         context: str = "chats/$entity",
     ) -> dict[str, Any]:
         encoded = urllib.parse.quote(chat.id, safe="")
@@ -388,7 +627,25 @@ class Graph:
             }
         if expand_members:
             body["members"] = [self._member_json(tenant, chat, oid) for oid in chat.members]
+        if expand_preview:
+            body["lastMessagePreview"] = self._preview_json(tenant, chat)
         return body
+
+    def _preview_json(self, tenant: Tenant, chat: Chat) -> dict[str, Any] | None:
+        """A chatMessageInfo of the newest message (`$expand=lastMessagePreview`), None in an empty chat."""
+        if not chat.messages:
+            return None
+        newest = max(chat.messages, key=lambda m: (m.created, int(m.id)))
+        full = self._message_json(tenant, newest, chat_id=chat.id)
+        return {
+            "id": newest.id,
+            "createdDateTime": full["createdDateTime"],
+            "isDeleted": newest.deleted is not None,
+            "messageType": full["messageType"],
+            "eventDetail": None,
+            "body": full["body"],
+            "from": full["from"],
+        }
 
     def _member_json(self, tenant: Tenant, chat: Chat, oid: str) -> dict[str, Any]:
         user = tenant.user_by_oid(oid)
@@ -435,6 +692,20 @@ class Graph:
                 caller.tenant.chats[chat_id] = chat
         return self._json(request, self._chat_json(request, caller.tenant, chat), 201, request_id)
 
+    # The chat properties the sandbox fills (what `$select` may name besides UNFILLED_PROPERTIES).
+    _CHAT_PROPERTIES = (
+        "id",
+        "topic",
+        "createdDateTime",
+        "lastUpdatedDateTime",
+        "chatType",
+        "webUrl",
+        "tenantId",
+        "onlineMeetingInfo",
+        "viewpoint",
+        "isHiddenForAllMembers",
+    )
+
     def _chat_for(self, caller: Caller, chat_id: str) -> Chat:
         chat = caller.tenant.chats.get(chat_id)
         if chat is None:
@@ -445,27 +716,60 @@ class Graph:
 
     async def get_chat(self, request: Request, caller: Caller, request_id: str) -> Response:
         chat = self._chat_for(caller, request.path_params["chat"])
-        expand = "members" in request.query_params.get("$expand", "")
-        context = "chats(members())/$entity" if expand else "chats/$entity"
-        body = self._chat_json(request, caller.tenant, chat, expand_members=expand, context=context)
+        expand = self._expanded(request, "GET /chats/{id}", "chat")
+        context = with_projection(self._context(request, "chats/$entity"), [f"{name}()" for name in expand])
+        body = self._chat_json(request, caller.tenant, chat, expand_members="members" in expand)
+        body["@odata.context"] = context
+        if "members" in expand:  # as in the chat-get page's example
+            encoded = urllib.parse.quote(chat.id, safe="")
+            members = body.pop("members")
+            body["members@odata.context"] = self._context(request, f"chats('{encoded}')/members")
+            body["members"] = members
         return self._json(request, body, 200, request_id)
 
     async def list_chats(self, request: Request, caller: Caller, request_id: str) -> Response:
         top = self._top(request)
+        expand = self._expanded(request, "GET /me/chats", "chat")
         mine = [c for c in caller.tenant.chats.values() if caller.user.oid in c.members]
         mine.sort(key=lambda c: c.created, reverse=True)
+        order = " ".join((self._query(request).get("orderby") or "").split())
+        ordered = order.lower() == "lastmessagepreview/createddatetime desc"  # the one documented order
+        if ordered:
+            newest = {c.id: max((m.created for m in c.messages), default=None) for c in mine}
+            mine.sort(key=lambda c: (newest[c.id] is not None, newest[c.id] or c.created), reverse=True)
         start = self._skip(request)
         page = mine[start : start + top]
+        items = [
+            self._chat_json(
+                request,
+                caller.tenant,
+                c,
+                expand_members="members" in expand,
+                expand_preview="lastMessagePreview" in expand,
+            )
+            for c in page
+        ]
+        selected = self._selected(request, "chat", self._CHAT_PROPERTIES)
+        projection = [*(selected or []), *(f"{name}()" for name in expand)]
         body: dict[str, Any] = {
-            "@odata.context": self._context(request, "chats"),
+            "@odata.context": with_projection(self._context(request, "chats"), projection),
             "@odata.count": len(page),
-            "value": [self._chat_json(request, caller.tenant, c, context="chats/$entity") for c in page],
+            "value": [self._project(item, selected, keep=("id", *expand)) for item in items],
         }
         if start + top < len(mine):
-            body["@odata.nextLink"] = self._next_link(request, {"$top": str(top)}, {"offset": start + top})
+            params = {"$top": str(top)}
+            for name in ("expand", "select", "orderby", "filter"):
+                if self._query(request).get(name):
+                    params[f"${name}"] = str(self._query(request).get(name))
+            body["@odata.nextLink"] = self._next_link(request, params, {"offset": start + top})
         for item in body["value"]:
             item.pop("@odata.context", None)
-        return self._page_response(request, body, request_id)
+        response = self._page_response(request, body, request_id)
+        if order and not ordered:
+            _note(response, "an unsupported $orderby on chats is ignored, as Graph was seen to do")
+        if self._query(request).get("filter"):
+            _note(response, "$filter on chats is accepted but not applied")
+        return response
 
     # -- messages ----------------------------------------------------------------------------------
 
@@ -650,12 +954,12 @@ class Graph:
 
     def _page_response(self, request: Request, body: dict[str, Any], request_id: str) -> JSONResponse:
         response = self._json(request, body, 200, request_id)
-        if "$top" not in request.query_params:
-            emulator_defined(response, f"the page size without $top ({DEFAULT_TOP}) is not documented")
+        if self._query(request).get("top") is None:
+            _note(response, f"the page size without $top ({DEFAULT_TOP}) is not documented")
         return response
 
     def _top(self, request: Request) -> int:
-        raw = request.query_params.get("$top")
+        raw = self._query(request).get("top")
         if raw is None:
             return DEFAULT_TOP
         if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= MAX_TOP:
@@ -667,7 +971,7 @@ class Graph:
 
     @staticmethod
     def _skip(request: Request) -> int:
-        token = request.query_params.get("$skiptoken")
+        token = Graph._query(request).get("skiptoken")
         if not token:
             return 0
         try:
@@ -681,7 +985,7 @@ class Graph:
     @staticmethod
     def _cursor(request: Request) -> tuple[datetime, int] | None:
         """Where the previous page ended: (time, message id), or None on the first page."""
-        token = request.query_params.get("$skiptoken")
+        token = Graph._query(request).get("skiptoken")
         if not token:
             return None
         try:
@@ -700,10 +1004,19 @@ class Graph:
         return f"{base_url(request)}{request.url.path}?{query}"
 
     def _message_page(
-        self, request: Request, caller: Caller, request_id: str, messages: list[Message], context: str, **where: Any
+        self,
+        request: Request,
+        caller: Caller,
+        request_id: str,
+        messages: list[Message],
+        context: str,
+        *,
+        replies: bool = False,
+        **where: Any,
     ) -> Response:
         top = self._top(request)
-        order = request.query_params.get("$orderby") or request.query_params.get("$orderBy") or ""
+        query = self._query(request)
+        order = query.get("orderby") or ""
         prop, _, direction = order.strip().partition(" ")
         prop = prop or "lastModifiedDateTime"
         if prop not in ("lastModifiedDateTime", "createdDateTime") or direction.strip() not in ("", "desc"):
@@ -713,9 +1026,7 @@ class Graph:
                 "the message for an unsupported $orderby",
             )
         attr = "last_modified" if prop == "lastModifiedDateTime" else "created"
-        selected = [
-            m for m in messages if self._matches(m, attr, prop, request.query_params.get("$filter"), bool(order))
-        ]
+        selected = [m for m in messages if self._matches(m, attr, prop, query.get("filter"), bool(order))]
         selected.sort(key=lambda m: (getattr(m, attr), int(m.id)), reverse=True)
         cursor = self._cursor(request)
         if cursor:
@@ -726,12 +1037,16 @@ class Graph:
             "@odata.count": len(page),
             "value": [self._message_json(caller.tenant, m, **where) for m in page],
         }
+        if replies:  # `$expand=replies` on a channel: the sandbox's channel messages have no replies
+            body["@odata.context"] = with_projection(body["@odata.context"], ["replies()"])
+            for item in body["value"]:
+                item["replies"] = []
         if len(selected) > top:
             last = page[-1]
             params = {"$top": str(top)}
-            for key in ("$orderby", "$orderBy", "$filter"):
-                if request.query_params.get(key):
-                    params[key] = request.query_params[key]
+            for name in ("orderby", "filter", "expand"):
+                if query.get(name):
+                    params[f"${name}"] = str(query.get(name))
             body["@odata.nextLink"] = self._next_link(
                 request, params, {"after": graph_time(getattr(last, attr)), "id": last.id}
             )
@@ -861,6 +1176,8 @@ class Graph:
 
     async def channels(self, request: Request, caller: Caller, request_id: str) -> Response:
         team = self._team_for(caller, request.path_params["team"])
+        channel_properties = ("id", "displayName", "description", "membershipType", "tenantId")
+        selected = self._selected(request, "channel", channel_properties)
         value = [
             {
                 "id": c.id,
@@ -871,13 +1188,14 @@ class Graph:
             }
             for c in team.channels.values()
         ]
-        context = f"teams('{team.id}')/channels"
-        return self._json(
-            request,
-            {"@odata.context": self._context(request, context), "@odata.count": len(value), "value": value},
-            200,
-            request_id,
+        context = with_projection(self._context(request, f"teams('{team.id}')/channels"), selected or [])
+        value = [self._project(item, selected, keep=("id",)) for item in value]
+        response = self._json(
+            request, {"@odata.context": context, "@odata.count": len(value), "value": value}, 200, request_id
         )
+        if self._query(request).get("filter"):
+            _note(response, "$filter on channels is accepted but not applied")
+        return response
 
     def _channel_for(self, caller: Caller, request: Request) -> tuple[Team, Any]:
         team = self._team_for(caller, request.path_params["team"])
@@ -900,6 +1218,7 @@ class Graph:
 
     async def list_channel_messages(self, request: Request, caller: Caller, request_id: str) -> Response:
         team, channel = self._channel_for(caller, request)
+        expand = self._expanded(request, "GET /teams/{id}/channels/{id}/messages", "chatMessage")
         encoded = urllib.parse.quote(channel.id, safe="")
         return self._message_page(
             request,
@@ -907,6 +1226,7 @@ class Graph:
             request_id,
             channel.messages,
             f"teams('{team.id}')/channels('{encoded}')/messages",
+            replies="replies" in expand,
             team=team,
             channel_id=channel.id,
         )

@@ -23,7 +23,7 @@ from harness.sandbox.calling import Calling
 from harness.sandbox.context import SandboxContext
 from harness.sandbox.entra import Entra
 from harness.sandbox.faults import FaultInjection, plan_from_profile
-from harness.sandbox.graph import Graph
+from harness.sandbox.graph import Graph, GraphPaths
 from harness.sandbox.notifier import Notifier
 from harness.sandbox.state import SANDBOX_EPOCH, Clock, Directory, IdSource
 from harness.serving import LOOPBACK, Certificates, ServerThread
@@ -67,7 +67,8 @@ class ClockTick:
 def build_app(ctx: SandboxContext) -> ClockTick:
     routes: list[Route] = [*Acs(ctx).routes(), *Graph(ctx).routes(), *Calling(ctx).routes(), *Entra(ctx).routes()]
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _method_not_allowed})
-    return ClockTick(FaultInjection(app, ctx.faults), ctx.clock)
+    # Graph's paths without their empty segments before anything (faults included) looks at them.
+    return ClockTick(GraphPaths(FaultInjection(app, ctx.faults)), ctx.clock)
 
 
 class Sandbox:
