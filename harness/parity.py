@@ -5,7 +5,7 @@ scenarios against the sandbox; or Microsoft's own SDK test recordings of the rea
 sandbox's answers to the same requests) are compared answer by answer, after volatile values (ids,
 times, tokens, request ids) are set aside:
 
-- the HTTP status;
+- the HTTP status, and the Content-Type where both recorded one (media type and parameters);
 - for an error body (`{"error": {...}}`): the error's code, message and target, exactly (a GUID, a
   time or a token inside a message is not compared);
 - for any JSON body: its key structure (every key path, lists merged over their items) and the
@@ -184,6 +184,9 @@ def compare(recorded: Exchange, sandbox: Exchange, where: str) -> list[Divergenc
     found: list[Divergence] = []
     if recorded.status != sandbox.status:
         found.append(Divergence(where, "status", str(recorded.status), str(sandbox.status)))
+    their_type, our_type = (re.sub(r"\s+", "", e.content_type.lower()) for e in (recorded, sandbox))
+    if their_type and our_type and their_type != our_type:
+        found.append(Divergence(where, "content-type", recorded.content_type, sandbox.content_type))
     theirs, ours = recorded.json(), sandbox.json()
     if theirs is None or ours is None:
         if (theirs is None) != (ours is None) and (recorded.body.strip() or sandbox.body.strip()):

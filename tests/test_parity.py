@@ -63,6 +63,14 @@ def test_an_error_is_compared_exactly_but_for_its_volatile_values() -> None:
     assert {d.aspect for d in found} == {"status", "error.code", "error.target"}
 
 
+def test_the_content_type_is_compared_with_its_parameters() -> None:
+    body = '{"token": "x"}'
+    recorded = Exchange("POST", "u", 200, body, "application/json; charset=utf-8")
+    assert compare(recorded, Exchange("POST", "u", 200, body, "application/json;charset=UTF-8"), "w") == []
+    (found,) = compare(recorded, Exchange("POST", "u", 200, body, "application/json"), "w")
+    assert (found.aspect, found.recorded, found.sandbox) == ("content-type", recorded.content_type, "application/json")
+
+
 def test_keys_and_formats_are_compared_and_a_redacted_value_matches_any_string() -> None:
     recorded = Exchange("GET", "u", 200, json.dumps({"id": "Sanitized", "at": "2026-01-05T09:00:01.123Z", "n": [1]}))
     same = Exchange("GET", "u", 200, json.dumps({"id": "8:acs:x", "at": "2026-02-05T10:00:01.999Z", "n": [2, 3]}))

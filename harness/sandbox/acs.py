@@ -1,8 +1,11 @@
 """Azure Communication Services Identity: the Teams-user token exchange and `/identities`.
 
 Wire contract: docs/contracts/identity.md §1-4 and the 2023-10-01 API description (§1.1). The error bodies of
-the exchange are the ones recorded from the real service (§1.3), in the precedence observed there.
-Answers for cases no public source shows carry the emulator-defined header.
+the exchange are the ones recorded from the real service (§1.3), in the precedence observed there, with the
+headers those recordings show (an error's Content-Type has no charset; api-supported-versions only on the
+answers the service's versioned action gave). tests/test_parity_corpus.py replays every public SDK recording
+of the exchange (tests/parity_corpus/) against this module. Answers for cases no public source shows carry
+the emulator-defined header.
 """
 
 from __future__ import annotations
@@ -25,10 +28,21 @@ from harness import contract
 from harness.sandbox.context import SandboxContext, emulator_defined, json_object
 from harness.sandbox.state import ACS_RESOURCE_URI, TEAMS_SCOPES, Tenant
 
-# api-versions that carry this route: 2021-10-31-preview takes {token} only; GA takes all three.
+# api-versions that carry this route: 2021-10-31-preview takes {token} only; the others take all three.
+# 2025-03-02-preview: recorded from the real service in 2025 (JS and .NET SDK recordings, identity.md §1.3).
 PREVIEW_VERSION = "2021-10-31-preview"
-GA_VERSIONS = ("2022-06-01", "2022-10-01", "2023-08-01", "2023-10-01", "2025-06-30")
+GA_VERSIONS = ("2022-06-01", "2022-10-01", "2023-08-01", "2023-10-01", "2025-03-02-preview", "2025-06-30")
 SUPPORTED_VERSIONS = (PREVIEW_VERSION, *GA_VERSIONS)
+# Recorded: a body without a token (no `token` key, or null) is refused before anything else is looked at.
+TOKEN_MISSING = (400, "ValidationError", "The body is either missing or doesn't contain any token.", None)
+# Recorded: these answers come before the service's versioned action runs (authentication, model validation)
+# and carry no api-supported-versions header; the format and claim checks and a success carry it.
+UNVERSIONED = frozenset(
+    {contract.INVALID_ACCESS_TOKEN, contract.APP_ID_REQUIRED, contract.USER_ID_REQUIRED, TOKEN_MISSING}
+)
+# Recorded: the exchange answers an error as `application/json` (no charset), a success with the charset.
+ERROR_MEDIA_TYPE = "application/json"
+JSON_MEDIA_TYPE = "application/json; charset=utf-8"
 HMAC_MAX_SKEW = timedelta(minutes=5)  # third-party reports; unverified for ACS Identity
 SIGNED_HEADERS = "x-ms-date;host;x-ms-content-sha256"
 TOKEN_SCOPES = frozenset({"chat", "voip", "chat.join", "chat.join.limited", "voip.join"})
@@ -36,19 +50,35 @@ GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 
 
 class AcsError(Exception):
-    def __init__(self, status: int, code: str, message: str, target: str | None = None, *, emulated: str = "") -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        target: str | None = None,
+        *,
+        emulated: str = "",
+        versioned: bool = True,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.target, self.emulated = status, code, message, target, emulated
+        self.versioned = versioned  # whether the answer carries api-supported-versions
 
     @classmethod
     def of(cls, spec: tuple[int, str, str, str | None], emulated: str = "") -> AcsError:
-        return cls(*spec, emulated=emulated)
+        return cls(*spec, emulated=emulated, versioned=spec not in UNVERSIONED)
 
 
-def expires_on(epoch: int) -> str:
-    """ACS's timestamp format: 7 fractional digits and a +00:00 offset."""
+def expires_on(epoch: int, seed: str = "") -> str:
+    """ACS's timestamp format (.NET round-trip): up to 7 fractional digits, trailing zeros dropped, +00:00.
+
+    Every recorded `expiresOn` carries sub-second digits (the service does not derive it from a whole-second
+    claim in any documented way), so the second is `epoch` and the fraction a stable function of `seed`;
+    its last digit is never 0, so it always has 7 digits, the length most recordings show."""
+    ticks = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big") % 10**7
+    ticks += 1 if ticks % 10 == 0 else 0
     moment = datetime.fromtimestamp(epoch, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond * 10:07d}+00:00"
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ticks:07d}".rstrip("0") + "+00:00"
 
 
 def string_to_sign(method: str, path_and_query: str, date: str, host: str, content_hash: str) -> str:
@@ -111,29 +141,38 @@ class Acs:
 
     # -- plumbing --------------------------------------------------------------------------------
 
-    def _headers(self, request: Request) -> dict[str, str]:
+    def _headers(self, request: Request, *, versioned: bool = True) -> dict[str, str]:
         headers = {
             "MS-CV": self.ctx.ids.next("ms-cv"),
             "X-Azure-Ref": self.ctx.ids.next("azure-ref"),
             "X-Cache": "CONFIG_NOCACHE",
             "Request-Context": "appId=",
             "Strict-Transport-Security": "max-age=2592000",
-            "api-supported-versions": ", ".join(SUPPORTED_VERSIONS),
         }
+        if versioned:
+            headers["api-supported-versions"] = ", ".join(SUPPORTED_VERSIONS)
         if cid := request.headers.get("x-ms-client-request-id"):
             headers["x-ms-client-request-id"] = cid
         return headers
 
-    def _json(self, request: Request, body: Any, status: int = 200) -> JSONResponse:
+    def _json(
+        self,
+        request: Request,
+        body: Any,
+        status: int = 200,
+        *,
+        versioned: bool = True,
+        media_type: str = JSON_MEDIA_TYPE,
+    ) -> JSONResponse:
         return JSONResponse(
-            body, status_code=status, headers=self._headers(request), media_type="application/json; charset=utf-8"
+            body, status_code=status, headers=self._headers(request, versioned=versioned), media_type=media_type
         )
 
-    def _error(self, request: Request, err: AcsError) -> JSONResponse:
+    def _error(self, request: Request, err: AcsError, *, media_type: str = JSON_MEDIA_TYPE) -> JSONResponse:
         error: dict[str, Any] = {"code": err.code, "message": err.message}
         if err.target:
             error["target"] = err.target
-        response = self._json(request, {"error": error}, err.status)
+        response = self._json(request, {"error": error}, err.status, versioned=err.versioned, media_type=media_type)
         return emulator_defined(response, err.emulated) if err.emulated else response
 
     async def _authenticated_body(self, request: Request) -> bytes:
@@ -182,11 +221,13 @@ class Acs:
             body = self._object(await self._authenticated_body(request))
             token, expires = self._exchange(body, preview=request.query_params.get("api-version") == PREVIEW_VERSION)
         except AcsError as err:
-            return self._error(request, err)
-        return self._json(request, {"token": token, "expiresOn": expires_on(expires)})
+            return self._error(request, err, media_type=ERROR_MEDIA_TYPE)
+        return self._json(request, {"token": token, "expiresOn": expires_on(expires, token)})
 
     def _exchange(self, body: dict[str, Any], *, preview: bool) -> tuple[str, int]:
         token, app_id, user_id = (body.get(k) for k in ("token", "appId", "userId"))
+        if token is None:  # absent or null; an empty string is a token that is not valid (401)
+            raise AcsError.of(TOKEN_MISSING)
         if not preview and not _text(app_id):
             raise AcsError.of(contract.APP_ID_REQUIRED)
         claims, tenant = self._validate_entra_token(token)
@@ -330,7 +371,7 @@ class Acs:
             if "createTokenWithScopes" in body:
                 scopes, minutes = self._token_request(body, "createTokenWithScopes")
                 token, exp = self._mint_acs_user_token(identity, scopes, minutes)
-                result["accessToken"] = {"token": token, "expiresOn": expires_on(exp)}
+                result["accessToken"] = {"token": token, "expiresOn": expires_on(exp, token)}
         except AcsError as err:
             return self._error(request, err)
         with self.ctx.lock:
@@ -346,7 +387,7 @@ class Acs:
             token, exp = self._mint_acs_user_token(identity, scopes, minutes)
         except AcsError as err:
             return self._error(request, err)
-        return self._json(request, {"token": token, "expiresOn": expires_on(exp)})
+        return self._json(request, {"token": token, "expiresOn": expires_on(exp, token)})
 
     async def revoke_tokens(self, request: Request) -> Response:
         return await self._change_identity(request, "revoked_before", self.ctx.epoch())
