@@ -69,13 +69,14 @@ class AcsError(Exception):
         return cls(*spec, emulated=emulated, versioned=spec not in UNVERSIONED)
 
 
-def expires_on(epoch: int, seed: str = "") -> str:
+def expires_on(epoch: int) -> str:
     """ACS's timestamp format (.NET round-trip): up to 7 fractional digits, trailing zeros dropped, +00:00.
 
     Every recorded `expiresOn` carries sub-second digits (the service does not derive it from a whole-second
-    claim in any documented way), so the second is `epoch` and the fraction a stable function of `seed`;
+    claim in any documented way), so the second is `epoch` and the fraction a stable function of it (not
+    of ids or keys a sandbox process generates: recordings under the fixed clock stay byte-identical);
     its last digit is never 0, so it always has 7 digits, the length most recordings show."""
-    ticks = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big") % 10**7
+    ticks = int.from_bytes(hashlib.sha256(str(epoch).encode()).digest()[:8], "big") % 10**7
     ticks += 1 if ticks % 10 == 0 else 0
     moment = datetime.fromtimestamp(epoch, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ticks:07d}".rstrip("0") + "+00:00"
@@ -222,7 +223,7 @@ class Acs:
             token, expires = self._exchange(body, preview=request.query_params.get("api-version") == PREVIEW_VERSION)
         except AcsError as err:
             return self._error(request, err, media_type=ERROR_MEDIA_TYPE)
-        return self._json(request, {"token": token, "expiresOn": expires_on(expires, token)})
+        return self._json(request, {"token": token, "expiresOn": expires_on(expires)})
 
     def _exchange(self, body: dict[str, Any], *, preview: bool) -> tuple[str, int]:
         token, app_id, user_id = (body.get(k) for k in ("token", "appId", "userId"))
@@ -371,7 +372,7 @@ class Acs:
             if "createTokenWithScopes" in body:
                 scopes, minutes = self._token_request(body, "createTokenWithScopes")
                 token, exp = self._mint_acs_user_token(identity, scopes, minutes)
-                result["accessToken"] = {"token": token, "expiresOn": expires_on(exp, token)}
+                result["accessToken"] = {"token": token, "expiresOn": expires_on(exp)}
         except AcsError as err:
             return self._error(request, err)
         with self.ctx.lock:
@@ -387,7 +388,7 @@ class Acs:
             token, exp = self._mint_acs_user_token(identity, scopes, minutes)
         except AcsError as err:
             return self._error(request, err)
-        return self._json(request, {"token": token, "expiresOn": expires_on(exp, token)})
+        return self._json(request, {"token": token, "expiresOn": expires_on(exp)})
 
     async def revoke_tokens(self, request: Request) -> Response:
         return await self._change_identity(request, "revoked_before", self.ctx.epoch())
