@@ -22,6 +22,10 @@ THIRD_MEMBER = "lynne"  # a group chat has a third member who never needs to sig
 MISSING_SCOPE = re.compile(r"API requires one of '([^']+)'")
 
 
+# A 403 whose message names a policy (chat turned off by the messaging policy): the diagnosis follows the message.
+MESSAGING_POLICY = re.compile(r"messaging policy|chat is (turned )?off|turned off .*by (the|a|its) .*policy", re.I)
+
+
 def graph_diagnosis(result: GraphResult) -> tuple[str | None, str | None]:
     """What a Graph rejection means and how to fix it."""
     if result.status == 403 and result.message and (missing := MISSING_SCOPE.search(result.message)):
@@ -30,6 +34,13 @@ def graph_diagnosis(result: GraphResult) -> tuple[str | None, str | None]:
             f"the token lacks the delegated permission this call needs ({' or '.join(needed)})",
             f"add the Microsoft Graph delegated permission {needed[0]} to the app registration (API permissions), "
             "grant admin consent, and sign in again",
+        )
+    if result.status == 403 and result.message and MESSAGING_POLICY.search(result.message):
+        # Graph says why: a Teams policy, not membership. Its remedy is an admin's, not another chat.
+        return (
+            "a Teams messaging policy turns chat off for this user",
+            "assign the user a messaging policy with chat on (Teams admin center > Messaging policies); "
+            "where chat is off on purpose, hide chat for that user in your app",
         )
     known = {
         401: ("Graph did not accept the access token", "sign in again for https://graph.microsoft.com"),

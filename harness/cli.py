@@ -59,15 +59,20 @@ def run_suite(
     targets: list[str] | None = None,
     alluredir: Path | None = None,
     cassette_dir: Path | None = None,
+    run_id: str | None = None,
 ) -> int:
-    """The Gherkin suite in a pytest process; reports under report_dir (default reports/<run-id>)."""
+    """The Gherkin suite in a pytest process; reports under report_dir (default reports/<run-id>), the
+    run's id the one pytest writes in them. Nothing selected: one line, exit 2, no report folder left."""
     try:
         mode = resolve_mode(mode)
         check_run(profile, mode, cassette_dir)
     except ProfileError as err:
         return _fail(str(err))
+    run_id = run_id or new_run_id(mode)
     if report_dir is None:
-        report_dir = Path("reports") / (datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{mode}")
+        report_dir = Path("reports") / run_id
+    allure_dir = alluredir or report_dir / "allure-results"
+    existed = {path: path.exists() for path in (report_dir, allure_dir, report_dir / "junit.xml")}
     command = [
         sys.executable,
         "-m",
@@ -77,8 +82,9 @@ def run_suite(
         f"--cte-mode={mode}",
         f"--cte-profile={profile}",
         f"--cte-report-dir={report_dir}",
+        f"--cte-run-id={run_id}",
         *([f"--cte-cassette-dir={cassette_dir.resolve()}"] if cassette_dir else []),
-        f"--alluredir={alluredir or report_dir / 'allure-results'}",
+        f"--alluredir={allure_dir}",
         f"--junitxml={report_dir / 'junit.xml'}",
         "-o",
         "junit_suite_name=cte-conformance",
@@ -90,7 +96,31 @@ def run_suite(
         "no:cacheprovider",
         *extra,
     ]
-    return subprocess.call(command, cwd=ROOT)
+    status = subprocess.call(command, cwd=ROOT)
+    if status == NO_TESTS_COLLECTED:
+        _remove_if_new(existed)
+        selection = f" -k {extra[extra.index('-k') + 1]!r}" if "-k" in extra[:-1] else ""
+        return _fail(f"no scenario matched the selection{selection}: nothing ran and no report was written")
+    return status
+
+
+NO_TESTS_COLLECTED = 5  # pytest's exit status when the selection left nothing to run
+
+
+def new_run_id(mode: str) -> str:
+    """A run's id, `<UTC stamp>-<mode>`: its report folder's name and the run.id in its reports."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{mode}"
+
+
+def _remove_if_new(existed: dict[Path, bool]) -> None:
+    """What a run that ran nothing left behind (an empty Allure folder, an empty junit.xml), if it
+    was not there before; a folder only when empty."""
+    for path, was_there in existed.items():
+        if not was_there and path.is_file():
+            path.unlink()
+    for path, was_there in sorted(existed.items(), key=lambda item: len(item[0].parts), reverse=True):
+        if not was_there and path.is_dir() and not any(p.is_file() for p in path.rglob("*")):
+            shutil.rmtree(path)  # deepest first: the Allure folder, then the report folder
 
 
 def _failed_nodeids(report: Path) -> list[str]:
@@ -121,8 +151,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not failed:
             print(f"cte: nothing failed in {args.rerun_failed}; nothing to rerun")
             return 0
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    report_dir = Path(args.report_dir) if args.report_dir else Path("reports") / f"{stamp}-{args.mode}"
+    run_id = new_run_id(args.mode)
+    report_dir = Path(args.report_dir) if args.report_dir else Path("reports") / run_id
     status = run_suite(
         args.profile,
         args.mode,
@@ -132,6 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         targets=failed,
         alluredir=Path(args.alluredir) if args.alluredir else None,
         cassette_dir=Path(args.cassette_dir) if args.cassette_dir else None,
+        run_id=run_id,
     )
     if args.bundle and (report_dir / "conformance.json").exists():
         from harness.reporting.bundle import write_bundle
@@ -273,15 +304,15 @@ def cmd_record(args: argparse.Namespace) -> int:
     extra = ["-k", args.k] if args.k else []
     if problem := _add_calling(extra, args.calling, "record"):
         return _fail(problem)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    report_dir = Path(args.report_dir) if args.report_dir else Path("reports") / f"{stamp}-record"
+    run_id = new_run_id("record")
+    report_dir = Path(args.report_dir) if args.report_dir else Path("reports") / run_id
     cassette_dir = Path(args.cassette_dir) if args.cassette_dir else report_dir / "cassettes"
     if cassette_dir.is_dir() and any(cassette_dir.rglob("*.yaml")) and not args.overwrite:
         return _fail(
             f"{cassette_dir} already holds cassettes; pass --overwrite to re-record them there, or name a new "
             "folder with --cassette-dir"
         )
-    status = run_suite(args.profile, "record", report_dir, extra, quiet=True, cassette_dir=cassette_dir)
+    status = run_suite(args.profile, "record", report_dir, extra, quiet=True, cassette_dir=cassette_dir, run_id=run_id)
     print(f"cassettes: {cassette_dir}")
     return status
 
@@ -300,6 +331,30 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
         serve_forever(args.port, deterministic=args.fixed_clock, tenant=args.tenant, write_profile=args.write_profile)
     except OSError as err:
         return _fail(f"cannot serve on 127.0.0.1:{args.port}: {err.strerror}; pick another --port (0 = any free port)")
+    return 0
+
+
+def cmd_receiver_serve(args: argparse.Namespace) -> int:
+    """The webhook receiver on its own (TLS, or plain HTTP on loopback behind a tunnel): one JSON line."""
+    from harness.notifications.standalone import ServeError, Settings, serve
+
+    settings = Settings(
+        port=args.port,
+        audiences=args.audience or [],
+        host=args.host,
+        cert_file=args.cert,
+        key_file=args.key,
+        key_password_env=args.key_password_env,
+        plain_http=args.plain_http,
+        public_url=args.public_url,
+        jwks_url=args.jwks_url,
+        jwks_ca=args.jwks_ca,
+        workers=args.workers,
+    )
+    try:
+        serve(settings)
+    except ServeError as err:
+        return _fail(f"receiver serve: {err}")
     return 0
 
 
@@ -384,7 +439,13 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the conformance suite and write reports")
     run.add_argument("--profile", default=os.environ.get("CTE_PROFILE", "sandbox"), help="profile name or path")
-    run.add_argument("--mode", default=os.environ.get("CTE_MODE", "sandbox"), choices=MODES)
+    run.add_argument(
+        "--mode",
+        default=os.environ.get("CTE_MODE", "sandbox"),
+        choices=MODES,
+        help="sandbox (the embedded tenant, default) | replay (from cassettes, offline) | live (the profile's "
+        "tenant); or CTE_MODE",
+    )
     run.add_argument("--report-dir", default=None, help="default: reports/<run-id>")
     run.add_argument("-k", default=None, help="only scenarios matching this pytest -k expression")
     run.add_argument(
@@ -423,10 +484,16 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     record = sub.add_parser(
-        "record", help="record cassettes against the sandbox or a live profile (sandbox: byte-identical when unchanged)"
+        "record",
+        help="record cassettes against the sandbox or a live profile (sandbox: byte-identical when unchanged)",
+        description="Run the suite in record mode and write one cassette per scenario (the traffic, redacted), "
+        "which `cte run --mode replay --cassette-dir DIR` replays offline. Against the sandbox the clock and ids "
+        "are fixed, so re-recording an unchanged suite gives byte-identical files; a live profile records its tenant.",
     )
     record.add_argument("--profile", default="sandbox", help="profile name or path (a live one records its tenant)")
-    record.add_argument("--report-dir", default=None)
+    record.add_argument(
+        "--report-dir", default=None, help="where the run's reports go (default: reports/<run-id>, a new folder)"
+    )
     record.add_argument(
         "--cassette-dir",
         default=os.environ.get("CTE_CASSETTE_DIR"),
@@ -435,7 +502,7 @@ def parser() -> argparse.ArgumentParser:
     record.add_argument(
         "--overwrite", action="store_true", help="re-record into a folder that already holds cassettes (cassettes/)"
     )
-    record.add_argument("-k", default=None)
+    record.add_argument("-k", default=None, help="only scenarios matching this pytest -k expression")
     record.add_argument(
         "--calling",
         default=None,
@@ -502,6 +569,38 @@ def parser() -> argparse.ArgumentParser:
     )
     parity.add_argument("--limit", type=int, default=50, help="divergences printed (all are in parity.json)")
     parity.set_defaults(func=cmd_sandbox_parity)
+    receiver = sub.add_parser("receiver", help="the webhook receiver, on its own for your app behind your tunnel")
+    receiver_sub = receiver.add_subparsers(dest="receiver_command", required=True)
+    rserve = receiver_sub.add_parser(
+        "serve",
+        help="serve it; prints one JSON line: notification, lifecycle, registration and push URLs, push token, "
+        "encryption certificate",
+    )
+    rserve.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
+    rserve.add_argument("--host", default="127.0.0.1", help="address to listen on (plain HTTP: loopback only)")
+    rserve.add_argument("--cert", default=None, metavar="PEM", help="TLS certificate chain (PEM)")
+    rserve.add_argument("--key", default=None, metavar="PEM", help="TLS private key (PEM)")
+    rserve.add_argument(
+        "--key-password-env", default=None, metavar="VAR", help="environment variable holding the key's password"
+    )
+    rserve.add_argument(
+        "--plain-http", action="store_true", help="plain HTTP on loopback, for a tunnel that terminates TLS"
+    )
+    rserve.add_argument(
+        "--audience",
+        action="append",
+        metavar="APP_ID",
+        help="your app's client id: the aud of Graph's validation tokens (repeat for several apps)",
+    )
+    rserve.add_argument("--public-url", default=None, help="the tunnel's https URL, for the printed URLs")
+    rserve.add_argument(
+        "--jwks-url",
+        default="https://login.microsoftonline.com/common/discovery/v2.0/keys",
+        help="where the validation tokens' signing keys are published (refetched on an unknown kid, rate-limited)",
+    )
+    rserve.add_argument("--jwks-ca", default=None, metavar="PEM", help="CA bundle for the JWKS URL (a proxy's)")
+    rserve.add_argument("--workers", type=int, default=4, help="verification threads (default 4)")
+    rserve.set_defaults(func=cmd_receiver_serve)
     return top
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness import scrubbing
 from harness.config import Tenant
 from harness.scenario import MissingPrerequisite
 
@@ -56,3 +57,37 @@ def require_blocked_domain(tenant: Tenant) -> PolicySetting:
         f"profile {tenant.profile!r} declares no External access policy blocking the external user's domain; add a "
         f'[[policies]] entry: policy = "External access", setting = "<that domain>", value = "Blocked"'
     )
+
+
+def changed_in_meeting(tenant: Tenant, meeting: str, setting: str, value: str) -> PolicySetting:
+    """A meeting option the organizer changes while the meeting runs (the scenario changes it, so the
+    profile only names the meeting, with its organizer): what the scenario tests, as policy metadata."""
+    tenant.meeting(meeting)  # a MissingPrerequisite naming the [meetings.*] table to add
+    return PolicySetting(
+        "Meeting options", setting, f"{value} (changed by the organizer during the meeting)", None, meeting
+    )
+
+
+def report_metadata(setting: PolicySetting, enforcement: str) -> dict[str, str]:
+    """What the report says about a policy: policy, setting, who or what has it, the enforcement.
+
+    External access names another organisation's domain: that identifies a third party, so it is
+    shown as the external user's placeholder domain (never the tenant's own users' placeholder),
+    unless it is a reserved, non-resolving domain (.invalid, .example, .test, example.com: RFC 2606),
+    which identifies nobody and is shown as the profile wrote it."""
+    if setting.policy == "External access":
+        domain = setting.setting.lower()
+        public = scrubbing.is_reserved_domain(domain) and domain != scrubbing.EXTERNAL_DOMAIN  # replay shows that
+        shown = domain if public else f"{scrubbing.EXTERNAL_DOMAIN} (redacted)"
+        return {
+            "policy": setting.policy,
+            "setting": f"Blocked domain {shown} = {setting.value}",
+            "holder": "the external user's organisation",
+            "enforcement": enforcement,
+        }
+    return {
+        "policy": setting.policy,
+        "setting": f"{setting.setting} = {setting.value}",
+        "holder": setting.user or setting.meeting or "",
+        "enforcement": enforcement,
+    }

@@ -57,6 +57,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="calling driver: sandbox (the sandbox's model) | browser (the real Calling SDK); or CTE_CALLING",
     )
     group.addoption(
+        "--cte-run-id",
+        default=None,
+        help="the run's id (default: <UTC stamp>-<mode>); `cte run` passes the one its report folder is named by",
+    )
+    group.addoption(
         "--cte-order",
         default=None,
         help="the order scenarios run in: as written (default) | reverse | shuffle:SEED (a seeded shuffle, the "
@@ -117,7 +122,7 @@ class CteSession:
         )
         self.started = datetime.now(UTC)
         self.clock_start = time.monotonic()
-        self.run_id = self.started.strftime("%Y%m%dT%H%M%SZ") + f"-{mode}"
+        self.run_id = config.getoption("--cte-run-id") or self.started.strftime("%Y%m%dT%H%M%SZ") + f"-{mode}"
         report_dir = config.getoption("--cte-report-dir")
         self.report_dir = Path(report_dir) if report_dir else Path("reports") / self.run_id
         self.results: list[dict[str, Any]] = []
@@ -461,13 +466,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     )
     tr = terminalreporter
     tr.section(f"cte-conformance: {cte.mode.name} mode, profile {cte.profile.name}")
-    width = max(len(r["name"]) for r in cte.results)
-    for result in sorted(cte.results, key=lambda r: (r["area"], r["row"] or 0, r["name"])):
-        tr.write_line(f"{result['verdict']:<5}  {result['area']:<9}  {result['name']:<{width}}  {result['says']}")
-    counts: dict[str, int] = {}
-    for result in cte.results:
-        counts[result["verdict"]] = counts.get(result["verdict"], 0) + 1
-    tr.write_line(", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+    for line in verdict_table(cte.results):
+        tr.write_line(line)
     for deviation in expectations.stale(cte.deviations, cte.results):
         tr.write_line(
             f"stale expectation: {deviation.scenario!r} no longer gives {deviation.verdict} "
@@ -483,6 +483,82 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if expected:
         tr.write_line(f"{expected} known deviation(s) recorded in the profile's expectations file")
     tr.write_line(f"reports: {paths['json'].parent}")
+
+
+TERMINAL_WIDTH = 100
+VERDICT_ORDER = ("ERROR", "FAIL", "WARN", "SKIP", "PASS")
+
+
+def verdict_table(results: list[dict[str, Any]], width: int = TERMINAL_WIDTH) -> list[str]:
+    """The terminal's table: one heading per area, a line per scenario in aligned columns (verdict,
+    name, what it says), no line longer than `width` (a long name is cut, never the verdict); what a
+    verdict says after its first words (a caveat's advice, a SKIP's reason in a few words) on a line below."""
+    from harness.reporting.html import skip_reason
+
+    rows = []
+    for result in sorted(results, key=lambda r: (r["area"], r["row"] or 0, r["name"])):
+        says, more = result["says"], ""
+        if result["verdict"] == "SKIP" and result.get("detail"):
+            says, more = "skipped", skip_reason(result["detail"], 60)
+        elif len(says) > SAYS_WIDTH and ": " in says:
+            says, more = says.split(": ", 1)
+        rows.append((result["area"], result["verdict"], result["name"], _cut(says, SAYS_WIDTH), more))
+    column = max((len(r[3]) for r in rows), default=0)
+    room = width - 11 - column  # "  VERDICT  " before the name, two spaces after it
+    lines: list[str] = []
+    current = None
+    for area, verdict, name, says, more in rows:
+        if area != current:
+            lines.append(f"{area}:")
+            current = area
+        lines.append(f"  {verdict:<5}  {_cut_name(name, room):<{room}}  {says}".rstrip())
+        if more:
+            lines.append(_cut(f"         ↳ {more}", width))
+    return lines
+
+
+SAYS_WIDTH = 20  # "correctly rejected", "caveat confirmed", "not enforced", "skipped"
+
+
+def _cut_name(name: str, width: int) -> str:
+    """A scenario name within `width`: an outline example's label ("[empty app id]") is kept whole,
+    the words before it are cut, so the examples stay told apart."""
+    base, bracket, label = name.rpartition(" [")
+    if len(name) <= width or not bracket or not label.endswith("]") or len(label) + 6 > width:
+        return _cut(name, width)
+    return f"{_cut(base, width - len(label) - 2)} [{label}"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def verdict_line(results: list[dict[str, Any]], exitstatus: int) -> str:
+    """The run's last line: the harness's own count of verdicts, and the exit status it ends with."""
+    counts = {v: sum(1 for r in results if r["verdict"] == v) for v in VERDICT_ORDER}
+    said = ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "no scenario ran"
+    expected = sum(1 for r in results if r["evidence"].get("expected_deviation"))
+    if expected:
+        said += f" ({expected} known deviation(s))"
+    meaning = "no FAIL or ERROR" if exitstatus == 0 else "a FAIL or ERROR" if exitstatus == 1 else "see above"
+    return f"cte-conformance: {said}; exit status {int(exitstatus)} ({meaning})"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int):  # type: ignore[no-untyped-def]
+    """After pytest's own summary line ("70 passed", which counts a WARN as passed): the harness's."""
+    result = yield
+    config = session.config
+    cte = getattr(config, "_cte_session", None)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if cte is None or reporter is None or hasattr(config, "workerinput"):
+        return result
+    status = int(session.exitstatus)
+    if status == pytest.ExitCode.NO_TESTS_COLLECTED:
+        reporter.write_line("cte-conformance: no scenario matched the selection; nothing ran, no report written")
+    elif cte.results:
+        reporter.write_line(verdict_line(cte.results, status))
+    return result
 
 
 def dump(value: Any) -> str:

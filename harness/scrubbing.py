@@ -28,6 +28,17 @@ CLIENT_SECRET = "<client-secret>"
 OPAQUE_TOKEN = "<opaque-token>"
 UPN_DOMAIN = "upn.invalid"
 EXTERNAL_DOMAIN = "external.invalid"  # another organisation's domain (external access)
+# Domains reserved never to resolve (RFC 2606, RFC 6761): they identify no organisation, so a report
+# may show them as written; the placeholders above are among them.
+RESERVED_TLDS = (".invalid", ".example", ".test", ".localhost")
+RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
+
+
+def is_reserved_domain(domain: str) -> bool:
+    domain = domain.strip().lower().rstrip(".")
+    return domain.endswith(RESERVED_TLDS) or any(domain == d or domain.endswith("." + d) for d in RESERVED_DOMAINS)
+
+
 PLACEHOLDER_GUID = re.compile(r"^00000000-0000-0000-0000-[0-9a-f]{12}$")
 # Public, well-known ids that identify Microsoft's own apps and permissions, not a tenant or a person.
 PUBLIC_GUIDS = frozenset(

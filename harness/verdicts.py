@@ -68,9 +68,14 @@ class Expectation:
     # What a FAIL for an allowed action says ("not enforced" for a policy), instead of the default.
     allowed_says: str = "unexpectedly allowed"
     rejected_says: str = "correctly rejected"  # what a PASS for a rejection says ("enforced" for a policy)
+    # What the source documents, when it is not a row's "supported"/"not supported": a policy's is its
+    # enforcement ("enforced: sending a chat message is rejected").
+    documented_as: str | None = None
 
     @property
     def documented(self) -> str:
+        if self.documented_as:
+            return self.documented_as
         return {"supported": "supported", "unsupported": "not supported", "caveat": "supported, with a caveat"}[
             self.outcome
         ]
@@ -107,7 +112,16 @@ class Observation:
         if self.outcome == "allowed":
             return f"allowed ({self.stage})"
         parts = [str(p) for p in (self.status, self.code) if p not in (None, "")]
-        return f"rejected at {self.stage}" + (f": {' '.join(parts)}" if parts else "")
+        return f"rejected {at(self.stage)}" + (f": {' '.join(parts)}" if parts else "")
+
+
+PREPOSITIONS = ("in ", "at ", "on ", "during ", "before ", "after ", "while ", "when ")
+
+
+def at(stage: str) -> str:
+    """Where in the chain, as a phrase: "at sign-in", "at start call"; a stage that already reads as
+    a place ("in the meeting") stands as it is."""
+    return stage if stage.lower().startswith(PREPOSITIONS) else f"at {stage}"
 
 
 class ObservationLog:
@@ -200,10 +214,10 @@ def judge(expectation: Expectation | None, observed: Observation | Skipped | Fau
             detail += f"; diagnosis: {observed.diagnosis}"
         if observed.remedy:
             detail += f"; remedy: {observed.remedy}"
-        says = f"rejected at {observed.stage}, before {expectation.stage}" if elsewhere else "unexpectedly rejected"
+        says = f"rejected {at(observed.stage)}, before {expectation.stage}" if elsewhere else "unexpectedly rejected"
         return Judgement(Verdict.FAIL, says, detail)
     if expectation.stage and observed.stage != expectation.stage:
-        return Judgement(Verdict.SKIP, f"not reached: rejected at {observed.stage}", observed.summary())
+        return Judgement(Verdict.SKIP, f"not reached: rejected {at(observed.stage)}", observed.summary())
     differences = expectation.rejection.differences(observed) if expectation.rejection else []
     if differences:
         return Judgement(Verdict.FAIL, "rejected, but not as documented", "; ".join(differences))

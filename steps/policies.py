@@ -16,12 +16,7 @@ NOT_ENFORCED = "not enforced"
 
 
 def _policy(run: ScenarioRun, tenant: Tenant, setting: policies.PolicySetting, enforcement: str) -> None:
-    run.policy = {
-        "policy": setting.policy,
-        "setting": f"{setting.setting} = {setting.value}",
-        "holder": setting.user or setting.meeting or "",
-        "enforcement": enforcement,
-    }
+    run.policy = policies.report_metadata(setting, enforcement)
 
 
 @given(
@@ -46,14 +41,34 @@ def meeting_option(
     _policy(scenario_run, flow_tenant, declared, enforcement)
 
 
+@given(
+    parsers.parse(
+        'the organizer of the meeting "{meeting}" turns "{setting}" to "{value}" during the meeting, so {enforcement}'
+    )
+)
+def option_changed_in_meeting(
+    flow_tenant: Tenant, scenario_run: ScenarioRun, meeting: str, setting: str, value: str, enforcement: str
+) -> None:
+    _policy(scenario_run, flow_tenant, policies.changed_in_meeting(flow_tenant, meeting, setting, value), enforcement)
+
+
 @given(parsers.parse('"External access" blocks the domain of the external user, so {enforcement}'))
 def external_access(flow_tenant: Tenant, scenario_run: ScenarioRun, enforcement: str) -> None:
     _policy(scenario_run, flow_tenant, policies.require_blocked_domain(flow_tenant), enforcement)
 
 
 def _enforced(run: ScenarioRun, rejection: ExpectedRejection | None = None, stage: str | None = None) -> None:
+    enforcement = (run.policy or {}).get("enforcement")
     run.expect(
-        Expectation("unsupported", SOURCE, rejection, stage=stage, allowed_says=NOT_ENFORCED, rejected_says="enforced")
+        Expectation(
+            "unsupported",
+            SOURCE,
+            rejection,
+            stage=stage,
+            allowed_says=NOT_ENFORCED,
+            rejected_says="enforced",
+            documented_as=f"enforced: {enforcement}" if enforcement else "enforced",
+        )
     )
     run.require_verdict()
 
@@ -135,7 +150,7 @@ def lacks_after_change(
             "rejected" if passed else "allowed",
             "in the meeting",
             message=detail,
-            evidence={"capability_changes": str(calling_flow.capability_changes(alias))},
+            evidence={"capability_changes": calling_flow.describe_capability_changes(alias)},
         )
     )
     _enforced(scenario_run, stage="in the meeting")

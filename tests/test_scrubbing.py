@@ -155,3 +155,20 @@ def test_a_scrubbed_jwt_keeps_the_claims_verdicts_need() -> None:
     assert claims["oid"].startswith("00000000-0000-0000-0000-") and claims["upn"].endswith("@" + scrubbing.UPN_DOMAIN)
     assert placeholder.endswith(".") and tokens.is_placeholder(placeholder)
     assert scrubber.jwt(placeholder) == placeholder, "scrubbing is idempotent on placeholders"
+
+
+@pytest.mark.parametrize(
+    ("domain", "reserved"),
+    [
+        ("external.invalid", True),
+        ("upn.invalid", True),
+        ("fabrikam.example", True),
+        ("partner.example.com", True),
+        ("lab.test", True),
+        ("fabrikam.com", False),
+        ("fabrikam-sandbox.onmicrosoft.com", False),
+        ("example.com.evil.org", False),
+    ],
+)
+def test_only_reserved_domains_count_as_identifying_nobody(domain: str, reserved: bool) -> None:
+    assert scrubbing.is_reserved_domain(domain) is reserved

@@ -334,3 +334,23 @@ def test_report_of_a_skip() -> None:
     assert (report["verdict"], report["detail"]) == ("SKIP", "no webinar in the profile")
     assert report["expectation"]["documented"] == "supported, with a caveat"
     assert report["evidence"] == {}
+
+
+@pytest.mark.parametrize(
+    ("stage", "summary"),
+    [
+        ("in the meeting", "rejected in the meeting: MeetingRestricted"),
+        ("start call", "rejected at start call: MeetingRestricted"),
+        ("sign-in", "rejected at sign-in: MeetingRestricted"),
+    ],
+)
+def test_a_rejection_says_where_in_words_for_every_stage(stage: str, summary: str) -> None:
+    observed = Observation("rejected", stage, code="MeetingRestricted")
+    assert observed.summary() == summary
+    assert "at in" not in judge(Expectation("unsupported", SOURCE, stage="join"), observed).says
+
+
+def test_a_policy_documents_its_enforcement() -> None:
+    expectation = Expectation("unsupported", SOURCE, documented_as="enforced: sending a chat message is rejected")
+    assert expectation.documented == "enforced: sending a chat message is rejected"
+    assert Expectation("unsupported", SOURCE).documented == "not supported"

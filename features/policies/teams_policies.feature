@@ -54,7 +54,7 @@ Feature: Teams policies follow the user into the app
     And once the organizer makes "licensed" a presenter in Teams, "shareScreen" is present after capabilitiesChanged "RoleChanged"
 
   Scenario: A meeting option changed during the meeting raises capabilitiesChanged
-    Given the meeting "organizer-presents" sets "Who can present" to "Only organizers", so the organizer's changes reach attendees during the meeting
+    Given the organizer of the meeting "organizer-presents" turns "Allow mic for attendees" to "Off" during the meeting, so an attendee loses unmuteMic when it changes
     And "licensed" has a Teams call agent
     When "licensed" joins the organizer-presents meeting by link
     And the organizer turns "Allow mic for attendees" off in Teams

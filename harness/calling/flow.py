@@ -556,7 +556,24 @@ class CallingFlow(ObservationLog):
         hits = [c for r, c in changes if r == reason and capability in c]
         ok = bool(hits) and hits[-1][capability][0] is present
         want = "present" if present else "absent"
-        return f"{capability} {want} after capabilitiesChanged {reason}", ok, f"changes seen: {changes}"
+        seen = [
+            f"{r}: {capability} {'present' if c[capability][0] else 'absent'} ({c[capability][1]})"
+            for r, c in changes
+            if capability in c
+        ]
+        detail = "; ".join(seen) if seen else f"no capabilitiesChanged touched {capability}"
+        return f"{capability} {want} after capabilitiesChanged {reason}", ok, detail
+
+    def describe_capability_changes(self, alias: str) -> list[str]:
+        """Each capabilitiesChanged as a person reads it: `reason: capability present (why), ...`."""
+        return [
+            f"{reason}: "
+            + ", ".join(
+                f"{name} {'present' if is_present else 'absent'} ({why})"
+                for name, (is_present, why) in sorted(changed.items())
+            )
+            for reason, changed in self.capability_changes(alias)
+        ]
 
     def capability_changes(self, alias: str) -> list[tuple[str, dict[str, tuple[bool, str]]]]:
         return [

@@ -7,6 +7,7 @@ identifiers, users and tokens are redacted even if evidence picked one up.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,22 @@ def build(
     }
 
 
+def _identifying(known_secrets: Mapping[str, str]) -> dict[str, str]:
+    """The known values a report hides: all but reserved domains (.invalid, .example: RFC 2606), which
+    identify nobody (a profile's blocked example domain is shown as written)."""
+    return {
+        k: v for k, v in known_secrets.items() if not (scrubbing.is_reserved_domain(k) and re.fullmatch(r"[\w.-]+", k))
+    }
+
+
 def redact_result(result: dict[str, Any], known_secrets: Mapping[str, str]) -> dict[str, Any]:
     """One scenario's result with the tenant's identifiers replaced (request ids kept)."""
-    return scrubbing.Scrubber(known_secrets, keep=frozenset({"request_id"})).json_value(result)
+    return scrubbing.Scrubber(_identifying(known_secrets), keep=frozenset({"request_id"})).json_value(result)
 
 
 def redact(document: dict[str, Any], known_secrets: Mapping[str, str]) -> dict[str, Any]:
-    scrubber = scrubbing.Scrubber(known_secrets, keep=frozenset({"request_id"}))  # support asks for request ids
+    # Request ids kept: support asks for them.
+    scrubber = scrubbing.Scrubber(_identifying(known_secrets), keep=frozenset({"request_id"}))
     return scrubber.json_value(document)
 
 
@@ -56,20 +66,47 @@ def _cell(text: Any) -> str:
     return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
 
 
-def _sandbox_health(health: dict[str, Any] | None) -> list[str]:
-    """One paragraph on what the sandbox saw: requests, injected faults, messages sent twice."""
+WORKLOADS = {
+    "entra": "Entra ID token requests",
+    "acs": "ACS token exchanges and identities",
+    "graph": "Microsoft Graph calls",
+    "calling": "calls to the calling model",
+    "other": "others (sign-in discovery and the like)",
+}
+FAULTS = {"throttle": "throttled (429)", "server_error": "server errors (5xx)", "drop": "dropped connections"}
+
+
+def sandbox_health_text(health: dict[str, Any] | None) -> str:
+    """What the sandbox saw, in words a partner reads: requests per service, faults it injected on
+    purpose, chat messages stored twice (a retry that sent a message again; must be none)."""
     if not health:
-        return []
-    requests = ", ".join(f"{w} {n}" for w, n in health["requests"].items() if w != "other")
-    line = f"Sandbox: requests {requests or 'none'}; messages sent twice: {health['messages_sent_twice']}."
+        return ""
+    counts = {w: n for w, n in health["requests"].items() if n}
+    named = [f"{n} {WORKLOADS.get(w, w)}" for w, n in counts.items() if w != "other"]
+    if counts.get("other"):
+        named.append(f"{counts['other']} {WORKLOADS['other']}")
+    line = f"The sandbox tenant answered {sum(counts.values())} requests"
+    line += f": {', '.join(named)}" if named else ""
+    twice = health["messages_sent_twice"]
+    line += "; " + (
+        "no chat message was stored twice."
+        if not twice
+        else f"{twice} chat message(s) were stored twice (a retry sent them again)."
+    )
     faults = [
-        f"{w} " + ", ".join(f"{k} {n}" for k, n in counts.items() if k != "requests")
-        for w, counts in health["faults"].items()
-        if any(k != "requests" for k in counts)
+        f"{WORKLOADS.get(w, w)}: "
+        + ", ".join(f"{n} {FAULTS.get(k, k.replace('_', ' '))}" for k, n in c.items() if k != "requests")
+        for w, c in health["faults"].items()
+        if any(k != "requests" for k in c)
     ]
     if faults:
-        line += f" Injected faults (emulator-defined): {'; '.join(faults)}."
-    return [line, ""]
+        line += f" Faults it injected on purpose (emulator-defined): {'; '.join(faults)}."
+    return line
+
+
+def _sandbox_health(health: dict[str, Any] | None) -> list[str]:
+    text = sandbox_health_text(health)
+    return [text, ""] if text else []
 
 
 def markdown(document: dict[str, Any]) -> str:
@@ -93,7 +130,7 @@ def markdown(document: dict[str, Any]) -> str:
         documented = "✔️ supported" if row.supported else "❌ not supported"
         lines.append(_table_row(str(row.number), row.scenario, documented, covering))
     caveat = [s for s in scenarios if "caveat" in s["tags"]]
-    lines.append(_table_row("[1]", "Webinar roles are not honoured for Teams users (footnote)", "⚠️ caveat", caveat))
+    lines.append(_table_row("[1]", html.WEBINAR_FOOTNOTE, "⚠️ caveat", caveat))
     with_policy = [s for s in scenarios if s.get("policy")]
     if with_policy:
         lines += [
@@ -107,9 +144,7 @@ def markdown(document: dict[str, Any]) -> str:
         ]
         for s in with_policy:
             p = s["policy"]
-            observed = s["observed"]["summary"] if s["observed"] else "—"
-            if s["evidence"].get("emulator_defined"):
-                observed += " (emulator-defined)"
+            observed = html.policy_observed(s)
             lines.append(
                 f"| {_cell(p['policy'])} | {_cell(p['setting'])} | {_cell(p['holder'])} | "
                 f"{_cell(p['enforcement'])} | {_cell(observed)} | {s['verdict']} ({_cell(s['says'])}) |"
@@ -145,20 +180,25 @@ def markdown(document: dict[str, Any]) -> str:
 
 def _table_row(number: str, text: str, documented: str, covering: list[dict[str, Any]]) -> str:
     observed = "; ".join(s["says"] for s in covering) or "not covered in this run"
-    evidence = "; ".join(filter(None, (html.codes(s) for s in covering)))
+    # Request ids are in each scenario's own row below; here they would drown the codes.
+    evidence = "; ".join(filter(None, (html.codes(s, request_id=False) for s in covering)))
     return (
         f"| {number} | {_cell(text)} | {documented} | {_cell(observed)} | {row_verdict(covering)} | {_cell(evidence)} |"
     )
 
 
 def _evidence_text(scenario: dict[str, Any]) -> str:
+    """One scenario's evidence in a table cell: its codes, message, target, request id, and for a
+    verdict other than PASS the verdict's detail; each said once."""
     evidence = scenario["evidence"]
-    parts = [str(evidence[k]) for k in ("status", "code", "message", "target") if evidence.get(k) is not None]
+    parts = [html.human(evidence[k]) for k in ("status", "code", "message", "target") if evidence.get(k) is not None]
+    if evidence.get("request_id"):
+        parts.append(f"request {evidence['request_id']}")
     if evidence.get("emulator_defined"):
         parts.append("emulator-defined")
     if scenario["detail"] and scenario["verdict"] != "PASS":
         parts.append(scenario["detail"])
-    return " · ".join(parts)
+    return " · ".join(html.once(parts))
 
 
 def write_reports(

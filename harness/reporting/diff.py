@@ -9,6 +9,7 @@ from typing import Any
 
 # How good a verdict is; a scenario whose verdict drops has regressed.
 RANK = {"PASS": 4, "WARN": 3, "SKIP": 2, "FAIL": 1, "ERROR": 0}
+REQUIRED = ("id", "name", "verdict")  # what comparing two runs reads of each scenario
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,21 @@ def load(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not a readable conformance.json ({err}); pass the file a run wrote") from None
     if not isinstance(document, dict) or "scenarios" not in document:
         raise ValueError(f"{path}: has no scenarios; pass reports/<run-id>/conformance.json")
+    run = document.get("run")
+    if not isinstance(run, dict) or "id" not in run:
+        raise ValueError(f"{path}: run has no 'id'; pass a conformance.json a run wrote")
+    if not isinstance(document["scenarios"], list):
+        raise ValueError(f"{path}: 'scenarios' is not a list; pass a conformance.json a run wrote")
+    for index, scenario in enumerate(document["scenarios"]):
+        if not isinstance(scenario, dict):
+            raise ValueError(f"{path}: scenario {index + 1} is not an object; pass a conformance.json a run wrote")
+        missing = [key for key in REQUIRED if key not in scenario]
+        named = f"scenario {index + 1}" + (f" ({scenario['name']!r})" if isinstance(scenario.get("name"), str) else "")
+        if missing:
+            keys = ", ".join(repr(k) for k in missing)
+            raise ValueError(f"{path}: {named} has no {keys}; pass a conformance.json a run wrote")
+        if scenario["verdict"] not in RANK:
+            raise ValueError(f"{path}: {named} has verdict {scenario['verdict']!r}, not one of {', '.join(RANK)}")
     return document
 
 

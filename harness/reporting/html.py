@@ -1,31 +1,62 @@
 """conformance.html: one self-contained page (no external assets) a person reads and shares.
 
-The source table with Documented / Observed / Verdict / Evidence, then every scenario, filterable
-by verdict and area, each with its evidence expandable; run metadata at the top. It is written
-from the already-redacted report document, so it holds no tenant identifiers either.
+It carries everything conformance.md does, section by section: run metadata and what the sandbox
+saw, the source table with Documented / Observed / Verdict / Evidence (request ids behind one
+expander per row), the Policies section, every scenario (filterable by verdict and area, each with
+its evidence as a small definition list), and the emulator-defined behaviour. It is written from the
+already-redacted report document, so it holds no tenant identifiers either.
 """
 
 from __future__ import annotations
 
 import html
-import json
+from collections.abc import Iterable
 from typing import Any
 
 from harness.calling.protocol import WITNESSES_AGREE
-from harness.seed_table import ROWS, WEBINAR_FOOTNOTE
+from harness.seed_table import ROWS
+from harness.seed_table import WEBINAR_FOOTNOTE as FOOTNOTE_TEXT
 
 VERDICT_COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "WARN": "#9a6700", "SKIP": "#57606a", "ERROR": "#8250df"}
 ORDER = ("ERROR", "FAIL", "WARN", "SKIP", "PASS")
+# The Markdown's words, with glyphs every system font has instead of its emoji.
+SUPPORTED, NOT_SUPPORTED, CAVEAT = "✔ supported", "✘ not supported", "⚠ caveat"
+MARKDOWN_GLYPHS = {"✔️": "✔", "❌": "✘", "⚠️": "⚠"}
+WEBINAR_FOOTNOTE = "Webinar roles are not honoured for Teams users (footnote)"
+POLICIES_INTRO = "Teams policies and meeting options, enforced in the app as in Teams:"
+EMULATED_INTRO = "Microsoft documents no behaviour for these; the verdict rests on the sandbox's choice:"
+# Evidence keys shown first, in this order, and the words a person reads for a key.
+FIRST = ("status", "code", "message", "target", "diagnosis", "remedy", "request_id", "states", "emulator_defined")
+LABELS = {
+    "request_id": "request id",
+    "emulator_defined": "emulator-defined",
+    "observed_at": "observed at",
+    "callEndReason": "call end reason",
+    "http_status": "HTTP status",
+    "changeType": "change type",
+    "expiresOn": "expires on",
+    "entra_exp": "Entra token expiry (epoch s)",
+}
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1f2328;max-width:1200px}
 h1{font-size:1.5rem;margin:0 0 .25rem} h2{font-size:1.15rem;margin:2rem 0 .5rem}
-.meta{color:#57606a;margin-bottom:1rem} table{border-collapse:collapse;width:100%}
-th,td{border:1px solid #d0d7de;padding:.35rem .5rem;text-align:left;vertical-align:top}
+.meta{color:#57606a;margin-bottom:1rem} .scroll{overflow-x:auto} table{border-collapse:collapse;width:100%}
+th,td{border:1px solid #d0d7de;padding:.35rem .5rem;text-align:left;vertical-align:top;overflow-wrap:break-word}
+td[data-label="Evidence"]{overflow-wrap:anywhere;min-width:14rem} td[data-label="Documented"]{white-space:nowrap}
 th{background:#f6f8fa} .verdict{font-weight:600;color:#fff;border-radius:4px;padding:.05rem .4rem;white-space:nowrap}
-.summary span{margin-right:1rem} .filters{margin:.75rem 0} .filters label{margin-right:.75rem}
-details pre{white-space:pre-wrap;background:#f6f8fa;padding:.5rem;margin:.25rem 0;font-size:12px}
+.summary span{margin-right:1rem} .filters{margin:.75rem 0} .filters label{margin-right:.75rem;white-space:nowrap}
+dl.evidence{display:grid;grid-template-columns:max-content 1fr;gap:.1rem .6rem;margin:.25rem 0;font-size:12px}
+dl.evidence dt{color:#57606a} dl.evidence dd{margin:0} ul.plain{margin:.25rem 0;padding-left:1.1rem}
+details summary{cursor:pointer} code{font-size:12px}
 .muted{color:#57606a} .hidden{display:none}
+@media (max-width:700px){
+ body{margin:.75rem;font-size:13px} h1{font-size:1.2rem}
+ table,thead,tbody,tr,th,td{display:block;width:auto} thead{display:none}
+ tr{border:1px solid #d0d7de;border-radius:6px;margin:0 0 .6rem;padding:.25rem .4rem}
+ td{border:0;padding:.15rem 0} td[data-label]::before{content:attr(data-label) ": ";font-weight:600;color:#57606a}
+ tr.hidden{display:none} dl.evidence{grid-template-columns:1fr} dl.evidence dt{margin-top:.2rem}
+}
 """
 
 SCRIPT = """
@@ -55,17 +86,62 @@ def _worst(scenarios: list[dict[str, Any]]) -> str:
     return next((v for v in ORDER if v in verdicts), "")
 
 
-def codes(scenario: dict[str, Any]) -> str:
-    """The codes behind a verdict, compactly: status/subcode (or code), call states, request id,
-    emulator-defined, whether the real Calling SDK and the sandbox model agreed; for a SKIP, why."""
+def once(parts: Iterable[str]) -> list[str]:
+    """The parts in order, each said once (a code that is also the message is not repeated)."""
+    seen: list[str] = []
+    for part in parts:
+        if part and part not in seen:
+            seen.append(part)
+    return seen
+
+
+def human(value: Any) -> str:
+    """A value as a person reads it: never a Python repr."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {human(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return "; ".join(human(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def label(key: str) -> str:
+    return LABELS.get(key, key.replace("_", " "))
+
+
+def check_text(check: dict[str, Any]) -> str:
+    mark = "✔" if check.get("passed") else "✘"
+    return f"{mark} {check['name']}" + (f": {check['detail']}" if check.get("detail") else "")
+
+
+def evidence_items(evidence: dict[str, Any]) -> list[tuple[str, str]]:
+    """The evidence as (label, text) pairs: the codes first, then the rest; a value that repeats one
+    already shown (a message equal to its code) is left out."""
+    keys = [k for k in FIRST if k in evidence] + [k for k in evidence if k not in FIRST]
+    items: list[tuple[str, str]] = []
+    shown: set[str] = set()
+    for key in keys:
+        value = evidence[key]
+        text = "; ".join(check_text(c) for c in value) if key == "checks" else human(value)
+        if not text or (key not in ("status", "code") and text in shown):
+            continue
+        shown.add(text)
+        items.append((label(key), text))
+    return items
+
+
+def codes(scenario: dict[str, Any], *, request_id: bool = True) -> str:
+    """The codes behind a verdict, compactly: status/subcode (or code), call states, request id (unless
+    left out), emulator-defined, whether the real Calling SDK and the sandbox model agreed; for a SKIP, why."""
     evidence = scenario["evidence"]
     parts = []
     status, code = evidence.get("status"), evidence.get("code")
     if status is not None or code is not None:
-        parts.append("/".join(str(p) for p in (status, code) if p is not None))
+        parts.append("/".join(once(str(p) for p in (status, code) if p is not None)))
     if evidence.get("states"):
         parts.append(evidence["states"])
-    if evidence.get("request_id"):
+    if request_id and evidence.get("request_id"):
         parts.append(f"request {evidence['request_id']}")
     if evidence.get("emulator_defined"):
         parts.append("emulator-defined")
@@ -73,30 +149,97 @@ def codes(scenario: dict[str, Any]) -> str:
     if witnesses:
         parts.append("real SDK and sandbox model " + ("agree" if all(c["passed"] for c in witnesses) else "disagree"))
     if scenario["verdict"] == "SKIP" and scenario.get("detail"):
-        parts.append(scenario["detail"].split(":")[0][:80])
-    return " · ".join(parts)
+        parts.append(skip_reason(scenario["detail"]))
+    return " · ".join(once(parts))
+
+
+def skip_reason(detail: str, limit: int = 80) -> str:
+    """A SKIP's reason in a few words: its first clause, cut at a word."""
+    reason = detail.split(";")[0].strip()
+    if len(reason) > limit:
+        reason = reason[: limit - 1].rsplit(" ", 1)[0] + "…"
+    return reason
+
+
+def policy_observed(scenario: dict[str, Any]) -> str:
+    observed = scenario["observed"]["summary"] if scenario["observed"] else "—"
+    if scenario["evidence"].get("emulator_defined"):
+        observed += " (emulator-defined)"
+    return observed
+
+
+def _dl(evidence: dict[str, Any]) -> str:
+    items = evidence_items(evidence)
+    if not items:
+        return '<span class="muted">no evidence</span>'
+    return '<dl class="evidence">' + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items) + "</dl>"
+
+
+def _requests(covering: list[dict[str, Any]]) -> str:
+    """The request ids of a row's scenarios behind one expander (support asks for them; nobody reads them)."""
+    ids = [(s["name"], s["evidence"]["request_id"]) for s in covering if s["evidence"].get("request_id")]
+    if not ids:
+        return ""
+    listed = "".join(f"<li>{_e(name)}: <code>{_e(rid)}</code></li>" for name, rid in ids)
+    summary = f"<summary>request ids ({len(ids)})</summary>"
+    return f'<details class="requests">{summary}<ul class="plain">{listed}</ul></details>'
+
+
+def _source_row(number: str, text: str, documented: str, covering: list[dict[str, Any]]) -> str:
+    observed = _e("; ".join(s["says"] for s in covering)) or '<span class="muted">not covered in this run</span>'
+    evidence = "; ".join(filter(None, (codes(s, request_id=False) for s in covering)))
+    verdict = _badge(_worst(covering)) if covering else "—"
+    return (
+        f'<tr><td data-label="Row">{_e(number)}</td><td data-label="Scenario">{_e(text)}</td>'
+        f'<td data-label="Documented">{_e(documented)}</td><td data-label="Observed">{observed}</td>'
+        f'<td data-label="Verdict">{verdict}</td>'
+        f'<td data-label="Evidence">{_e(evidence)}{_requests(covering)}</td></tr>'
+    )
+
+
+def _policies(scenarios: list[dict[str, Any]]) -> str:
+    with_policy = [s for s in scenarios if s.get("policy")]
+    if not with_policy:
+        return ""
+    rows = []
+    for s in with_policy:
+        p = s["policy"]
+        rows.append(
+            f'<tr><td data-label="Policy">{_e(p["policy"])}</td><td data-label="Setting">{_e(p["setting"])}</td>'
+            f'<td data-label="Applies to">{_e(p["holder"])}</td>'
+            f'<td data-label="Expected enforcement">{_e(p["enforcement"])}</td>'
+            f'<td data-label="Observed">{_e(policy_observed(s))}</td>'
+            f'<td data-label="Verdict">{_badge(s["verdict"])} ({_e(s["says"])})</td></tr>'
+        )
+    return f"""<h2 id="policies">Policies</h2>
+<p>{_e(POLICIES_INTRO)}</p>
+<div class="scroll"><table id="policy-table"><thead><tr><th>Policy</th><th>Setting</th><th>Applies to</th>
+<th>Expected enforcement</th><th>Observed</th><th>Verdict</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>
+"""
+
+
+def _emulated(scenarios: list[dict[str, Any]]) -> str:
+    emulated = [s for s in scenarios if s["evidence"].get("emulator_defined")]
+    if not emulated:
+        return ""
+    items = "".join(f"<li><b>{_e(s['name'])}</b>: {_e(s['evidence']['emulator_defined'])}</li>" for s in emulated)
+    return f"""<h2 id="emulator-defined">Emulator-defined behaviour</h2>
+<p>{_e(EMULATED_INTRO)}</p>
+<ul id="emulated">{items}</ul>
+"""
 
 
 def render(document: dict[str, Any]) -> str:
+    from harness.reporting import sandbox_health_text  # the same words as the Markdown
+
     run, scenarios = document["run"], document["scenarios"]
-    summary = "".join(f"<span>{_badge(v)} {n}</span>" for v, n in document["summary"].items() if n)
+    summary = " ".join(f"<span>{n} {_badge(v)}</span>" for v, n in document["summary"].items() if n)
     rows = []
     for row in ROWS:
         covering = [s for s in scenarios if s["row"] == row.number]
-        documented = "✔ supported" if row.supported else "✘ not supported"  # glyphs every system font has
-        observed = "; ".join(s["says"] for s in covering) or '<span class="muted">not covered in this run</span>'
-        evidence = "; ".join(filter(None, (codes(s) for s in covering)))
-        verdict = _badge(_worst(covering)) if covering else "—"
-        rows.append(
-            f"<tr><td>{row.number}</td><td>{_e(row.scenario)}</td><td>{documented}</td>"
-            f"<td>{observed if not covering else _e(observed)}</td><td>{verdict}</td><td>{_e(evidence)}</td></tr>"
-        )
+        rows.append(_source_row(str(row.number), row.scenario, SUPPORTED if row.supported else NOT_SUPPORTED, covering))
     caveat = [s for s in scenarios if "caveat" in s["tags"]]
-    rows.append(
-        f"<tr><td>[1]</td><td>{_e(WEBINAR_FOOTNOTE)}</td><td>⚠ caveat</td>"
-        f"<td>{_e('; '.join(s['says'] for s in caveat)) or 'not covered in this run'}</td>"
-        f"<td>{_badge(_worst(caveat)) if caveat else '—'}</td><td>{_e('; '.join(codes(s) for s in caveat))}</td></tr>"
-    )
+    rows.append(_source_row("[1]", WEBINAR_FOOTNOTE, CAVEAT, caveat))
     areas = sorted({s["area"] for s in scenarios})
     filters = "".join(f'<label><input type="checkbox" data-verdict="{v}" checked> {v}</label>' for v in ORDER)
     options = '<option value="">all areas</option>' + "".join(f'<option value="{a}">{a}</option>' for a in areas)
@@ -104,29 +247,37 @@ def render(document: dict[str, Any]) -> str:
     for s in scenarios:
         documented = s["expectation"]["documented"] if s["expectation"] else "—"
         observed = s["observed"]["summary"] if s["observed"] else "—"
-        evidence = json.dumps(s["evidence"], indent=2, ensure_ascii=False, sort_keys=True)
+        detail = s["detail"] if s["verdict"] != "PASS" else ""
         details.append(
             f'<tr data-scenario data-verdict="{_e(s["verdict"])}" data-area="{_e(s["area"])}">'
-            f"<td>{_e(s['area'])}</td><td>{_e(s['name'])}<div class='muted'>{_e(s['feature'])}</div></td>"
-            f"<td>{_e(documented)}</td><td>{_e(observed)}</td><td>{_badge(s['verdict'])} {_e(s['says'])}"
-            f"<div class='muted'>{_e(s['detail'] if s['verdict'] != 'PASS' else '')}</div></td>"
-            f"<td><details><summary>{_e(codes(s) or 'evidence')}</summary>"
-            f"<pre>{_e(evidence)}</pre></details></td></tr>"
+            f'<td data-label="Area">{_e(s["area"])}</td>'
+            f"<td data-label=\"Scenario\">{_e(s['name'])}<div class='muted'>{_e(s['feature'])}</div></td>"
+            f'<td data-label="Documented">{_e(documented)}</td><td data-label="Observed">{_e(observed)}</td>'
+            f'<td data-label="Verdict">{_badge(s["verdict"])} ({_e(s["says"])})'
+            f"<div class='muted'>{_e(detail)}</div></td>"
+            f'<td data-label="Evidence"><details><summary>{_e(codes(s) or "evidence")}</summary>'
+            f"{_dl(s['evidence'])}</details></td></tr>"
         )
+    health = sandbox_health_text(run.get("sandbox"))
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Conformance report: communication as a Teams user</title>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Conformance report: communication as a Teams user</title>
 <style>{STYLE}</style></head><body>
 <h1>Conformance report: communication as a Teams user</h1>
-<div class="meta">run <code>{_e(run["id"])}</code> · mode <b>{_e(run["mode"])}</b> · profile <b>{_e(run["profile"])}</b>
+<div class="meta">Run <code>{_e(run["id"])}</code> · mode <b>{_e(run["mode"])}</b> · profile <b>{_e(run["profile"])}</b>
  · started {_e(run["started"])} · {_e(run["duration_s"])} s · harness {_e(run["harness_version"])}</div>
-<div class="summary">{summary}</div>
-<h2>The source table</h2>
-<table id="source-table"><thead><tr><th>#</th><th>Scenario</th><th>Documented</th><th>Observed</th><th>Verdict</th>
-<th>Evidence</th></tr></thead><tbody>{"".join(rows)}</tbody></table>
-<h2>Every scenario</h2>
+<div class="summary">{summary or "no scenarios ran"}</div>
+{f'<p class="meta" id="sandbox-health">{_e(health)}</p>' if health else ""}
+<h2 id="source">The source table</h2>
+<div class="scroll"><table id="source-table"><thead><tr><th>#</th><th>Scenario</th><th>Documented</th><th>Observed</th>
+<th>Verdict</th><th>Evidence</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>
+<p class="muted">[1] {_e(FOOTNOTE_TEXT)}</p>
+{_policies(scenarios)}
+<h2 id="scenarios-heading">Every scenario</h2>
 <div class="filters">{filters}<select id="area">{options}</select></div>
-<table id="scenarios"><thead><tr><th>Area</th><th>Scenario</th><th>Documented</th><th>Observed</th><th>Verdict</th>
-<th>Evidence</th></tr></thead><tbody>{"".join(details)}</tbody></table>
+<div class="scroll"><table id="scenarios"><thead><tr><th>Area</th><th>Scenario</th><th>Documented</th><th>Observed</th>
+<th>Verdict</th><th>Evidence</th></tr></thead><tbody>{"".join(details)}</tbody></table></div>
+{_emulated(scenarios)}
 <script>{SCRIPT}</script>
 </body></html>
 """
