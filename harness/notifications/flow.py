@@ -105,6 +105,8 @@ class NotificationFlow:
                     channel=alias,
                     key_id=key.id,
                     on_lifecycle=self._on_lifecycle,
+                    resource_data=True,
+                    tenant_id=self.chat.tenant.tenant_id,
                 )
             )
         return self.chat._record(graph_observation(result, "subscribe"))
@@ -163,7 +165,7 @@ class NotificationFlow:
         self._deliver_until(lambda: arrived() is not None, timeout)
         event = arrived()
         if event is None:
-            decisions = [f"{d.reason or 'accepted'}" for d in self.receiver.decisions[-5:]]
+            decisions = [f"{d.reason or 'accepted'}" for d in list(self.receiver.decisions)[-5:]]
             return self.chat._record(
                 Observation(
                     "rejected", "push", message=f"no push within {timeout:g} s", evidence={"receiver": decisions}

@@ -1,4 +1,5 @@
-"""A client of the push channel (Server-Sent Events): what an app's front end would be.
+"""A client of the push channel (Server-Sent Events): what an app's front end would be (over TLS, or
+plain HTTP to a loopback receiver).
 
 It speaks HTTP/1.1 over a plain TLS socket rather than through an HTTP library, because recording
 libraries patch those and buffer whole responses, which an endless event stream never finishes.
@@ -33,10 +34,11 @@ class PushClient:
 
     def _read(self) -> None:
         parts = urllib.parse.urlsplit(self.url)
-        host, port = parts.hostname or "localhost", parts.port or 443
+        plain = parts.scheme == "http"  # a receiver on loopback behind a tunnel (`cte receiver serve --plain-http`)
+        host, port = parts.hostname or "localhost", parts.port or (80 if plain else 443)
         try:
             raw = socket.create_connection((host, port), timeout=10)
-            with self._context.wrap_socket(raw, server_hostname=host) as tls:
+            with raw if plain else self._context.wrap_socket(raw, server_hostname=host) as tls:
                 target = parts.path + (f"?{parts.query}" if parts.query else "")
                 tls.sendall(
                     f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"

@@ -27,9 +27,15 @@ class ReceiverService:
         public_url: str | None = None,
         port: int = 0,
         capture: Any = None,
+        jwks_url: str | None = None,
+        jwks_verify: Any = True,
     ) -> ReceiverService:
-        """`port`: the loopback port to listen on (0: any free one); a tunnel's public URL forwards to it."""
-        receiver = Receiver(audience=audience, trusted_keys=trusted_keys, capture=capture)
+        """`port`: the loopback port to listen on (0: any free one); a tunnel's public URL forwards to it.
+        `jwks_url`: where the validation tokens' signing keys are published (refetched when a token
+        names a key not held, rate-limited), besides the `trusted_keys` given."""
+        receiver = Receiver(
+            audience=audience, trusted_keys=trusted_keys, capture=capture, jwks_url=jwks_url, jwks_verify=jwks_verify
+        )
         certificates = Certificates.issue(organization="cte-conformance receiver")
         server = ServerThread(receiver.app, certificates, port=port, name="cte-receiver").start()
         return cls(receiver, server, certificates, public_url or f"https://localhost:{server.port}")
