@@ -35,6 +35,8 @@ SANDBOX_TENANTS = (
     "no-teams-license",
     "acs-sp-missing",
     "app-not-registered",
+    "acs-role-missing",
+    "client-secret-expired",
     "graph-scope-missing",
     "no-enterprise-voice",
     "live-events-joinable",
@@ -123,7 +125,31 @@ MEETING_KINDS = (
     "attendee-camera-off",
     "organizer-presents",
 )
+ACS_CLIENT_ID_PLACEHOLDER = "00000000-0000-0000-0000-00000000acc5"  # a live [acs].client_id in recordings
 PHONE_PLACEHOLDERS = {"outbound": "+15550100001", "inbound_caller": "+15550100002"}
+
+
+# How a profile may authenticate to ACS instead of the access key ([acs] credential = ...): an Entra ID
+# credential for the resource https://communication.azure.com, authorized by an Azure role on the resource.
+ACS_CREDENTIALS = {
+    "client-secret": "a confidential app's client secret (azure-identity ClientSecretCredential)",
+    "certificate": "a confidential app's certificate (azure-identity CertificateCredential)",
+    "managed-identity": "DefaultAzureCredential: a managed identity, or the AZURE_* environment (live only)",
+}
+ACS_KEYS = {"credential", "client_id", "client_secret_env", "certificate_path_env", "certificate_password_env"}
+
+
+@dataclass(frozen=True)
+class AcsCredential:
+    """An Entra ID credential for ACS ([acs] in a profile): what azure-identity needs to build it."""
+
+    kind: str  # ACS_CREDENTIALS
+    authority_host: str  # https://login.microsoftonline.com (canonical; routed to the sandbox there)
+    tenant_id: str = field(repr=False)
+    client_id: str = field(repr=False)
+    client_secret: Secret | None = field(default=None, repr=False)
+    certificate_path: str | None = field(default=None, repr=False)
+    certificate_password: Secret | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -162,6 +188,13 @@ class Tenant:
     )  # live: the public HTTPS URL Graph calls (a tunnel to the receiver)
     notification_port: int = 0  # live: the loopback port the receiver listens on behind that URL
     lifecycle_wait_s: float = 0  # live: how long to wait for Graph's own lifecycle notification (0: skip)
+    # An Entra ID credential for ACS ([acs]); None: the access key (HMAC). With it, acs_access_key is empty.
+    acs_credential: AcsCredential | None = field(default=None, repr=False)
+
+    @property
+    def acs_auth(self) -> str:
+        """How requests to ACS are authenticated: "hmac" (the access key) or "entra:<credential kind>"."""
+        return f"entra:{self.acs_credential.kind}" if self.acs_credential else "hmac"
 
     def meeting(self, kind: str) -> MeetingLocators:
         if kind not in self.meetings:
@@ -225,8 +258,17 @@ class Tenant:
         known: dict[str, str] = {
             self.tenant_id: scrubbing.TENANT_ID,
             self.client_id: scrubbing.CLIENT_ID,
-            str(self.acs_access_key): scrubbing.ACS_ACCESS_KEY,
         }
+        if str(self.acs_access_key):
+            known[str(self.acs_access_key)] = scrubbing.ACS_ACCESS_KEY
+        credential = self.acs_credential
+        if credential is not None:
+            if credential.client_secret:
+                known[str(credential.client_secret)] = scrubbing.CLIENT_SECRET
+            if credential.certificate_password:
+                known[str(credential.certificate_password)] = scrubbing.CLIENT_SECRET
+            if credential.client_id and credential.client_id != self.client_id:
+                known[credential.client_id] = ACS_CLIENT_ID_PLACEHOLDER
         for index, alias in enumerate(sorted(self.users)):
             user = self.users[alias]
             known[user.upn] = f"{alias}@{scrubbing.UPN_DOMAIN}"
@@ -297,7 +339,17 @@ class Profile:
         users = {
             u["alias"]: UserCredentials(u["alias"], u["upn"], Secret(u["password"]), u["oid"]) for u in info["users"]
         }
+        credential = None
+        if self.acs_credential_kind():  # the sandbox tenant's confidential app (its client secret)
+            credential = AcsCredential(
+                "client-secret",
+                authority_host=info["authority"].rsplit("/", 1)[0],
+                tenant_id=info["tenant_id"],
+                client_id=info["client_id"],
+                client_secret=Secret(info["client_secret"] or ""),
+            )
         return Tenant(
+            acs_credential=credential,
             **self.declared(),
             external_user=external,
             profile=self.name,
@@ -306,7 +358,7 @@ class Profile:
             tenant_id=info["tenant_id"],
             client_id=info["client_id"],
             acs_endpoint=info["acs_endpoint"],
-            acs_access_key=Secret(info["acs_access_key"]),
+            acs_access_key=Secret("" if credential else info["acs_access_key"]),
             graph_base_url=info["graph_base_url"],
             users=users,
             ca_bundle=info["ca_bundle"],
@@ -339,8 +391,24 @@ class Profile:
                 {**p, "setting": scrubbing.EXTERNAL_DOMAIN} if p.get("policy") == "External access" else p
                 for p in declared["policies"]
             )
+        kind = self.acs_credential_kind()
+        credential = None
+        if kind == "managed-identity":
+            raise ProfileError(
+                f'{self._where()}: [acs] credential = "managed-identity" works in live mode only (its token comes '
+                "from the machine it runs on); run with --mode live, or use client-secret or certificate to record"
+            )
+        if kind:
+            credential = AcsCredential(
+                kind,
+                authority_host="https://login.microsoftonline.com",
+                tenant_id=scrubbing.TENANT_ID,
+                client_id=scrubbing.CLIENT_ID if self.kind == "sandbox" else ACS_CLIENT_ID_PLACEHOLDER,
+                client_secret=Secret(scrubbing.CLIENT_SECRET) if kind == "client-secret" else None,
+            )
         return Tenant(
             **declared,
+            acs_credential=credential,
             external_user=external,
             profile=self.name,
             mode="replay",
@@ -348,7 +416,7 @@ class Profile:
             tenant_id=scrubbing.TENANT_ID,
             client_id=scrubbing.CLIENT_ID,
             acs_endpoint=f"https://{scrubbing.ACS_HOST}",
-            acs_access_key=Secret(scrubbing.ACS_ACCESS_KEY),
+            acs_access_key=Secret("" if credential else scrubbing.ACS_ACCESS_KEY),
             graph_base_url="https://graph.microsoft.com/v1.0",
             users=users,
             expired_teams_token=Secret(expired),
@@ -379,9 +447,12 @@ class Profile:
         for alias, table in self.data.get("users", {}).items():
             password = Secret(self._env(env, table["password_env"], f"users.{alias}.password_env"))
             users[alias] = UserCredentials(alias, table["upn"], password, table.get("oid"))
-        access_key = _access_key(
-            self._env(env, secrets["acs_connection_string_env"], "secrets.acs_connection_string_env"), self
-        )
+        credential = self._live_acs_credential(env)
+        access_key = ""
+        if credential is None:
+            access_key = _access_key(
+                self._env(env, secrets["acs_connection_string_env"], "secrets.acs_connection_string_env"), self
+            )
         expired_env = secrets.get("expired_teams_token_env")
         expired = env.get(expired_env) if expired_env else None
         calling = self._calling_table()
@@ -390,6 +461,7 @@ class Profile:
         external = self.data.get("external_user")
         return Tenant(
             **declared,
+            acs_credential=credential,
             profile=self.name,
             mode="live",
             authority=f"{authority_host}/{tenant['tenant_id']}",
@@ -409,6 +481,42 @@ class Profile:
             if isinstance(external, dict)
             else None,
             canonical_origins=canonical_origins(authority_host, graph_base_url, acs_endpoint),
+        )
+
+    def acs_credential_kind(self) -> str | None:
+        """[acs].credential: the kind of Entra ID credential for ACS (ACS_CREDENTIALS), or None: the access key."""
+        table = self.data.get("acs")
+        return str(table["credential"]) if isinstance(table, dict) and "credential" in table else None
+
+    def _live_acs_credential(self, env: Mapping[str, str]) -> AcsCredential | None:
+        kind = self.acs_credential_kind()
+        if kind is None:
+            return None
+        table = self.data["acs"]
+        authority_host = endpoints(self.data["tenant"])["authority_host"]
+        tenant_id = str(self.data["tenant"]["tenant_id"])
+        if kind == "managed-identity":
+            return AcsCredential(kind, authority_host, tenant_id, str(table.get("client_id", "")))
+        client_id = str(table["client_id"])
+        if kind == "client-secret":
+            secret = self._env(env, table["client_secret_env"], "acs.client_secret_env")
+            return AcsCredential(kind, authority_host, tenant_id, client_id, client_secret=Secret(secret))
+        path = Path(self._env(env, table["certificate_path_env"], "acs.certificate_path_env")).expanduser()
+        if not path.is_file():
+            raise ProfileError(
+                f"{self._where()}: [acs].certificate_path_env names {table['certificate_path_env']}, whose value "
+                f"{str(path)!r} is not a file; set it to the PEM (private key and certificate) or PFX file of "
+                "the app's certificate"
+            )
+        password_env = table.get("certificate_password_env")
+        password = self._env(env, password_env, "acs.certificate_password_env") if password_env else None
+        return AcsCredential(
+            kind,
+            authority_host,
+            tenant_id,
+            client_id,
+            certificate_path=str(path),
+            certificate_password=Secret(password) if password else None,
         )
 
     def _ca_bundle(self) -> str | None:
@@ -669,6 +777,59 @@ def _check_declarations(data: Mapping[str, Any], where: str, users: Mapping[str,
         raise ProfileError(f"{where}: [notifications].listen_port = {port!r} is not a port number (1-65535)")
 
 
+def _check_acs(data: Mapping[str, Any], where: str, kind: str) -> None:
+    """[acs]: an Entra ID credential for ACS instead of the connection string; one line per problem."""
+    table = data.get("acs")
+    if table is None:
+        return
+    if not isinstance(table, dict):
+        raise ProfileError(f'{where}: [acs] must be a table, e.g. [acs] credential = "client-secret"')
+    instead = {
+        "client_secret": "client_secret_env",
+        "certificate": "certificate_path_env",
+        "certificate_password": "certificate_password_env",
+    }
+    held = sorted(k for k in table if k in instead)
+    if held:
+        raise ProfileError(
+            f"{where}: [acs].{held[0]} holds a secret in the file; remove it and set {instead[held[0]]} to the "
+            "name of an environment variable instead"
+        )
+    unknown = sorted(set(table) - ACS_KEYS)
+    if unknown:
+        raise ProfileError(f"{where}: [acs] has unknown key {unknown[0]!r}; use {', '.join(sorted(ACS_KEYS))}")
+    credential = table.get("credential")
+    if credential not in ACS_CREDENTIALS:
+        raise ProfileError(
+            f"{where}: [acs].credential = {credential!r} is not valid; use one of {', '.join(ACS_CREDENTIALS)}"
+        )
+    if kind == "sandbox":
+        if credential != "client-secret" or set(table) != {"credential"}:
+            raise ProfileError(
+                f'{where}: a sandbox profile\'s [acs] takes only credential = "client-secret" (the sandbox '
+                "tenant's own app and its generated secret); remove the other keys"
+            )
+        return
+    needed = {
+        "client-secret": ("client_id", "client_secret_env"),
+        "certificate": ("client_id", "certificate_path_env"),
+        "managed-identity": (),
+    }[credential]
+    for key in needed:
+        if not isinstance(table.get(key), str) or not table[key].strip():
+            example = {
+                "client_id": "the application (client) id of the confidential app holding the credential",
+                "client_secret_env": '"NAME_OF_ENV_VAR" holding its client secret',
+                "certificate_path_env": '"NAME_OF_ENV_VAR" holding the path of its certificate (PEM or PFX)',
+            }[key]
+            raise ProfileError(f"{where}: [acs].{key} is missing for credential = {credential!r}; set it to {example}")
+    if "client_id" in table and not GUID.match(str(table["client_id"])):
+        raise ProfileError(
+            f"{where}: [acs].client_id = {table['client_id']!r} is not a GUID; set it to the application (client) id "
+            "of the app (or, for a user-assigned managed identity, its client id)"
+        )
+
+
 def _shared_origin(tenant: Mapping[str, Any]) -> str | None:
     """Which of the endpoints share an origin (scheme, host, port), if any."""
     seen: dict[str, str] = {}
@@ -699,8 +860,12 @@ def validate(data: Mapping[str, Any], path: Path | None) -> Profile:
         if path is None or path.resolve() != (PROFILE_DIR / "sandbox.toml").resolve():
             data = {**_sandbox_defaults(), **data}
         _check_declarations(data, where, None)
+        _check_acs(data, where, "sandbox")
         return Profile(name=name, path=path, kind=kind, sandbox_tenant=tenant, data=data)
+    _check_acs(data, where, "live")
     for table, fields in LIVE_REQUIRED.items():
+        if table == "secrets" and isinstance(data.get("acs"), dict):
+            continue  # [acs] names the credential for ACS instead of the connection string
         section = data.get(table)
         if not isinstance(section, dict):
             raise ProfileError(f"{where}: the [{table}] table is missing; add it with {', '.join(fields)}")

@@ -9,6 +9,7 @@ Teams licence (the exchange per user) -> the webhook URL (when one is configured
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -21,11 +22,11 @@ from urllib.parse import urlsplit
 import msal
 import requests
 
-from harness import contract, diagnosis, transport
+from harness import contract, diagnosis, tokens, transport
 from harness.auth import EntraSignIn, ObservingSession, SignIn
 from harness.config import Tenant
 from harness.graph import GRAPH_SCOPES
-from harness.identity import AcsIdentity
+from harness.identity import ACS_DATA_PLANE, AcsIdentity, entra_credential
 
 GRAPH_NEEDED = {
     "send chat messages": ("ChatMessage.Send", "Chat.ReadWrite"),
@@ -126,6 +127,7 @@ class Doctor:
     webhook_port: int = 0  # the loopback port the tunnel in front of webhook_url forwards to
     checks: list[Check] = field(default_factory=list)
     signed: dict[str, SignIn] = field(default_factory=dict)
+    acs_principal: str | None = None  # the object id the Entra credential for ACS authenticates as
 
     @property
     def blocked(self) -> bool:
@@ -143,7 +145,8 @@ class Doctor:
             ("authority reachable", self.authority, authority),
             ("sign-in", self.sign_ins, authority),
             ("Teams scopes consented", self.teams_scopes, authority),
-            ("ACS resource and access key", self.acs_resource, acs),
+            *([("ACS credential", self.acs_credential, authority)] if self.tenant.acs_credential else []),
+            (self._acs_check, self.acs_resource, acs),
             ("exchange", self.exchanges, acs),
             ("Graph scopes for chat and meetings", self.graph_scopes, authority),
             ("webhook URL", self.webhook, self.webhook_url),
@@ -286,7 +289,37 @@ class Doctor:
             )
         return self._add("Teams scopes consented", "ok", "Teams.ManageCalls and Teams.ManageChats")
 
+    @property
+    def _acs_check(self) -> str:
+        return "ACS resource and role assignment" if self.tenant.acs_credential else "ACS resource and access key"
+
+    def acs_credential(self) -> bool:
+        """The profile's Entra ID credential for ACS gets a token for https://communication.azure.com."""
+        from azure.core.exceptions import ClientAuthenticationError
+
+        spec = self.tenant.acs_credential
+        assert spec is not None
+        try:
+            token = entra_credential(self.tenant).get_token(f"{ACS_DATA_PLANE}//.default")
+        except ClientAuthenticationError as err:
+            found = re.search(r"AADSTS(\d+)", str(err))
+            code = int(found.group(1)) if found else None
+            return self._add(
+                "ACS credential",
+                "fail",
+                one_line(next((line for line in str(err).splitlines() if "AADSTS" in line), str(err))),
+                _credential_remedy(code, spec.kind, spec.client_id, self.tenant.tenant_id),
+            )
+        claims = tokens.claims(token.token)
+        self.acs_principal = str(claims.get("oid", "")) or None
+        return self._add(
+            "ACS credential",
+            "ok",
+            f"{spec.kind}: a token for {ACS_DATA_PLANE} issued to the service principal {self.acs_principal}",
+        )
+
     def acs_resource(self) -> bool:
+        name = self._acs_check
         responses: list[Any] = []
         identity = AcsIdentity(self.tenant)
         try:
@@ -294,15 +327,21 @@ class Doctor:
         except Exception as err:  # noqa: BLE001 (the SDK raises many kinds; each is a finding here)
             status = getattr(err, "status_code", None)
             if status is None:  # no answer at all: TLS, the network (azure-core's ServiceRequestError)
-                return self._failed("ACS resource and access key", err, asks=self.tenant.acs_endpoint)
+                return self._failed(name, err, asks=self.tenant.acs_endpoint)
             code = getattr(getattr(err, "error", None), "code", None)
             found = diagnosis.for_acs(status, code)
-            return self._add(
-                "ACS resource and access key",
-                "fail",
-                f"{status} {code or type(err).__name__}",
-                found.remedy if found else "check [tenant].acs_endpoint and the connection string",
-            )
+            remedy = found.remedy if found else "check [tenant].acs_endpoint and the connection string"
+            if self.tenant.acs_credential is not None and status in (401, 403):
+                principal = self.acs_principal or "of the profile's [acs] credential"
+                remedy = (
+                    f"assign the Contributor role on the ACS resource {self.tenant.acs_endpoint} to the service "
+                    f"principal with object id {principal} (Azure portal: the Communication Services resource > "
+                    "Access control (IAM) > Add role assignment), then run the doctor again"
+                    if status == 403
+                    else f"ACS did not accept the Entra token: check that [tenant].acs_endpoint is a resource of "
+                    f"tenant {self.tenant.tenant_id}'s subscriptions and that the credential is that tenant's"
+                )
+            return self._add(name, "fail", f"{status} {code or type(err).__name__}", remedy)
         date = responses[-1].http_response.headers.get("date") if responses else None
         skew = ""
         if date:
@@ -310,7 +349,9 @@ class Doctor:
             skew = f"; clock skew {seconds:.0f} s"
             if seconds > 240:
                 self._add("clock skew", "warn", f"{seconds:.0f} s", "sync this machine's clock: ACS allows 5 minutes")
-        return self._add("ACS resource and access key", "ok", f"HMAC accepted{skew}")
+        if self.tenant.acs_credential is not None:
+            return self._add(name, "ok", f"Entra ID bearer token accepted (Azure RBAC){skew}")
+        return self._add(name, "ok", f"HMAC accepted{skew}")
 
     def exchanges(self) -> bool:
         """The exchange for each signed-in user: also how an unlicensed user shows."""
@@ -427,3 +468,32 @@ def table(checks: list[Check]) -> str:
         if c.remedy:
             lines.append(f"{'':<5} {'':<{width}}  remedy: {c.remedy}")
     return "\n".join(lines)
+
+
+def _credential_remedy(code: int | None, kind: str, client_id: str, tenant_id: str) -> str:
+    """What to do when Entra ID refuses the profile's credential for ACS (its AADSTS code)."""
+    app = f"app {client_id}" if client_id else "the app"
+    if code == 7000222:
+        return (
+            f"the client secret of {app} has expired: create a new one (Entra admin center > App registrations > "
+            "Certificates & secrets) and export its Value in the variable [acs].client_secret_env names"
+        )
+    if code == 7000215:
+        return (
+            f"the client secret is not one of {app}'s: export the secret's Value (not its Secret ID) in the "
+            "variable [acs].client_secret_env names"
+        )
+    if code == 700016:
+        return f"{app} is not registered in tenant {tenant_id}: check [acs].client_id and [tenant].tenant_id"
+    if code == 500011:
+        return (
+            f"tenant {tenant_id} has no service principal for Azure Communication Services "
+            f"({ACS_DATA_PLANE}): create the Communication Services resource in a subscription of this tenant, "
+            "or check [tenant].tenant_id"
+        )
+    found = diagnosis.for_aadsts(code) if code else None
+    if found:
+        return found.remedy
+    if kind == "managed-identity":
+        return "DefaultAzureCredential found no usable identity on this machine: run where a managed identity is"
+    return "check the [acs] credential in the profile (client id, and the secret or certificate it names)"

@@ -59,7 +59,11 @@ def exchange_observation(result: Exchange) -> Observation:
             status=result.status,
             request_id=result.request_id,
             emulator_defined=result.emulator_defined,
-            evidence={"expiresOn": result.expires_on, **({"retries": result.retries} if result.retries else {})},
+            evidence={
+                "expiresOn": result.expires_on,
+                "acs_auth": result.auth,
+                **({"retries": result.retries} if result.retries else {}),
+            },
         )
     found = diagnosis.for_acs(result.status, result.code)
     return Observation(
@@ -73,7 +77,7 @@ def exchange_observation(result: Exchange) -> Observation:
         emulator_defined=result.emulator_defined,
         diagnosis=found.meaning if found else None,
         remedy=found.remedy if found else None,
-        evidence={"retries": result.retries} if result.retries else {},
+        evidence={"acs_auth": result.auth, **({"retries": result.retries} if result.retries else {})},
     )
 
 

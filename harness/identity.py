@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +13,10 @@ from azure.communication.identity import CommunicationIdentityClient, Communicat
 from azure.core.exceptions import HttpResponseError
 
 from harness import contract, tokens
-from harness.config import Secret, Tenant
+from harness.config import AcsCredential, Secret, Tenant
+
+# The resource the credential gets a token for; the SDK asks for "https://communication.azure.com//.default".
+ACS_DATA_PLANE = "https://communication.azure.com"
 
 
 @dataclass
@@ -30,6 +34,7 @@ class Exchange:
     expires_on: str | None = None
     identity: str | None = None
     retries: list[str] = field(default_factory=list)  # transient failures the harness retried
+    auth: str = "hmac"  # how the request authenticated to ACS: "hmac" (access key) or "entra:<credential kind>"
 
     @property
     def ok(self) -> bool:
@@ -48,12 +53,46 @@ THROTTLE_RETRIES = 2
 BARE_429_PAUSE_S = 1.0  # a 429 that names no Retry-After: pause this long before the harness retries
 
 
+def entra_credential(tenant: Tenant) -> Any:
+    """The azure-identity credential a profile's [acs] names, reaching the tenant's Entra ID (the canonical
+    host, routed to the sandbox there, with the profile's CA bundle)."""
+    spec: AcsCredential | None = tenant.acs_credential
+    assert spec is not None, "the profile names no Entra ID credential for ACS"
+    from azure.identity import CertificateCredential, ClientSecretCredential, DefaultAzureCredential
+
+    options: dict[str, Any] = {"authority": spec.authority_host}
+    if tenant.ca_bundle:
+        options["connection_verify"] = tenant.ca_bundle
+    if tenant.mode != "live":  # the sandbox (and its recordings) answer for their own tenants only
+        options["disable_instance_discovery"] = True
+    if spec.kind == "client-secret":
+        return ClientSecretCredential(spec.tenant_id, spec.client_id, str(spec.client_secret), **options)
+    if spec.kind == "certificate":
+        password = str(spec.certificate_password).encode() if spec.certificate_password else None
+        return CertificateCredential(
+            spec.tenant_id, spec.client_id, spec.certificate_path, password=password, **options
+        )
+    # A managed identity (or whatever DefaultAzureCredential finds on this machine): live mode only.
+    return DefaultAzureCredential(
+        **options,
+        managed_identity_client_id=spec.client_id or None,
+        exclude_interactive_browser_credential=True,
+    )
+
+
 class AcsIdentity:
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
-        self.client = CommunicationIdentityClient.from_connection_string(
-            str(tenant.acs_connection_string), connection_verify=tenant.ca_bundle or True
-        )
+        self.auth = tenant.acs_auth
+        verify = tenant.ca_bundle or True
+        if tenant.acs_credential is None:
+            self.client = CommunicationIdentityClient.from_connection_string(
+                str(tenant.acs_connection_string), connection_verify=verify
+            )
+        else:
+            self.client = CommunicationIdentityClient(
+                tenant.acs_endpoint, entra_credential(tenant), connection_verify=verify
+            )
         self.retries: list[str] = []
         self.sleep: Callable[[float], None] = time.sleep
 
@@ -82,7 +121,12 @@ class AcsIdentity:
         return observed, value
 
     def _failed(self, observed: Exchange, err: HttpResponseError) -> tuple[Exchange, Any]:
+        observed.auth = self.auth
         observed.status = err.status_code
+        if err.status_code is None and (aadsts := re.search(r"AADSTS(\d+)", str(err))):
+            # The Entra ID credential was refused before ACS was asked (azure-identity's ClientAuthenticationError).
+            observed.code = f"AADSTS{aadsts.group(1)}"
+            observed.message = next((line for line in str(err).splitlines() if "AADSTS" in line), str(err))
         if err.error is not None:
             observed.code, observed.message = err.error.code, err.error.message
             observed.target = getattr(err.error, "target", None)
@@ -90,7 +134,7 @@ class AcsIdentity:
         return observed, None
 
     def _call_once(self, operation: str, fn: Any, *args: Any, **kwargs: Any) -> tuple[Exchange, Any]:
-        observed = Exchange(operation=operation)
+        observed = Exchange(operation=operation, auth=self.auth)
         responses: list[Any] = []
         value = fn(*args, raw_response_hook=responses.append, **kwargs)
         if responses:

@@ -473,9 +473,9 @@ def test_built_in_sandbox_profiles_load(name: str) -> None:
     assert profile.kind == "sandbox"
     assert profile.path == PROFILE_DIR / f"{name}.toml"
     assert profile.name == name
-    assert profile.sandbox_tenant == ("contoso" if name in ("sandbox", "flaky") else name)
+    assert profile.sandbox_tenant == ("contoso" if name in ("sandbox", "flaky", "acs-entra") else name)
     replay = profile.for_replay()
-    assert replay.misconfiguration == (None if name in ("sandbox", "flaky") else name)
+    assert replay.misconfiguration == (None if name in ("sandbox", "flaky", "acs-entra") else name)
 
 
 def test_built_in_live_example_loads_and_names_its_env_vars() -> None:

@@ -39,6 +39,16 @@ def test_the_clean_sandbox_is_ready(tmp_path: Path) -> None:
     assert (calling["status"], calling["detail"]) == ("ok", "sandbox (the sandbox's calling model)")
 
 
+def test_the_sandbox_with_an_entra_credential_for_acs_is_ready(tmp_path: Path) -> None:
+    status, report, output = doctor("acs-entra", tmp_path)
+    assert status == 0 and not report["blocked"], output
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["ACS credential"]["status"] == "ok"
+    assert "a token for https://communication.azure.com" in checks["ACS credential"]["detail"]
+    assert checks["ACS resource and role assignment"]["status"] == "ok"
+    assert "ACS resource and access key" not in checks
+
+
 @pytest.mark.parametrize(
     ("profile", "check", "detail", "remedy"),
     [
@@ -49,6 +59,8 @@ def test_the_clean_sandbox_is_ready(tmp_path: Path) -> None:
         ("app-not-registered", "sign-in of adele", "AADSTS700016", "client id"),
         ("no-teams-license", "exchange for adele", "403 Forbidden", "Teams licence"),
         ("graph-scope-missing", "Graph scopes for chat and meetings", "ChatMessage.Send", "ChatMessage.Send"),
+        ("acs-role-missing", "ACS resource and role assignment", "403 AuthorizationFailed", "Contributor role"),
+        ("client-secret-expired", "ACS credential", "AADSTS7000222", "create a new one"),
     ],
 )
 def test_each_misconfiguration_gets_its_diagnosis(

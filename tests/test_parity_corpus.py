@@ -5,10 +5,14 @@ Each recording (tests/parity_corpus/*.json, sources in tests/parity_corpus/SOURC
 The recorded request carries sanitized values, so the test rebuilds the request the SDK test sent from the
 recording's `send` (what that test case passed: a real sandbox Entra token or an expired one, the app's
 client ID or the user's object ID, a literal, or no such key) and sends it, HMAC-signed by the real
-azure-communication-identity client's pipeline, with the recording's api-version. The answers are then
-compared with harness.parity.compare (status; error code, message and target exactly; key structure and
-value formats), and the headers the recordings show: the exact Content-Type, and whether the answer
-carries api-supported-versions (naming the request's api-version when it does).
+azure-communication-identity client's pipeline, with the recording's api-version. A recording whose client
+authenticated to ACS with an Entra ID credential (BEARER) is sent the same way, authenticated by the pipeline's
+bearer policy with a client-credentials token for https://communication.azure.com (azure-identity's
+ClientSecretCredential and the sandbox tenant's app): ACS sees the same kind of credential, a bearer token for
+its resource issued to a service principal, whatever kind of principal (a managed identity) held it.
+The answers are then compared with harness.parity.compare (status; error code, message and target
+exactly; key structure and value formats), and the headers the recordings show: the exact Content-Type,
+and whether the answer carries api-supported-versions (naming the request's api-version when it does).
 
 `pytest tests/test_parity_corpus.py -s` prints the parity table.
 """
@@ -26,6 +30,7 @@ import pytest
 import requests
 from azure.communication.identity import CommunicationIdentityClient
 from azure.core.pipeline.transport import HttpRequest
+from azure.identity import ClientSecretCredential
 
 from harness import contract
 from harness.parity import Exchange, compare
@@ -52,11 +57,26 @@ GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 EXPIRES_ON = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.(\d{0,6}[1-9])\+00:00$")
 
 
+# Recordings made with an Entra ID credential for ACS (bearer), kept in the corpus with a reason they were not
+# replayed while the sandbox's ACS accepted HMAC only; now replayed with a bearer token (module docstring).
+BEARER = {
+    "py@14cb0fac:TestClient.test_get_token_for_teams_user_from_managed_identity": {
+        "token": "<entra-token>",
+        "appId": "<client-id>",
+        "userId": "<user-oid>",
+    },
+}
+
+
 def _recordings() -> list[dict[str, Any]]:
     found = []
     for name in FILES:
         for entry in json.loads((CORPUS / name).read_text(encoding="utf-8"))["recordings"]:
-            found.append({**entry, "file": name})
+            entry = {**entry, "file": name}
+            if entry["id"] in BEARER:
+                entry.pop("not_replayed", None)
+                entry.update(send=BEARER[entry["id"]], auth="bearer")
+            found.append(entry)
     return found
 
 
@@ -147,14 +167,32 @@ def _body(send: dict[str, str], values: dict[str, str]) -> dict[str, str]:
     return {key: values.get(value, value) for key, value in send.items() if value != ABSENT}
 
 
-def _ask_sandbox(info: dict[str, Any], api_version: str, body: dict[str, str]) -> tuple[int, dict[str, str], str]:
-    client = CommunicationIdentityClient.from_connection_string(
-        info["acs_connection_string"], connection_verify=info["ca_bundle"], retry_total=0
-    )
+def _ask_sandbox(
+    info: dict[str, Any], api_version: str, body: dict[str, str], auth: str = "hmac"
+) -> tuple[int, dict[str, str], str]:
+    if auth == "bearer":
+        authority, _, tenant_id = info["authority"].rpartition("/")
+        credential = ClientSecretCredential(
+            tenant_id,
+            info["client_id"],
+            info["client_secret"],
+            authority=authority,
+            disable_instance_discovery=True,
+            connection_verify=info["ca_bundle"],
+        )
+        client = CommunicationIdentityClient(
+            info["acs_endpoint"], credential, connection_verify=info["ca_bundle"], retry_total=0
+        )
+    else:
+        client = CommunicationIdentityClient.from_connection_string(
+            info["acs_connection_string"], connection_verify=info["ca_bundle"], retry_total=0
+        )
     request = HttpRequest("POST", f"{info['acs_endpoint']}{EXCHANGE_PATH}?api-version={api_version}")
     request.set_json_body(body)
-    # the SDK's own pipeline: its HMAC policy signs the exact bytes sent
+    # the SDK's own pipeline: its HMAC policy signs the exact bytes sent (or its bearer policy authenticates)
     response = client._identity_service_client._client.send_request(request)
+    sent = response.request.headers.get("Authorization", "")
+    assert sent.startswith("Bearer " if auth == "bearer" else "HMAC-SHA256 "), "the request was not sent as recorded"
     headers = {k.lower(): v for k, v in response.headers.items()}
     return response.status_code, headers, response.text()
 
@@ -174,7 +212,9 @@ def test_the_sandbox_answers_as_the_recorded_service(
     recording: dict[str, Any], sandbox: dict[str, Any], parity_table: list[tuple[str, ...]]
 ) -> None:
     api_version = recording["request"]["api_version"]
-    status, headers, text = _ask_sandbox(sandbox, api_version, _body(recording["send"], sandbox["values"]))
+    status, headers, text = _ask_sandbox(
+        sandbox, api_version, _body(recording["send"], sandbox["values"]), recording.get("auth", "hmac")
+    )
     theirs = recording["response"]
     recorded = Exchange(
         "POST",

@@ -5,7 +5,8 @@ the exchange are the ones recorded from the real service (§1.3), in the precede
 headers those recordings show (an error's Content-Type has no charset; api-supported-versions only on the
 answers the service's versioned action gave). tests/test_parity_corpus.py replays every public SDK recording
 of the exchange (tests/parity_corpus/) against this module. Answers for cases no public source shows carry
-the emulator-defined header.
+the emulator-defined header. Every route accepts either an HMAC signature (the access key, §2) or an Entra ID
+bearer token for https://communication.azure.com authorized by Azure RBAC on the resource (§8, `verify_bearer`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from starlette.routing import Route
 
 from harness import contract
 from harness.sandbox.context import SandboxContext, emulator_defined, json_object
-from harness.sandbox.state import ACS_RESOURCE_URI, TEAMS_SCOPES, Tenant
+from harness.sandbox.state import (
+    ACS_DATA_PLANE_URI,
+    ACS_DATA_ROLES,
+    ACS_RESOURCE_URI,
+    TEAMS_SCOPES,
+    AcsResource,
+    Tenant,
+)
 
 # api-versions that carry this route: 2021-10-31-preview takes {token} only; the others take all three.
 # 2025-03-02-preview: recorded from the real service in 2025 (JS and .NET SDK recordings, identity.md §1.3).
@@ -127,6 +135,45 @@ def verify_hmac(
     raise AcsError(401, "Denied", "Denied by the resource provider.", emulated=denied)
 
 
+BEARER_DENIED = "a bearer token that is not valid for this resource; ACS's answer is not documented (emulator-defined)"
+BEARER_AUDIENCES = (ACS_DATA_PLANE_URI, f"{ACS_DATA_PLANE_URI}/")
+
+
+def verify_bearer(token: str, *, verify: Any, acs: AcsResource, now: int, action: str) -> dict[str, Any]:
+    """An Entra ID access token for the ACS data plane (docs/contracts/identity.md §7): signature (`verify`,
+    the sandbox Entra's signer), audience (with or without its trailing slash), issuer and tenant (the
+    resource's home tenant), expiry; then Azure RBAC: the principal (`oid`) needs a role in ACS_DATA_ROLES
+    on the resource. Raises AcsError: 401 for the token, 403 for the missing role assignment."""
+    try:
+        claims = verify(token)
+    except jwt.InvalidTokenError:
+        raise AcsError(401, "Denied", "Denied by the resource provider.", emulated=BEARER_DENIED) from None
+    tid = str(claims.get("tid", ""))
+    if (
+        claims.get("aud") not in BEARER_AUDIENCES
+        or tid not in acs.home_tenants
+        or claims.get("iss") != f"https://sts.windows.net/{tid}/"
+        or int(claims.get("exp", 0)) <= now
+    ):
+        raise AcsError(401, "Denied", "Denied by the resource provider.", emulated=BEARER_DENIED)
+    oid = str(claims.get("oid", ""))
+    if acs.role_assignments.get(oid) not in ACS_DATA_ROLES:
+        resource = (
+            f"/subscriptions/.../resourceGroups/.../providers/Microsoft.Communication/communicationServices/{acs.name}"
+        )
+        raise AcsError(
+            403,
+            "AuthorizationFailed",
+            f"The client '{claims.get('appid', oid)}' with object id '{oid}' does not have authorization to perform "
+            f"action '{action}' over scope '{resource}' or the scope is invalid. If access was recently granted, "
+            "please refresh your credentials.",
+            emulated="ACS's 403 for a principal without a role assignment is not documented; this body follows "
+            "Azure Resource Manager's AuthorizationFailed",
+            versioned=False,
+        )
+    return claims
+
+
 class Acs:
     def __init__(self, ctx: SandboxContext) -> None:
         self.ctx = ctx
@@ -178,7 +225,17 @@ class Acs:
 
     async def _authenticated_body(self, request: Request) -> bytes:
         body = await request.body()
-        self._verify_hmac(request, body)
+        authorization = request.headers.get("authorization", "")
+        if authorization[:7].lower() == "bearer ":
+            verify_bearer(
+                authorization[7:].strip(),
+                verify=self.ctx.entra_signer.verify,
+                acs=self.ctx.directory.acs,
+                now=self.ctx.epoch(),
+                action=f"{request.method} {request.url.path}",
+            )
+        else:
+            self._verify_hmac(request, body)
         version = request.query_params.get("api-version")
         if version not in SUPPORTED_VERSIONS:
             raise AcsError(

@@ -16,18 +16,22 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from harness.sandbox.context import SandboxContext, base_url, emulator_defined, form_fields
-from harness.sandbox.state import RESOURCES, AppRegistration, Tenant, User
+from harness.sandbox.state import RESOURCES, AppRegistration, Tenant, User, service_principal_oid
 
 OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 ACCESS_TOKEN_LIFETIME_S = 4500  # 75 minutes: emulator-defined (real tokens last 60-90 minutes)
 DEVICE_CODE_LIFETIME_S = 900
 PASSWORD_GRANT = "password"
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 class EntraError(Exception):
@@ -269,11 +273,94 @@ class Entra:
                 "Invalid client secret provided. Ensure the secret being sent in the request is the client "
                 f"secret value, not the client secret ID, for a secret added to app '{app.client_id}'.",
             )
+        if "client_assertion" in form:
+            self._verify_client_assertion(app, form)
+        expires = app.client_secret_expires
+        if secret is not None and expires is not None and self.ctx.now() >= expires:
+            # Text as real answers show it (identity.md §7); error and status as for AADSTS7000215.
+            raise EntraError(
+                401,
+                "invalid_client",
+                7000222,
+                f"The provided client secret keys for app '{app.client_id}' are expired. Visit the Azure portal to "
+                "create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate "
+                "credentials for added security: https://aka.ms/certCreds.",
+                emulator_defined="the HTTP status of AADSTS7000222 is inferred (invalid_client, as AADSTS7000215)",
+            )
         return app
+
+    def _verify_client_assertion(self, app: AppRegistration, form: dict[str, str]) -> None:
+        """A certificate credential (private_key_jwt): the assertion is signed by a certificate registered on
+        the app (found by its x5t#S256 or x5t thumbprint), issued and subjected by the app, not expired.
+        The answers' texts are emulator-defined (the codes are Entra's for these cases)."""
+        assertion = form.get("client_assertion", "")
+        if form.get("client_assertion_type") != JWT_BEARER_ASSERTION:
+            raise EntraError(
+                400,
+                "invalid_request",
+                50027,
+                "JWT token is invalid or malformed.",
+                emulator_defined="the answer to a client_assertion without the jwt-bearer assertion type",
+            )
+        try:
+            header = jwt.get_unverified_header(assertion)
+        except jwt.InvalidTokenError:
+            raise EntraError(
+                400, "invalid_request", 50027, "JWT token is invalid or malformed.", emulator_defined="text unverified"
+            ) from None
+        wanted = {str(header[k]).rstrip("=") for k in ("x5t#S256", "x5t") if header.get(k)}
+        key = None
+        for pem in app.certificates:
+            cert = x509.load_pem_x509_certificate(pem)
+            prints = {
+                base64.urlsafe_b64encode(cert.fingerprint(algorithm)).decode().rstrip("=")
+                for algorithm in (hashes.SHA256(), hashes.SHA1())  # noqa: S303 (x5t is SHA-1 by definition)
+            }
+            if prints & wanted:
+                key = cert.public_key()
+                break
+        if key is None:
+            raise EntraError(
+                401,
+                "invalid_client",
+                700027,
+                "The certificate with identifier used to sign the client assertion is not registered on "
+                "application. [Reason - The key was not found., Please visit the Azure Portal, Graph Explorer or "
+                f"directly use MS Graph to see configured keys for app Id '{app.client_id}'.]",
+                emulator_defined="the text of AADSTS700027 for an unregistered certificate is unverified",
+            )
+        try:
+            claims = jwt.decode(
+                assertion, key, algorithms=["RS256", "PS256"], options={"verify_aud": False, "verify_exp": False}
+            )
+        except jwt.InvalidTokenError:
+            raise EntraError(
+                401,
+                "invalid_client",
+                700027,
+                "Client assertion failed signature validation.",
+                emulator_defined="the text of AADSTS700027 for a bad signature is unverified",
+            ) from None
+        if claims.get("iss") != app.client_id or claims.get("sub") != app.client_id:
+            raise EntraError(
+                401,
+                "invalid_client",
+                700021,
+                "Client assertion application identifier doesn't match 'client_id' parameter.",
+                emulator_defined="the code and text for an assertion of another app are unverified",
+            )
+        if int(claims.get("exp", 0)) <= self.ctx.epoch():
+            raise EntraError(
+                401,
+                "invalid_client",
+                700024,
+                "Client assertion is not within its valid time range.",
+                emulator_defined="the text of AADSTS700024 is abridged (the real one names the times)",
+            )
 
     @staticmethod
     def _require_public_client(app: AppRegistration, form: dict[str, str]) -> None:
-        if not app.public_client_flows and "client_secret" not in form:
+        if not app.public_client_flows and "client_secret" not in form and "client_assertion" not in form:
             raise EntraError(
                 401,
                 "invalid_client",
@@ -459,7 +546,7 @@ class Entra:
         return self._issue(tenant, app, user, grant, amr=["pwd"])
 
     def _client_credentials(self, tenant: Tenant, app: AppRegistration, form: dict[str, str]) -> dict[str, Any]:
-        if "client_secret" not in form:
+        if "client_secret" not in form and "client_assertion" not in form:
             raise EntraError(
                 401,
                 "invalid_client",
@@ -476,10 +563,29 @@ class Entra:
                 "value with /.default suffixed to the resource identifier (application ID URI).",
             )
         grant = self._resolve_scopes(tenant, scope)
+        if grant.resource_app_id not in tenant.service_principals:
+            # The resource exists, but the tenant has no service principal for it: the resource principal is
+            # not found in this tenant, which is what AADSTS500011's text says.
+            raise EntraError(
+                400,
+                "invalid_resource",
+                500011,
+                f"The resource principal named {grant.resource} was not found in the tenant named "
+                f"{tenant.display_name}. This can happen if the application has not been installed by the "
+                "administrator of the tenant or consented to by any user in the tenant. You might have sent your "
+                "authentication request to the wrong tenant.",
+                emulator_defined="AADSTS500011 (not 650052) for a client-credentials request whose resource has no "
+                "service principal in the tenant is inferred from the code's text",
+            )
         self._authorize(tenant, app, None, grant)
+        # The audience is the resource as requested, v1 style: the SDKs' double-slash spelling
+        # (https://communication.azure.com//.default) gives the resource with its trailing slash, as for
+        # ARM (inferred: identity.md §7, emulator-defined).
+        requested = scope.removesuffix("/.default")
+        aud = requested if requested.rstrip("/") == grant.resource else grant.resource
         iat = self.ctx.epoch()
         claims = {
-            "aud": grant.resource,
+            "aud": aud,
             "iss": f"https://sts.windows.net/{tenant.tenant_id}/",
             "iat": iat,
             "nbf": iat,
@@ -487,8 +593,8 @@ class Entra:
             "appid": app.client_id,
             "appidacr": "1",
             "idtyp": "app",
-            "oid": self.ctx.ids.stable(f"{tenant.name}/sp/{app.client_id}"),
-            "roles": [],  # the sandbox grants no application permissions; ACS defines none
+            "oid": service_principal_oid(self.ctx.ids, tenant.name, app.client_id),
+            "roles": [],  # app roles granted on the resource: the sandbox grants none (ACS authorizes by Azure RBAC)
             "tid": tenant.tenant_id,
             "ver": "1.0",
         }

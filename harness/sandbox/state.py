@@ -21,6 +21,15 @@ ACS_APP_NAME = "Azure Communication Services"
 GRAPH_RESOURCE_URI = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 TEAMS_SCOPES = ("Teams.ManageCalls", "Teams.ManageChats")
+# The ACS data plane as an Entra resource: what a service principal or managed identity asks a token for
+# (scope https://communication.azure.com/.default; the Azure SDKs send https://communication.azure.com//.default).
+# The first-party app id is the resource Entra names in AADSTS65002 for that scope (Azure/azure-sdk-for-net#35816,
+# Azure/azure-cli#23485); docs/contracts/identity.md §7.
+ACS_DATA_PLANE_URI = "https://communication.azure.com"
+ACS_DATA_PLANE_APP_ID = "632ec9eb-fad7-4cbd-993a-e72973ba2acc"
+# Azure RBAC roles that let a principal call the identity routes: Microsoft's service-principal quickstart
+# assigns Contributor; Owner includes everything Contributor may do.
+ACS_DATA_ROLES = frozenset({"Contributor", "Owner"})
 
 # Resource apps the sandbox knows: resource URI -> (app id, display name, delegated permissions).
 RESOURCES: dict[str, tuple[str, str, frozenset[str]]] = {
@@ -29,6 +38,7 @@ RESOURCES: dict[str, tuple[str, str, frozenset[str]]] = {
         ACS_APP_NAME,
         frozenset({"Teams.ManageCalls", "Teams.ManageChats", "TeamsExtension.ManageCalls"}),
     ),
+    ACS_DATA_PLANE_URI: (ACS_DATA_PLANE_APP_ID, "Azure Communication Services", frozenset()),
     GRAPH_RESOURCE_URI: (
         GRAPH_APP_ID,
         "Microsoft Graph",
@@ -148,6 +158,8 @@ class AppRegistration:
     public_client_flows: bool = True
     redirect_uris: tuple[str, ...] = ("http://localhost",)
     client_secret: str | None = None
+    client_secret_expires: datetime | None = None  # None: the secret does not expire
+    certificates: list[bytes] = field(default_factory=list)  # PEM certificates registered for client assertions
     # Delegated permissions granted on each resource: resource URI -> permission names.
     consented: dict[str, frozenset[str]] = field(default_factory=dict)
 
@@ -158,6 +170,12 @@ class AcsResource:
     immutable_id: str
     access_key: str  # base64, as in a connection string
     location: str = "unitedstates"
+    # Azure RBAC on the resource: principal object id -> role name (ACS_DATA_ROLES let it call the identity
+    # routes with a bearer token). Seeded from each tenant's `acs_role`.
+    role_assignments: dict[str, str] = field(default_factory=dict)
+    # Tenants whose tokens the resource accepts (its subscription's home tenant; in the sandbox, contoso and
+    # every misconfigured copy of it: they are one organisation set up differently).
+    home_tenants: set[str] = field(default_factory=set)
 
     @property
     def host(self) -> str:
@@ -249,6 +267,8 @@ class Tenant:
     blocked_domains: set[str] = field(default_factory=set)  # external access (federation) blocked for these
     enforces_lobby: bool = True  # only the deliberately wrong sandbox turns this off
     meetings: dict[str, Meeting] = field(default_factory=dict)
+    # The Azure role the tenant's app's service principal holds on the sandbox's ACS resource (None: none).
+    acs_role: str | None = "Contributor"
 
     def user_by_upn(self, upn: str) -> User | None:
         upn = upn.lower()
@@ -337,6 +357,20 @@ def _lobby_not_enforced(tenant: Tenant) -> None:
     tenant.enforces_lobby = False
 
 
+@misconfiguration("acs-role-missing")
+def _acs_role_missing(tenant: Tenant) -> None:
+    """The app's service principal has no role assignment on the ACS resource (RBAC): Entra issues it a
+    token for https://communication.azure.com, and ACS refuses the calls made with it (403)."""
+    tenant.acs_role = None
+
+
+@misconfiguration("client-secret-expired")
+def _client_secret_expired(tenant: Tenant) -> None:
+    """The app's client secret has expired (AADSTS7000222 on every client-credentials request)."""
+    for app in tenant.apps.values():
+        app.client_secret_expires = SANDBOX_EPOCH - timedelta(days=1)
+
+
 @misconfiguration("app-not-registered")
 def _app_not_registered(tenant: Tenant) -> None:
     tenant.apps.clear()
@@ -393,6 +427,11 @@ def seed_meetings(ids: IdSource, tenant: Tenant, team: Team, channel_id: str) ->
         tenant.chats[thread] = Chat(thread, "meeting", [megan, adele], SANDBOX_EPOCH, meeting.subject, meeting.id)
 
 
+def service_principal_oid(ids: IdSource, tenant_name: str, client_id: str) -> str:
+    """The object id of app `client_id`'s service principal in tenant `tenant_name` (a token's `oid`)."""
+    return ids.stable(f"{tenant_name}/sp/{client_id}")
+
+
 def _password(ids: IdSource, name: str) -> str:
     return "Pw!" + base64.urlsafe_b64encode(ids.secret(f"password:{name}", 12)).decode()
 
@@ -436,7 +475,7 @@ def build_tenant(ids: IdSource, name: str, client_id: str) -> Tenant:
         display_name=f"{name.title()} (sandbox)",
         users={u.alias: u for u in users},
         apps={app.client_id: app},
-        service_principals={ACS_FIRST_PARTY_APP_ID, GRAPH_APP_ID},
+        service_principals={ACS_FIRST_PARTY_APP_ID, ACS_DATA_PLANE_APP_ID, GRAPH_APP_ID},
     )
     team_id = ids.stable(f"{name}/team/sales")
     general = f"19:{ids.stable(f'{name}/channel/general').replace('-', '')}@thread.tacv2"
@@ -474,6 +513,12 @@ class Directory:
             immutable_id=ids.stable("acs/cte-sandbox"),
             access_key=base64.b64encode(ids.secret("acs/access-key", 64)).decode(),
         )
+        for tenant in tenants.values():
+            if tenant.name == "fabrikam":  # another organisation: the resource is not in its subscription
+                continue
+            acs.home_tenants.add(tenant.tenant_id)
+            if tenant.acs_role and client_id in tenant.apps:
+                acs.role_assignments[service_principal_oid(ids, tenant.name, client_id)] = tenant.acs_role
         return cls(tenants=tenants, acs=acs, client_id=client_id)
 
     def tenant(self, key: str) -> Tenant | None:
