@@ -6,8 +6,8 @@ The recorded request carries sanitized values, so the test rebuilds the request 
 recording's `send` (what that test case passed: a real sandbox Entra token or an expired one, the app's
 client ID or the user's object ID, a literal, or no such key) and sends it, HMAC-signed by the real
 azure-communication-identity client's pipeline, with the recording's api-version. A recording whose client
-authenticated to ACS with an Entra ID credential (BEARER) is sent the same way, authenticated by the pipeline's
-bearer policy with a client-credentials token for https://communication.azure.com (azure-identity's
+authenticated to ACS with an Entra ID credential (`"auth": "bearer"`) is sent the same way, authenticated by the
+pipeline's bearer policy with a client-credentials token for https://communication.azure.com (azure-identity's
 ClientSecretCredential and the sandbox tenant's app): ACS sees the same kind of credential, a bearer token for
 its resource issued to a service principal, whatever kind of principal (a managed identity) held it.
 The answers are then compared with harness.parity.compare (status; error code, message and target
@@ -57,26 +57,11 @@ GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 EXPIRES_ON = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.(\d{0,6}[1-9])\+00:00$")
 
 
-# Recordings made with an Entra ID credential for ACS (bearer), kept in the corpus with a reason they were not
-# replayed while the sandbox's ACS accepted HMAC only; now replayed with a bearer token (module docstring).
-BEARER = {
-    "py@14cb0fac:TestClient.test_get_token_for_teams_user_from_managed_identity": {
-        "token": "<entra-token>",
-        "appId": "<client-id>",
-        "userId": "<user-oid>",
-    },
-}
-
-
 def _recordings() -> list[dict[str, Any]]:
     found = []
     for name in FILES:
         for entry in json.loads((CORPUS / name).read_text(encoding="utf-8"))["recordings"]:
-            entry = {**entry, "file": name}
-            if entry["id"] in BEARER:
-                entry.pop("not_replayed", None)
-                entry.update(send=BEARER[entry["id"]], auth="bearer")
-            found.append(entry)
+            found.append({**entry, "file": name})
     return found
 
 
