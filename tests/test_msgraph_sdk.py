@@ -12,12 +12,10 @@ itself (docs/contracts/graph.md §8).
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,6 +52,7 @@ from msgraph_core.tasks.page_iterator import PageIterator
 from harness.contract import EMULATOR_DEFINED_HEADER
 from harness.sandbox.graph import GraphError, Query, collapse_empty_segments, with_projection
 from harness.sandbox.server import Sandbox
+from tests.support import run_async
 
 pytestmark = pytest.mark.integration
 GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
@@ -153,8 +152,7 @@ def run(info: dict, credential: MsalCredential, scenario: Callable[[Sdk], Awaita
         finally:
             await sdk.http.aclose()
 
-    with ThreadPoolExecutor(1, thread_name_prefix="msgraph-sdk") as pool:
-        return pool.submit(asyncio.run, main()).result()
+    return run_async(main())
 
 
 def member(oid: str) -> AadUserConversationMember:

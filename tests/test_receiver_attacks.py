@@ -23,6 +23,7 @@ from harness.notifications.push import PushClient
 from harness.notifications.receiver import Registration
 from harness.notifications.service import ReceiverService
 from harness.serving import Certificates, ServerThread
+from tests.support import run_async
 
 pytestmark = pytest.mark.integration
 AUDIENCE = "00000000-0000-0000-0000-00000000c001"
@@ -366,7 +367,6 @@ def test_a_jwks_url_that_is_not_https_is_refused_unless_on_loopback(url: str) ->
 def test_a_flood_past_the_queue_gets_503_with_retry_after_and_nothing_is_lost() -> None:
     """Acknowledging is cheap and verifying is not: a full queue answers 503 + Retry-After, so Graph
     keeps the notification and sends it again, rather than the receiver holding unbounded work."""
-    import asyncio
 
     from harness.notifications.receiver import Receiver
 
@@ -378,7 +378,7 @@ def test_a_flood_past_the_queue_gets_503_with_retry_after_and_nothing_is_lost() 
         async with httpx.AsyncClient(transport=transport, base_url="https://receiver.test") as client:
             return await client.post("/notifications", content=body, headers={"content-type": "application/json"})
 
-    answers = [asyncio.run(post()) for _ in range(4)]
+    answers = [run_async(post()) for _ in range(4)]
     assert [a.status_code for a in answers] == [202, 202, 503, 503]
     assert answers[2].headers["retry-after"] == "1"
     assert receiver.stats["busy"] == 2 and receiver._queue.qsize() == 2
@@ -386,7 +386,6 @@ def test_a_flood_past_the_queue_gets_503_with_retry_after_and_nothing_is_lost() 
 
 def test_what_waits_to_be_verified_is_bounded_in_bytes_too(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bodies of up to 1 MiB each: a queue bounded only in count would hold gigabytes."""
-    import asyncio
 
     from harness.notifications import receiver as receiver_module
 
@@ -400,4 +399,4 @@ def test_what_waits_to_be_verified_is_bounded_in_bytes_too(monkeypatch: pytest.M
             answer = await client.post("/notifications", content=body, headers={"content-type": "application/json"})
             return answer.status_code
 
-    assert [asyncio.run(post()) for _ in range(4)] == [202, 202, 503, 503]
+    assert [run_async(post()) for _ in range(4)] == [202, 202, 503, 503]

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from harness.notifications import crypto
 from harness.notifications.receiver import Receiver, Registration
+from tests.support import run_async
 
 AUDIENCE = "00000000-0000-0000-0000-00000000c001"
 TENANT = "00000000-0000-0000-0000-00000000a001"
@@ -121,9 +122,7 @@ class World:
     def post(self, path: str, body: bytes, content_type: bytes = b"application/json") -> httpx.Response:
         """POST, then wait until what was acknowledged is decided; no worker may fault on it."""
         faults = len(self.faults())
-        answer = self.loop.run_until_complete(
-            self.client.post(path, content=body, headers={"content-type": content_type})
-        )
+        answer = run_async(self.client.post(path, content=body, headers={"content-type": content_type}), self.loop)
         if answer.status_code == 202:
             self.acknowledged += len(json.loads(body)["value"])
         deadline = time.monotonic() + 10
@@ -143,7 +142,7 @@ class World:
         return {str(entry["notification"].get("id")) for entry in self.captured if entry["kind"] == "change"}
 
     def close(self) -> None:
-        self.loop.run_until_complete(self.client.aclose())
+        run_async(self.client.aclose(), self.loop)
         self.loop.close()
         self.receiver.close()
 
