@@ -26,6 +26,10 @@ MISSING_SCOPE = re.compile(r"API requires one of '([^']+)'")
 MESSAGING_POLICY = re.compile(r"messaging policy|chat is (turned )?off|turned off .*by (the|a|its) .*policy", re.I)
 
 
+# A 403 for a subscription over Graph's quota (one per chat and app; docs/contracts/graph.md §4).
+SUBSCRIPTION_QUOTA = re.compile(r"subscription quota", re.I)
+
+
 def graph_diagnosis(result: GraphResult) -> tuple[str | None, str | None]:
     """What a Graph rejection means and how to fix it."""
     if result.status == 403 and result.message and (missing := MISSING_SCOPE.search(result.message)):
@@ -41,6 +45,12 @@ def graph_diagnosis(result: GraphResult) -> tuple[str | None, str | None]:
             "a Teams messaging policy turns chat off for this user",
             "assign the user a messaging policy with chat on (Teams admin center > Messaging policies); "
             "where chat is off on purpose, hide chat for that user in your app",
+        )
+    if result.status == 403 and result.message and SUBSCRIPTION_QUOTA.search(result.message):
+        return (
+            "over the subscription quota: the app already holds the subscriptions Graph allows for this resource",
+            "reuse the existing subscription (GET /subscriptions) or delete it before subscribing again; after an "
+            "ambiguous failure, list before creating again",
         )
     known = {
         401: ("Graph did not accept the access token", "sign in again for https://graph.microsoft.com"),

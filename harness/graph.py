@@ -116,6 +116,10 @@ def _verify(tenant: Tenant) -> ssl.SSLContext | bool:
     return ssl.create_default_context(cafile=tenant.ca_bundle) if tenant.ca_bundle else True
 
 
+# What identifies a subscription the app created (Graph echoes them in a listing).
+SUBSCRIPTION_IDENTITY = ("resource", "notificationUrl", "encryptionCertificateId")
+
+
 def retry_after_seconds(value: str | None) -> float | None:
     """Retry-After as seconds: an integer, a decimal (tolerated), or an HTTP date."""
     if not value:
@@ -273,8 +277,33 @@ class GraphClient:
 
     # -- subscriptions ---------------------------------------------------------------------------
 
-    def create_subscription(self, body: dict[str, Any]) -> GraphResult:
-        return self.request("POST", "subscriptions", json=body)
+    def create_subscription(self, body: dict[str, Any], *, max_creates: int = 3) -> GraphResult:
+        """POST a subscription; after an ambiguous failure, look for it among the app's subscriptions
+        before creating it again (Graph allows one per chat per app: a blind retry of a create that
+        did commit is refused as over quota). It is recognised by what the app chose: resource,
+        notification URL and encryption certificate id."""
+        result = GraphResult("POST", "subscriptions", None)
+        for attempt in range(max_creates):
+            result = self.request("POST", "subscriptions", json=body, retry_ambiguous=False)
+            if result.ok or not (result.status is None or result.status in AMBIGUOUS_STATUSES):
+                return result
+            listed = self.request("GET", "subscriptions")
+            mine = [
+                item
+                for item in (listed.body.get("value", []) if listed.ok and isinstance(listed.body, dict) else [])
+                if all(item.get(key) == body.get(key) for key in SUBSCRIPTION_IDENTITY)
+            ]
+            if mine:
+                return GraphResult(
+                    "POST",
+                    "subscriptions",
+                    201,
+                    body=mine[0],
+                    request_id=result.request_id,
+                    retries=[*result.retries, "ambiguous failure; found by listing"],
+                )
+            self.sleep(min(self.max_delay, 0.5 * 2**attempt))
+        return result
 
     def renew_subscription(self, subscription_id: str, expiration: str) -> GraphResult:
         return self.request("PATCH", f"subscriptions/{subscription_id}", json={"expirationDateTime": expiration})

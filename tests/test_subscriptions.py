@@ -110,3 +110,35 @@ def test_slow_endpoints_are_throttled_at_10_percent_and_dropped_at_15() -> None:
     for elapsed in [3000.0] * 6:
         health.record(elapsed)
     assert health.slow_share >= 0.15
+
+
+def test_a_create_cut_off_after_graph_made_it_is_found_by_listing_not_made_again(world) -> None:
+    """Graph allows one subscription per chat and app: a blind retry of a create that did commit is
+    refused as over quota (the flaky profile met it). After an ambiguous failure the client lists."""
+    from harness.sandbox.faults import FaultPlan, WorkloadFaults
+
+    sandbox, service, client, oids = world
+    chat = new_chat(client, oids)
+    before = sandbox.ctx.faults.plan
+    sandbox.ctx.faults.plan = FaultPlan(
+        {"graph": WorkloadFaults(retry_after=0, drop=1.0, after_processing=1.0)}, seed=3
+    )
+    try:
+        result = client.create_subscription(body(service, client, chat))
+    finally:
+        sandbox.ctx.faults.plan = before
+    assert result.status == 201 and "ambiguous failure; found by listing" in result.retries, result
+    made = [s for s in sandbox.ctx.subscriptions.values() if chat in s.resource]
+    assert len(made) == 1 and made[0].id == result.body["id"]
+
+
+def test_a_subscription_over_quota_is_diagnosed_as_such_not_as_membership(world) -> None:
+    from harness.chat import graph_observation
+
+    _, service, client, oids = world
+    chat = new_chat(client, oids)
+    assert client.create_subscription(body(service, client, chat)).status == 201
+    again = client.create_subscription(body(service, client, chat))
+    observed = graph_observation(again, "subscribe")
+    assert again.status == 403 and "quota" in (observed.diagnosis or ""), observed
+    assert "member" not in (observed.diagnosis or "") and "GET /subscriptions" in (observed.remedy or "")
