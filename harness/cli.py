@@ -4,6 +4,7 @@ cte run [--profile NAME] [--mode MODE] [--calling sandbox|browser] [--report-dir
 cte record [--profile P] [--cassette-dir DIR [--overwrite]] [-k EXPR]   record cassettes (sandbox: reproducible)
 cte sandbox serve [--port N] [--tenant NAME] [--fixed-clock] [--write-profile PATH]
 cte sandbox parity DIR [--sandbox-cassettes DIR] [--report-dir DIR]   a recording against the sandbox's answers
+cte matrix REPORT... [-o DIR]   many runs on one page: scenarios x tenant profiles or runs over time
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,7 +70,7 @@ def run_suite(
         check_run(profile, mode, cassette_dir)
     except ProfileError as err:
         return _fail(str(err))
-    run_id = run_id or new_run_id(mode)
+    run_id = run_id or new_run_id(mode, profile)
     if report_dir is None:
         report_dir = Path("reports") / run_id
     allure_dir = alluredir or report_dir / "allure-results"
@@ -107,9 +109,12 @@ def run_suite(
 NO_TESTS_COLLECTED = 5  # pytest's exit status when the selection left nothing to run
 
 
-def new_run_id(mode: str) -> str:
-    """A run's id, `<UTC stamp>-<mode>`: its report folder's name and the run.id in its reports."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{mode}"
+def new_run_id(mode: str, profile: str = "sandbox") -> str:
+    """A run's id, `<UTC stamp>-<mode>[-<profile>]`: its report folder's name and the run.id in its
+    reports. The profile is named unless it is the default, so that runs of several tenants started
+    side by side (a partner's CI) never share an id."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(profile).stem).strip("-") or "profile"
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{mode}" + ("" if stem == "sandbox" else f"-{stem}")
 
 
 def _remove_if_new(existed: dict[Path, bool]) -> None:
@@ -151,7 +156,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not failed:
             print(f"cte: nothing failed in {args.rerun_failed}; nothing to rerun")
             return 0
-    run_id = new_run_id(args.mode)
+    history_from = Path(args.allure_history_from) if args.allure_history_from else None
+    if history_from and not allure_history(history_from):
+        return _fail(
+            f"--allure-history-from {history_from}: holds no Allure history ({ALLURE3_HISTORY} or "
+            f"{ALLURE2_HISTORY}/); render that run's Allure report first (cte report allure "
+            f"{history_from / 'allure-results'}), then run again"
+        )
+    run_id = new_run_id(args.mode, args.profile)
     report_dir = Path(args.report_dir) if args.report_dir else Path("reports") / run_id
     status = run_suite(
         args.profile,
@@ -164,6 +176,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         cassette_dir=Path(args.cassette_dir) if args.cassette_dir else None,
         run_id=run_id,
     )
+    if history_from and (report_dir / "conformance.json").exists():
+        allure_dir = Path(args.alluredir) if args.alluredir else report_dir / "allure-results"
+        for target in carry_allure_history(history_from, report_dir, allure_dir):
+            print(f"allure history from {history_from}: {target}")
     if args.bundle and (report_dir / "conformance.json").exists():
         from harness.reporting.bundle import write_bundle
 
@@ -226,9 +242,41 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 ALLURE_CONFIG = """export default {
   name: "cte-conformance",
+  historyPath: %s,
   plugins: { awesome: { options: { singleFile: true, groupBy: ["feature", "tag"] } } },
 };
 """
+# Allure's trend needs the earlier runs' history: Allure 3 keeps it in one JSONL file (historyPath), which
+# `cte report allure` keeps beside the results, in the report folder, and appends each rendering to; Allure 2
+# writes history/ into a generated report, to be copied into the next run's results before `allure generate`.
+ALLURE3_HISTORY = "allure-history.jsonl"
+ALLURE2_HISTORY = Path("allure-report") / "history"
+
+
+def allure_history(previous: Path) -> list[tuple[Path, str]]:
+    """What a previous report folder holds of Allure's history: (source, where it goes) pairs."""
+    found = []
+    if (previous / ALLURE3_HISTORY).is_file():
+        found.append((previous / ALLURE3_HISTORY, "report"))
+    if (previous / ALLURE2_HISTORY).is_dir():
+        found.append((previous / ALLURE2_HISTORY, "results"))
+    return found
+
+
+def carry_allure_history(previous: Path, report_dir: Path, allure_dir: Path) -> list[Path]:
+    """Copy the previous run's Allure history into this run's folders: the Allure 3 file into the report
+    folder (`cte report allure` reads and extends it there), Allure 2's history/ into the results."""
+    written = []
+    for source, where in allure_history(previous):
+        if where == "report":
+            target = report_dir / ALLURE3_HISTORY
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        else:
+            target = allure_dir / "history"
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        written.append(target)
+    return written
 
 
 def cmd_report_allure(args: argparse.Namespace) -> int:
@@ -247,7 +295,7 @@ def cmd_report_allure(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else results.parent / "allure-report"
     with tempfile.TemporaryDirectory() as work:
         config = Path(work) / "allurerc.mjs"
-        config.write_text(ALLURE_CONFIG)
+        config.write_text(ALLURE_CONFIG % json.dumps(str((results.parent / ALLURE3_HISTORY).resolve())))
         status = subprocess.call(
             [
                 npx,
@@ -282,6 +330,18 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if regressions else 0
 
 
+def cmd_matrix(args: argparse.Namespace) -> int:
+    """Many runs on one page: scenarios x runs (per tenant profile, or over time), and counts over time."""
+    from harness.reporting.matrix import MatrixError, write
+
+    try:
+        paths = write(args.reports, Path(args.output))
+    except MatrixError as err:
+        return _fail(str(err))
+    print(f"matrix: {paths['html']} and {paths['md']}")
+    return 0
+
+
 def _add_calling(extra: list[str], driver: str | None, mode: str) -> str | None:
     """Pass --calling on to pytest; or why the browser driver cannot run here, in one line (replay
     needs no browser: it answers from the recordings)."""
@@ -304,7 +364,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     extra = ["-k", args.k] if args.k else []
     if problem := _add_calling(extra, args.calling, "record"):
         return _fail(problem)
-    run_id = new_run_id("record")
+    run_id = new_run_id("record", args.profile)
     report_dir = Path(args.report_dir) if args.report_dir else Path("reports") / run_id
     cassette_dir = Path(args.cassette_dir) if args.cassette_dir else report_dir / "cassettes"
     if cassette_dir.is_dir() and any(cassette_dir.rglob("*.yaml")) and not args.overwrite:
@@ -411,7 +471,11 @@ def _profile_secrets(name: str) -> list[str]:
         app_secrets = [a.client_secret or "" for a in tenant.apps.values()]
         return [u.password for u in tenant.users.values()] + [directory.acs.access_key, *app_secrets]
     tenant = profile.for_live()
-    return [str(u.password) for u in tenant.users.values()] + [str(tenant.acs_access_key)]
+    credential = tenant.acs_credential
+    credential_secrets = [credential.client_secret, credential.certificate_password] if credential else []
+    return [str(u.password) for u in tenant.users.values()] + [
+        str(s) for s in (tenant.acs_access_key, *credential_secrets) if s and str(s)
+    ]
 
 
 def cmd_cassettes_audit(args: argparse.Namespace) -> int:
@@ -476,6 +540,12 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--rerun-failed", metavar="REPORT.json", help="run only what FAILed or ERRORed in that report")
     run.add_argument(
+        "--allure-history-from",
+        metavar="REPORT_DIR",
+        default=None,
+        help="carry an earlier run's Allure history (its rendered report's) into this run, for Allure's trend",
+    )
+    run.add_argument(
         "--bundle",
         action="store_true",
         help="also write one zip of the reports, the redacted profile and cassette digests",
@@ -527,6 +597,18 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("old", help="the earlier conformance.json")
     compare.add_argument("new", help="the later conformance.json")
     compare.set_defaults(func=cmd_diff)
+
+    grid = sub.add_parser(
+        "matrix",
+        help="many runs on one page: scenarios x tenant profiles (or runs over time), and counts over time",
+        description="Write matrix.html (self-contained) and matrix.md: every scenario's verdict in every run given, "
+        "each linked to that run's conformance.html, and per profile the verdict counts over its runs.",
+    )
+    grid.add_argument(
+        "reports", nargs="+", metavar="REPORT", help="a conformance.json, or the report folder holding one"
+    )
+    grid.add_argument("-o", "--output", default="reports/matrix", help="where to write (default: reports/matrix)")
+    grid.set_defaults(func=cmd_matrix)
 
     cassettes = sub.add_parser("cassettes", help="recorded traffic")
     cassettes_sub = cassettes.add_subparsers(dest="cassettes_command", required=True)

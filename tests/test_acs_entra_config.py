@@ -101,3 +101,25 @@ def test_the_acs_entra_profile_replays_with_placeholders() -> None:
     assert str(tenant.acs_credential.client_secret) == scrubbing.CLIENT_SECRET
     assert tenant.acs_credential.tenant_id == scrubbing.TENANT_ID
     assert load_profile("sandbox").for_replay().acs_auth == "hmac"
+
+
+def test_cassettes_audit_looks_for_a_credential_profiles_client_secret(tmp_path: Path) -> None:
+    """`cte cassettes audit --profile` searches for the profile's own secrets: with [acs], its client secret
+    (and never the empty access key such a profile has, which would match everything)."""
+    import os
+
+    from tests.support import cte
+
+    path = entra_live(
+        tmp_path, {"credential": "client-secret", "client_id": CLIENT, "client_secret_env": "CTE_TEST_ACS_SECRET"}
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CTE_TEST_ACS"} | ENV | SECRET_ENV
+    env.pop("CTE_TEST_ACS", None)
+    leaked, clean = tmp_path / "leaked", tmp_path / "clean"
+    leaked.mkdir(), clean.mkdir()
+    (leaked / "note.txt").write_text(f"client_secret={SECRET_ENV['CTE_TEST_ACS_SECRET']}\n")
+    (clean / "note.txt").write_text("nothing to see\n")
+    found = cte("cassettes", "audit", "--profile", str(path), str(leaked), env=env)
+    assert found.returncode == 1 and "1 finding(s)" in found.stdout, found.stdout + found.stderr
+    quiet = cte("cassettes", "audit", "--profile", str(path), str(clean), env=env)
+    assert quiet.returncode == 0 and "0 finding(s)" in quiet.stdout, quiet.stdout + quiet.stderr

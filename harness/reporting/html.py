@@ -9,7 +9,9 @@ already-redacted report document, so it holds no tenant identifiers either.
 
 from __future__ import annotations
 
+import hashlib
 import html
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -70,6 +72,13 @@ function applyFilters(){
 }
 document.addEventListener('change',applyFilters);
 """
+
+
+def scenario_anchor(scenario_id: str) -> str:
+    """A scenario row's stable anchor in conformance.html (`#s-...`): its id, made safe for a URL
+    fragment, with a short digest so two ids that read alike never share one."""
+    readable = re.sub(r"[^A-Za-z0-9_-]+", "-", scenario_id).strip("-")[:80]
+    return f"s-{readable}-{hashlib.sha256(scenario_id.encode()).hexdigest()[:8]}"
 
 
 def _e(value: Any) -> str:
@@ -249,7 +258,8 @@ def render(document: dict[str, Any]) -> str:
         observed = s["observed"]["summary"] if s["observed"] else "—"
         detail = s["detail"] if s["verdict"] != "PASS" else ""
         details.append(
-            f'<tr data-scenario data-verdict="{_e(s["verdict"])}" data-area="{_e(s["area"])}">'
+            f'<tr id="{scenario_anchor(s["id"])}" data-scenario data-verdict="{_e(s["verdict"])}" '
+            f'data-area="{_e(s["area"])}">'
             f'<td data-label="Area">{_e(s["area"])}</td>'
             f"<td data-label=\"Scenario\">{_e(s['name'])}<div class='muted'>{_e(s['feature'])}</div></td>"
             f'<td data-label="Documented">{_e(documented)}</td><td data-label="Observed">{_e(observed)}</td>'
