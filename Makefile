@@ -60,8 +60,9 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## The plain tests, two workers (they start their own servers and browsers; none shares state).
 unit: setup chromium calling-sdk
-	$(BIN)/python -m pytest tests -q --alluredir $(REPORTS)/make-test-allure
+	$(BIN)/python -m pytest tests -q -n 2 --alluredir $(REPORTS)/make-test-allure
 
 ## The Gherkin suite; its Allure results join the plain tests' in one folder.
 features: setup
