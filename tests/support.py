@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from collections.abc import Awaitable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,3 +37,31 @@ def run_async(awaitable: Awaitable[T], loop: asyncio.AbstractEventLoop | None = 
     if loop is not None:
         return _ASYNC.submit(loop.run_until_complete, awaitable).result()
     return _ASYNC.submit(asyncio.run, awaitable).result()  # type: ignore[arg-type]
+
+
+# The receiver tests' app and tenant, and the clientState their subscriptions are registered with.
+RECEIVER_AUDIENCE = "00000000-0000-0000-0000-00000000c001"
+RECEIVER_TENANT = "00000000-0000-0000-0000-00000000a001"
+CLIENT_STATE = "the-client-state"
+
+
+def sealed_notification(
+    key: Any, token: str, message_id: str, *, nid: str | None = None, with_resource_data: bool = True, **fields: Any
+) -> dict[str, Any]:
+    """A change notification collection as Graph sends one: a chat message sealed for the receiver's
+    `key` (harness.notifications.crypto), one validation `token`; `fields` replace the item's keys."""
+    from harness.notifications import crypto
+
+    message = {"id": message_id, "body": {"contentType": "text", "content": f"hello {message_id}"}}
+    item: dict[str, Any] = {
+        "id": nid or f"n-{message_id}",
+        "subscriptionId": "sub-1",
+        "changeType": "created",
+        "clientState": CLIENT_STATE,
+        "resource": f"chats('c')/messages('{message_id}')",
+        **({"resourceData": {"id": message_id}} if with_resource_data else {}),
+        "tenantId": RECEIVER_TENANT,
+        "encryptedContent": crypto.encrypt(key.certificate_b64, json.dumps(message).encode(), key.id),
+        **fields,
+    }
+    return {"value": [item], "validationTokens": [token]}

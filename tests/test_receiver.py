@@ -14,10 +14,10 @@ from harness.notifications import crypto
 from harness.notifications.push import PushClient
 from harness.notifications.receiver import MAX_BODY, Registration
 from harness.notifications.service import ReceiverService
+from tests.support import CLIENT_STATE, RECEIVER_AUDIENCE, RECEIVER_TENANT, sealed_notification
 
 pytestmark = pytest.mark.integration
-AUDIENCE = "00000000-0000-0000-0000-00000000c001"
-TENANT = "00000000-0000-0000-0000-00000000a001"
+AUDIENCE, TENANT = RECEIVER_AUDIENCE, RECEIVER_TENANT
 
 
 @pytest.fixture(scope="module")
@@ -32,22 +32,10 @@ def world():
     service.stop()
 
 
-def notification(key, signer, *, nid: str, message_id: str = "1", state: str = "the-client-state") -> dict:
-    message = {"id": message_id, "body": {"contentType": "text", "content": f"hello {message_id}"}}
-    return {
-        "value": [
-            {
-                "id": nid,
-                "subscriptionId": "sub-1",
-                "changeType": "created",
-                "clientState": state,
-                "resource": f"chats('c')/messages('{message_id}')",
-                "tenantId": TENANT,
-                "encryptedContent": crypto.encrypt(key.certificate_b64, json.dumps(message).encode(), key.id),
-            }
-        ],
-        "validationTokens": [signer.token(AUDIENCE, TENANT)],
-    }
+def notification(key, signer, *, nid: str, message_id: str = "1", state: str = CLIENT_STATE) -> dict:
+    return sealed_notification(
+        key, signer.token(AUDIENCE, TENANT), message_id, nid=nid, with_resource_data=False, clientState=state
+    )
 
 
 def test_the_validation_handshake_echoes_the_decoded_token(world) -> None:

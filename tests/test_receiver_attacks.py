@@ -23,13 +23,12 @@ from harness.notifications.push import PushClient
 from harness.notifications.receiver import Registration
 from harness.notifications.service import ReceiverService
 from harness.serving import Certificates, ServerThread
-from tests.support import run_async
+from tests.support import CLIENT_STATE, RECEIVER_AUDIENCE, RECEIVER_TENANT, run_async, sealed_notification
 
 pytestmark = pytest.mark.integration
-AUDIENCE = "00000000-0000-0000-0000-00000000c001"
-TENANT = "00000000-0000-0000-0000-00000000a001"
+AUDIENCE, TENANT = RECEIVER_AUDIENCE, RECEIVER_TENANT
 OTHER_TENANT = "00000000-0000-0000-0000-00000000a002"
-STATE = "the-client-state"
+STATE = CLIENT_STATE
 
 
 class World:
@@ -47,19 +46,8 @@ class World:
     def sealed(self, message_id: str | None = None, *, token: str | None = None, **fields: Any) -> dict[str, Any]:
         """A notification as Graph sends it: its resource sealed for our key, a validation token."""
         message_id = message_id or secrets.token_hex(6)
-        message = {"id": message_id, "body": {"contentType": "text", "content": f"hello {message_id}"}}
-        item = {
-            "id": f"n-{secrets.token_hex(8)}",
-            "subscriptionId": "sub-1",
-            "changeType": "created",
-            "clientState": STATE,
-            "resource": f"chats('c')/messages('{message_id}')",
-            "resourceData": {"id": message_id},
-            "tenantId": TENANT,
-            "encryptedContent": crypto.encrypt(self.key.certificate_b64, json.dumps(message).encode(), self.key.id),
-            **fields,
-        }
-        return {"value": [item], "validationTokens": [token or self.signer.token(AUDIENCE, TENANT)]}
+        token = token or self.signer.token(AUDIENCE, TENANT)
+        return sealed_notification(self.key, token, message_id, nid=f"n-{secrets.token_hex(8)}", **fields)
 
     def post(self, body: dict[str, Any] | bytes, path: str = "/notifications") -> httpx.Response:
         content = body if isinstance(body, bytes) else json.dumps(body).encode()

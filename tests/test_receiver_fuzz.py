@@ -21,11 +21,10 @@ from hypothesis import strategies as st
 
 from harness.notifications import crypto
 from harness.notifications.receiver import Receiver, Registration
-from tests.support import run_async
+from tests.support import CLIENT_STATE, RECEIVER_AUDIENCE, RECEIVER_TENANT, run_async, sealed_notification
 
-AUDIENCE = "00000000-0000-0000-0000-00000000c001"
-TENANT = "00000000-0000-0000-0000-00000000a001"
-STATE = "the-client-state"
+AUDIENCE, TENANT = RECEIVER_AUDIENCE, RECEIVER_TENANT
+STATE = CLIENT_STATE
 ITEM_KEYS = [
     "id",
     "subscriptionId",
@@ -210,18 +209,8 @@ HOLE = "cte-fuzz-hole-" + secrets.token_hex(4)
 
 
 def _sealed(world: World, message_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    message = {"id": message_id, "body": {"contentType": "text", "content": f"fuzz {message_id}"}}
-    item = {
-        "id": f"n-{message_id}",
-        "subscriptionId": "sub-1",
-        "changeType": "created",
-        "clientState": STATE,
-        "resource": f"chats('c')/messages('{message_id}')",
-        "resourceData": {"id": message_id},
-        "tenantId": TENANT,
-        "encryptedContent": crypto.encrypt(world.key.certificate_b64, json.dumps(message).encode(), world.key.id),
-    }
-    return {"value": [item], "validationTokens": [world.token]}, item
+    body = sealed_notification(world.key, world.token, message_id)
+    return body, body["value"][0]
 
 
 @FUZZ
