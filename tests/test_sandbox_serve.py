@@ -121,3 +121,25 @@ def test_a_wrong_access_key_is_denied(served) -> None:
     with pytest.raises(ClientAuthenticationError) as raised:
         client.create_user()
     assert raised.value.status_code == 401 and raised.value.error.code == "Denied"
+
+
+def test_with_write_profile_the_line_names_each_workloads_own_origin(tmp_path) -> None:
+    """The printed line and the profile it wrote agree: ACS and Graph at their own ports, not Entra's."""
+    import tomllib
+
+    profile = tmp_path / "served.toml"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "sandbox", "serve", "--write-profile", str(profile)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        info = json.loads(process.stdout.readline())
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+    tenant = tomllib.loads(profile.read_text())["tenant"]
+    assert info["acs_endpoint"] == tenant["acs_endpoint"] != info["authority"].rsplit("/", 1)[0]
+    assert info["graph_base_url"] == tenant["graph_base_url"]
+    assert info["acs_connection_string"] == info["env"][next(k for k in info["env"] if k.endswith("CONNECTION_STRING"))]

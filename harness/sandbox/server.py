@@ -315,6 +315,10 @@ def serve_forever(
                 "acs": f"https://localhost:{sandbox.add_listener()}",
             }
             line = {**line, **write_profiles(sandbox, Path(write_profile), origins, free_port())}
+            # The line says what the profile says: each workload at its own origin.
+            line["acs_endpoint"] = origins["acs"]
+            line["acs_connection_string"] = f"endpoint={origins['acs']}/;accesskey={line['acs_access_key']}"
+            line["graph_base_url"] = origins["graph"] + "/v1.0"
         print(json.dumps(line), flush=True)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
