@@ -38,8 +38,14 @@ AADSTS: dict[int, Diagnosis] = {
         "set Authentication > Advanced settings > Allow public client flows = Yes",
     ),
     70011: Diagnosis(
-        "a requested scope is not valid",
-        "request https://auth.msft.communication.azure.com/Teams.ManageCalls and .../Teams.ManageChats",
+        "a requested scope is not valid (or, for an app's own token, scopes of two resources were requested)",
+        "request https://auth.msft.communication.azure.com/Teams.ManageCalls and .../Teams.ManageChats, and only "
+        "one resource per token request",
+    ),
+    28000: Diagnosis(
+        "scopes of more than one resource in one token request (the ACS Teams scopes and Graph's, say)",
+        "make one token request per resource: the Teams scopes for the ACS exchange, Graph's scopes for chat; "
+        "MSAL gets the second silently for the same account",
     ),
     650052: Diagnosis(
         "the tenant has no service principal for Azure Communication Services",

@@ -307,3 +307,36 @@ def test_error_description_ends_with_trace_correlation_and_timestamp(
         r"\d\d:\d\d:\d\dZ$",
         description,
     ), description
+
+
+def test_a_users_token_request_for_two_resources_is_28000_with_one_request_per_resource_as_remedy(
+    info: dict[str, Any], session: requests.Session
+) -> None:
+    """The ACS Teams scopes and Graph's in one request: Entra answers AADSTS28000 (reported verbatim in
+    public issues, docs/contracts/identity.md §5.3), and the harness says to make one request per resource."""
+    from harness.diagnosis import for_aadsts
+
+    scopes = [f"{ACS}/Teams.ManageCalls", "https://graph.microsoft.com/Chat.ReadWrite"]
+    result = password_grant(public_app(info, session), user(info, "adele"), scopes=scopes)
+    assert_entra_error(result, "invalid_scope", 28000)
+    assert "is not valid because it contains more than one resource. Scope " in result["error_description"]
+    assert f"{ACS}/Teams.ManageCalls https://graph.microsoft.com/Chat.ReadWrite" in result["error_description"]
+    found = for_aadsts(28000)
+    assert found is not None and "one token request per resource" in found.remedy
+
+
+def test_an_apps_token_request_for_two_resources_is_70011(info: dict[str, Any], session: requests.Session) -> None:
+    """Client credentials asking two resources' .default: 70011 with the whole scope (azure-sdk-for-net#9076)."""
+    app = msal.ConfidentialClientApplication(
+        info["client_id"],
+        client_credential=info["client_secret"],
+        authority=info["authority"],
+        http_client=session,
+        instance_discovery=False,
+    )
+    result = app.acquire_token_for_client(scopes=[f"{ACS}/.default", "https://graph.microsoft.com/.default"])
+    assert_entra_error(result, "invalid_scope", 70011)
+    assert result["error_description"].startswith(
+        "AADSTS70011: The provided request must include a 'scope' input parameter. The provided value for the "
+        f"input parameter 'scope' is not valid. The scope {ACS}/.default https://graph.microsoft.com/.default is"
+    )

@@ -392,15 +392,15 @@ class Entra:
                     "request to the wrong tenant.",
                 )
             by_resource.setdefault(resource, set()).add(permission)
-        if len(by_resource) > 1:
+        if len(by_resource) > 1:  # a user's token request (client credentials are refused earlier)
             raise EntraError(
                 400,
                 "invalid_scope",
-                70011,
-                "The provided request must include a 'scope' input parameter. The provided value for the input "
-                f"parameter 'scope' is not valid. The scope {scope} is not valid. Scopes for more than one "
-                "resource were requested.",
-                emulator_defined="the exact text for scopes of two resources is not documented",
+                28000,
+                "Provided value for the input parameter scope is not valid because it contains more than one "
+                f"resource. Scope {scope} is not valid.",
+                emulator_defined="AADSTS28000's code and text are reported (docs/contracts/identity.md §5.3); "
+                "its OAuth error name is not",
             )
         ((resource, permissions),) = by_resource.items()
         app_id, name, known = RESOURCES[resource]
@@ -554,6 +554,15 @@ class Entra:
                 "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
             )
         scope = form.get("scope", "")
+        if len(scope.split()) > 1 and all(s.endswith("/.default") for s in scope.split()):
+            # what Entra answered an app asking for two resources' .default at once (azure-sdk-for-net#9076)
+            raise EntraError(
+                400,
+                "invalid_scope",
+                70011,
+                "The provided request must include a 'scope' input parameter. The provided value for the input "
+                f"parameter 'scope' is not valid. The scope {scope} is not valid.",
+            )
         if not scope.endswith("/.default") or len(scope.split()) != 1:
             raise EntraError(
                 400,
