@@ -18,6 +18,15 @@ class Diagnosis:
 
 AADSTS: dict[int, Diagnosis] = {
     50126: Diagnosis("wrong username or password", "check the test user's UPN and the password environment variable"),
+    50034: Diagnosis(
+        "the user does not exist in this tenant's directory",
+        "check the test user's UPN, and that the profile's tenant (the authority) is the user's own",
+    ),
+    50020: Diagnosis(
+        "the user belongs to another tenant and is not a guest in this one",
+        "sign the user in at their home tenant's authority (a multi-tenant app needs that tenant's consent), "
+        "or invite the user as a guest of this tenant",
+    ),
     50076: Diagnosis(
         "multi-factor authentication is required for this user",
         "use a test account excluded from MFA/conditional access, or sign in with the device-code flow",

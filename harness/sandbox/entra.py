@@ -243,7 +243,7 @@ class Entra:
         self._require_public_client(app, form)
         if grant_type == PASSWORD_GRANT:
             grant = self._resolve_scopes(tenant, form.get("scope", ""))
-            user = self._authenticate(tenant, form.get("username", ""), form.get("password", ""), grant)
+            user = self._authenticate(tenant, form.get("username", ""), form.get("password", ""), grant, app.client_id)
         else:
             grant, user = self._redeem_device_code(tenant, app, form)
         self._authorize(tenant, app, user, grant)
@@ -424,10 +424,36 @@ class Entra:
                 return uri
         return None
 
-    @staticmethod
-    def _authenticate(tenant: Tenant, username: str, password: str, grant: Grant) -> User:
+    def _not_in_directory(self, tenant: Tenant, username: str, client_id: str) -> EntraError:
+        """A UPN this tenant does not have: a user of another tenant (AADSTS50020), or nobody's (50034).
+        Entra hides the account in the message ({EmailHidden}); docs/contracts/identity.md §5.3."""
+        home = next((t for t in self.ctx.directory.tenants.values() if t.user_by_upn(username)), None)
+        app_name = app.display_name if (app := tenant.apps.get(client_id)) else ""
+        if home is None:
+            return EntraError(
+                400,
+                "invalid_grant",
+                50034,
+                f"The user account {{EmailHidden}} does not exist in the {tenant.tenant_id} directory. To sign into "
+                "this application, the account must be added to the directory.",
+            )
+        return EntraError(
+            400,
+            "invalid_grant",
+            50020,
+            f"User account '{{EmailHidden}}' from identity provider 'https://sts.windows.net/{home.tenant_id}/' does "
+            f"not exist in tenant '{tenant.display_name}' and cannot access the application '{client_id}'"
+            f"({app_name}) in that tenant. The account needs to be added as an external user in the tenant first. "
+            "Sign out and sign in again with a different Azure Active Directory user account.",
+            emulator_defined="AADSTS50020's text is as reported for interactive sign-in; for the password grant "
+            "its status and OAuth error name are unverified",
+        )
+
+    def _authenticate(self, tenant: Tenant, username: str, password: str, grant: Grant, client_id: str) -> User:
         user = tenant.user_by_upn(username)
-        if user is None or not hmac.compare_digest(password.encode(), user.password.encode()):
+        if user is None:
+            raise self._not_in_directory(tenant, username, client_id)
+        if not hmac.compare_digest(password.encode(), user.password.encode()):
             raise _wrong_credentials()
         if user.mfa_required:
             raise EntraError(
@@ -685,7 +711,9 @@ class Entra:
         tenant = self.ctx.directory.tenants[record["tenant"]]
         try:
             grant = self._resolve_scopes(tenant, record["scope"])
-            user = self._authenticate(tenant, form.get("username", ""), form.get("password", ""), grant)
+            user = self._authenticate(
+                tenant, form.get("username", ""), form.get("password", ""), grant, record["client_id"]
+            )
             self._authorize(tenant, tenant.apps[record["client_id"]], user, grant)
         except EntraError as err:
             message = html.escape(f"AADSTS{err.code}: {err.message}")
