@@ -278,32 +278,38 @@ class GraphClient:
     # -- subscriptions ---------------------------------------------------------------------------
 
     def create_subscription(self, body: dict[str, Any], *, max_creates: int = 3) -> GraphResult:
-        """POST a subscription; after an ambiguous failure, look for it among the app's subscriptions
-        before creating it again (Graph allows one per chat per app: a blind retry of a create that
-        did commit is refused as over quota). It is recognised by what the app chose: resource,
-        notification URL and encryption certificate id."""
-        result = GraphResult("POST", "subscriptions", None)
-        for attempt in range(max_creates):
-            result = self.request("POST", "subscriptions", json=body, retry_ambiguous=False)
+        """POST a subscription, made at most once (`post_once`): Graph allows one per chat per app, so a
+        blind retry of a create that did commit is refused as over quota. It is recognised in the app's
+        subscriptions by what the app chose: resource, notification URL and encryption certificate id."""
+
+        def listed() -> dict[str, Any] | None:
+            answer = self.request("GET", "subscriptions")
+            items = answer.body.get("value", []) if answer.ok and isinstance(answer.body, dict) else []
+            return next((i for i in items if all(i.get(k) == body.get(k) for k in SUBSCRIPTION_IDENTITY)), None)
+
+        return self.post_once("subscriptions", body, listed, max_posts=max_creates)[0]
+
+    def post_once(
+        self, path: str, body: Any, find: Callable[[], dict[str, Any] | None], *, max_posts: int = 3
+    ) -> tuple[GraphResult, bool, int]:
+        """POST `body` so that what it makes is made once: after an ambiguous failure (no answer, a 5xx)
+        look for it (`find`: its JSON, or None) before posting again. Returns the result (what was found
+        answers as a 201 whose retries say so), whether it was found by looking, and the POSTs sent."""
+        result = GraphResult("POST", path, None)
+        for attempt in range(1, max_posts + 1):
+            result = self.request("POST", path, json=body, retry_ambiguous=False)
             if result.ok or not (result.status is None or result.status in AMBIGUOUS_STATUSES):
-                return result
-            listed = self.request("GET", "subscriptions")
-            mine = [
-                item
-                for item in (listed.body.get("value", []) if listed.ok and isinstance(listed.body, dict) else [])
-                if all(item.get(key) == body.get(key) for key in SUBSCRIPTION_IDENTITY)
-            ]
-            if mine:
-                return GraphResult(
-                    "POST",
-                    "subscriptions",
-                    201,
-                    body=mine[0],
-                    request_id=result.request_id,
-                    retries=[*result.retries, "ambiguous failure; found by listing"],
+                return result, False, attempt
+            found = find()
+            if found is not None:
+                retries = [*result.retries, "ambiguous failure; found by listing"]
+                return (
+                    GraphResult("POST", path, 201, body=found, request_id=result.request_id, retries=retries),
+                    True,
+                    attempt,
                 )
-            self.sleep(min(self.max_delay, 0.5 * 2**attempt))
-        return result
+            self.sleep(min(self.max_delay, 0.5 * 2 ** (attempt - 1)))
+        return result, False, max_posts
 
     def renew_subscription(self, subscription_id: str, expiration: str) -> GraphResult:
         return self.request("PATCH", f"subscriptions/{subscription_id}", json={"expirationDateTime": expiration})
@@ -335,29 +341,14 @@ class GraphClient:
         stamped = f"{content} {MARKER_PREFIX}{marker}]"
         body = {"body": {"contentType": content_type, "content": stamped}}
         sent = Sent(result=GraphResult("POST", path, None), marker=marker, sent_at=time.time(), content=stamped)
-        for _ in range(max_sends):
-            sent.attempts += 1
-            result = self.request("POST", path, json=body, retry_ambiguous=False)
-            sent.result = result
-            if result.ok:
-                sent.message = ChatMessage.from_graph(result.body)
-                return sent
-            ambiguous = result.status is None or result.status in AMBIGUOUS_STATUSES
-            if not ambiguous:
-                return sent
+
+        def marked() -> dict[str, Any] | None:
             found = self.find_marker(path, marker)
-            if found is not None:
-                sent.message, sent.recovered_by_listing = found, True
-                sent.result = GraphResult(
-                    "POST",
-                    path,
-                    201,
-                    body=found.raw,
-                    request_id=result.request_id,
-                    retries=[*result.retries, "ambiguous failure; found by listing"],
-                )
-                return sent
-            self.sleep(min(self.max_delay, 0.5 * 2 ** (sent.attempts - 1)))
+            return found.raw if found is not None else None
+
+        sent.result, sent.recovered_by_listing, sent.attempts = self.post_once(path, body, marked, max_posts=max_sends)
+        if sent.result.ok:
+            sent.message = ChatMessage.from_graph(sent.result.body)
         return sent
 
     def find_marker(self, path: str, marker: str, pages: int = 2) -> ChatMessage | None:

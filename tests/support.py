@@ -65,3 +65,25 @@ def sealed_notification(
         **fields,
     }
     return {"value": [item], "validationTokens": [token]}
+
+
+def device_code_sign_in(
+    info: Mapping[str, Any], scopes: list[str] | tuple[str, ...], user: Mapping[str, Any] | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """A sandbox user (the tenant's first, unless named) signs in with MSAL's device-code flow, entering
+    their password on the sandbox's page: (the PublicClientApplication, MSAL's answer)."""
+    import msal
+    import requests
+
+    session = requests.Session()
+    session.verify, session.trust_env = info["ca_bundle"], False
+    app = msal.PublicClientApplication(
+        info["client_id"], authority=info["authority"], http_client=session, instance_discovery=False
+    )
+    flow = app.initiate_device_flow(scopes=list(scopes))
+    user = user or info["users"][0]
+    session.post(
+        flow["verification_uri"],
+        data={"user_code": flow["user_code"], "username": user["upn"], "password": user["password"]},
+    ).raise_for_status()
+    return app, app.acquire_token_by_device_flow(flow)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-import msal
 import pytest
 import requests
 from azure.communication.identity import CommunicationIdentityClient, CommunicationTokenScope
@@ -25,6 +24,7 @@ from cryptography.x509.oid import NameOID
 from harness import contract, tokens
 from harness.sandbox.server import Sandbox
 from harness.sandbox.state import ACS_DATA_PLANE_APP_ID, service_principal_oid
+from tests.support import device_code_sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -80,17 +80,7 @@ def app_token(info: dict[str, Any], scope: str, secret: str | None = None) -> di
 
 
 def teams_user_token(info: dict[str, Any]) -> dict[str, Any]:
-    s = session(info)
-    app = msal.PublicClientApplication(
-        info["client_id"], authority=info["authority"], http_client=s, instance_discovery=False
-    )
-    flow = app.initiate_device_flow(scopes=list(contract.TEAMS_SCOPES))
-    user = info["users"][0]
-    s.post(
-        flow["verification_uri"],
-        data={"user_code": flow["user_code"], "username": user["upn"], "password": user["password"]},
-    ).raise_for_status()
-    return app.acquire_token_by_device_flow(flow)
+    return device_code_sign_in(info, contract.TEAMS_SCOPES)[1]
 
 
 def test_the_exchange_and_identities_through_client_secret_credential(info: dict[str, Any]) -> None:

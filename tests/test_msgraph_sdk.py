@@ -22,7 +22,6 @@ from typing import Any
 import httpx
 import msal
 import pytest
-import requests
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -52,7 +51,7 @@ from msgraph_core.tasks.page_iterator import PageIterator
 from harness.contract import EMULATOR_DEFINED_HEADER
 from harness.sandbox.graph import GraphError, Query, collapse_empty_segments, with_projection
 from harness.sandbox.server import Sandbox
-from tests.support import run_async
+from tests.support import device_code_sign_in, run_async
 
 pytestmark = pytest.mark.integration
 GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
@@ -80,18 +79,8 @@ class MsalCredential:
 
 def sign_in(info: dict, alias: str) -> MsalCredential:
     """The device-code flow against the sandbox's authority, the user entering their password."""
-    session = requests.Session()
-    session.verify, session.trust_env = info["ca_bundle"], False
-    app = msal.PublicClientApplication(
-        info["client_id"], authority=info["authority"], http_client=session, instance_discovery=False
-    )
-    flow = app.initiate_device_flow(scopes=GRAPH_SCOPES)
-    user = next(u for u in info["users"] if u["alias"] == alias)
-    session.post(
-        flow["verification_uri"],
-        data={"user_code": flow["user_code"], "username": user["upn"], "password": user["password"]},
-    ).raise_for_status()
-    assert "access_token" in app.acquire_token_by_device_flow(flow)
+    app, signed_in = device_code_sign_in(info, GRAPH_SCOPES, next(u for u in info["users"] if u["alias"] == alias))
+    assert "access_token" in signed_in
     return MsalCredential(app)
 
 

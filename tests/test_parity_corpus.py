@@ -25,9 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msal
 import pytest
-import requests
 from azure.communication.identity import CommunicationIdentityClient
 from azure.core.pipeline.transport import HttpRequest
 from azure.identity import ClientSecretCredential
@@ -35,6 +33,7 @@ from azure.identity import ClientSecretCredential
 from harness import contract
 from harness.parity import Exchange, compare
 from harness.sandbox.server import Sandbox
+from tests.support import device_code_sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -111,18 +110,8 @@ def test_the_rebuilt_request_agrees_with_what_was_recorded(recording: dict[str, 
 def sandbox() -> Iterator[dict[str, Any]]:
     with Sandbox() as running:
         info = running.tenant_info("contoso", canonical=False)
-        session = requests.Session()
-        session.verify, session.trust_env = info["ca_bundle"], False
-        app = msal.PublicClientApplication(
-            info["client_id"], authority=info["authority"], http_client=session, instance_discovery=False
-        )
-        flow = app.initiate_device_flow(scopes=list(contract.TEAMS_SCOPES))
         user = next(u for u in info["users"] if u["teams_license"] and not u["mfa_required"])
-        session.post(
-            flow["verification_uri"],
-            data={"user_code": flow["user_code"], "username": user["upn"], "password": user["password"]},
-        ).raise_for_status()
-        signed_in = app.acquire_token_by_device_flow(flow)
+        _, signed_in = device_code_sign_in(info, contract.TEAMS_SCOPES, user)
         assert "access_token" in signed_in, signed_in
         yield {
             **info,

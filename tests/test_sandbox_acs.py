@@ -6,14 +6,13 @@ import json
 import re
 from datetime import timedelta
 
-import msal
 import pytest
-import requests
 from azure.communication.identity import CommunicationIdentityClient, CommunicationTokenScope
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from harness import contract, tokens
 from harness.sandbox.server import Sandbox
+from tests.support import device_code_sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -32,18 +31,7 @@ def client(info: dict, **kwargs) -> CommunicationIdentityClient:
 
 @pytest.fixture(scope="module")
 def entra_token(info: dict) -> dict:
-    session = requests.Session()
-    session.verify, session.trust_env = info["ca_bundle"], False
-    app = msal.PublicClientApplication(
-        info["client_id"], authority=info["authority"], http_client=session, instance_discovery=False
-    )
-    flow = app.initiate_device_flow(scopes=list(contract.TEAMS_SCOPES))
-    user = info["users"][0]
-    session.post(
-        flow["verification_uri"],
-        data={"user_code": flow["user_code"], "username": user["upn"], "password": user["password"]},
-    ).raise_for_status()
-    return app.acquire_token_by_device_flow(flow)
+    return device_code_sign_in(info, contract.TEAMS_SCOPES)[1]
 
 
 def test_identity_lifecycle(info: dict) -> None:

@@ -63,6 +63,17 @@ def public_app(info: dict[str, Any], session: requests.Session, client_id: str |
     )
 
 
+def confidential_app(info: dict[str, Any], session: requests.Session, secret: str | None = None) -> Any:
+    """The tenant's confidential app (its client secret, unless another is given)."""
+    return msal.ConfidentialClientApplication(
+        info["client_id"],
+        client_credential=info["client_secret"] if secret is None else secret,
+        authority=info["authority"],
+        http_client=session,
+        instance_discovery=False,
+    )
+
+
 def password_grant(app: Any, u: dict[str, Any], password: str | None = None, scopes: list[str] = TEAMS_SCOPES) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -190,13 +201,7 @@ def test_device_code_page_rejects_an_unknown_code(info: dict[str, Any]) -> None:
 
 
 def test_client_credentials_token_has_no_delegated_scopes(info: dict[str, Any], session: requests.Session) -> None:
-    app = msal.ConfidentialClientApplication(
-        info["client_id"],
-        client_credential=info["client_secret"],
-        authority=info["authority"],
-        http_client=session,
-        instance_discovery=False,
-    )
+    app = confidential_app(info, session)
     result = app.acquire_token_for_client(scopes=[f"{ACS}/.default"])
     assert "access_token" in result, result
     token = claims(result["access_token"])
@@ -208,13 +213,7 @@ def test_client_credentials_token_has_no_delegated_scopes(info: dict[str, Any], 
 
 
 def test_client_credentials_with_a_wrong_secret(info: dict[str, Any], session: requests.Session) -> None:
-    app = msal.ConfidentialClientApplication(
-        info["client_id"],
-        client_credential="cs~not-the-secret",
-        authority=info["authority"],
-        http_client=session,
-        instance_discovery=False,
-    )
+    app = confidential_app(info, session, "cs~not-the-secret")
     result = app.acquire_token_for_client(scopes=[f"{ACS}/.default"])
     assert_entra_error(result, "invalid_client", 7000215)
 
@@ -337,13 +336,7 @@ def test_a_users_token_request_for_two_resources_is_28000_with_one_request_per_r
 
 def test_an_apps_token_request_for_two_resources_is_70011(info: dict[str, Any], session: requests.Session) -> None:
     """Client credentials asking two resources' .default: 70011 with the whole scope (azure-sdk-for-net#9076)."""
-    app = msal.ConfidentialClientApplication(
-        info["client_id"],
-        client_credential=info["client_secret"],
-        authority=info["authority"],
-        http_client=session,
-        instance_discovery=False,
-    )
+    app = confidential_app(info, session)
     result = app.acquire_token_for_client(scopes=[f"{ACS}/.default", "https://graph.microsoft.com/.default"])
     assert_entra_error(result, "invalid_scope", 70011)
     assert result["error_description"].startswith(

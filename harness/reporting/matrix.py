@@ -98,8 +98,8 @@ def resolve(argument: str | Path) -> Path:
 
 def load_runs(arguments: list[str | Path]) -> list[Run]:
     """Each report read and checked; a run passed twice (same run id, profile and start) is refused. Ordered by
-    profile, then by start. (Runs of different profiles started in the same second share a run id, `<stamp>-<mode>`:
-    they are different runs.)"""
+    profile, then by start. (A run id names its profile unless that is the default one; reports written before
+    that share `<stamp>-<mode>` across profiles started in the same second: they are different runs.)"""
     if not arguments:
         raise MatrixError("no report given; pass one or more conformance.json files or report folders")
     runs: list[Run] = []

@@ -51,6 +51,17 @@ class EntraError(Exception):
         self.extra = extra
 
 
+def _invalid_scope(scope: str) -> EntraError:
+    """AADSTS70011 as Entra words it, naming the whole scope as sent."""
+    return EntraError(
+        400,
+        "invalid_scope",
+        70011,
+        "The provided request must include a 'scope' input parameter. The provided value for the input "
+        f"parameter 'scope' is not valid. The scope {scope} is not valid.",
+    )
+
+
 def _wrong_credentials() -> EntraError:
     return EntraError(400, "invalid_grant", 50126, "Error validating credentials due to invalid username or password.")
 
@@ -407,13 +418,7 @@ class Entra:
         default = permissions == {".default"}
         unknown = sorted(p for p in permissions if p not in known and p != ".default")
         if unknown:
-            raise EntraError(
-                400,
-                "invalid_scope",
-                70011,
-                "The provided request must include a 'scope' input parameter. The provided value for the input "
-                f"parameter 'scope' is not valid. The scope {scope} is not valid.",
-            )
+            raise _invalid_scope(scope)
         return Grant(resource, app_id, name, frozenset(permissions), default, wants_refresh, wants_id_token)
 
     @staticmethod
@@ -582,13 +587,7 @@ class Entra:
         scope = form.get("scope", "")
         if len(scope.split()) > 1 and all(s.endswith("/.default") for s in scope.split()):
             # what Entra answered an app asking for two resources' .default at once (azure-sdk-for-net#9076)
-            raise EntraError(
-                400,
-                "invalid_scope",
-                70011,
-                "The provided request must include a 'scope' input parameter. The provided value for the input "
-                f"parameter 'scope' is not valid. The scope {scope} is not valid.",
-            )
+            raise _invalid_scope(scope)
         if not scope.endswith("/.default") or len(scope.split()) != 1:
             raise EntraError(
                 400,
