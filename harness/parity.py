@@ -306,14 +306,31 @@ def compare_exchanges(recorded: list[Exchange], sandbox: list[Exchange], where: 
 
 
 def compare_inbound(recorded: list[dict[str, Any]], sandbox: list[dict[str, Any]], where: str) -> list[Divergence]:
-    """Notifications Graph delivered, in order: kinds and the shape of each notification and message."""
+    """Notifications Graph delivered: kinds and the shape of each notification and message.
+
+    Notifications are paired by what they announce (kind and change type), in order within each:
+    Graph promises no order between notifications (each is its own POST, sent concurrently), so the
+    arrival order of a "created" and an "updated" says nothing about the service."""
     found: list[Divergence] = []
     if len(recorded) != len(sandbox):
         found.append(Divergence(where, "notifications", f"{len(recorded)} delivered", f"{len(sandbox)}"))
-    for index, (theirs, ours) in enumerate(zip(recorded, sandbox, strict=False)):
+    queues: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+    for entry in sandbox:
+        queues[_announces(entry)].append(entry)
+    for index, theirs in enumerate(recorded):
+        label = f"{where} notification {index + 1} ({_announces(theirs)})"
+        if not queues[_announces(theirs)]:
+            found.append(Divergence(label, "notification", "delivered", "the sandbox run delivered none like it"))
+            continue
+        ours = queues[_announces(theirs)].popleft()
         as_exchange = [Exchange("POST", "webhook", 200, json.dumps(entry)) for entry in (theirs, ours)]
-        found += compare(*as_exchange, f"{where} notification {index + 1}")
+        found += compare(*as_exchange, label)
     return found
+
+
+def _announces(entry: dict[str, Any]) -> str:
+    notification = entry.get("notification") if isinstance(entry.get("notification"), dict) else {}
+    return f"{entry.get('kind', '?')} {notification.get('changeType', '')}".strip()
 
 
 def transient(exchange: Exchange) -> bool:

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import yaml
 
-from harness.parity import Exchange, compare, compare_exchanges, request_kind, value_format
+from harness.parity import Exchange, compare, compare_exchanges, compare_inbound, request_kind, value_format
 from tests.support import ROOT, cte
 
 WRONG_USER = (
@@ -103,6 +103,26 @@ def sandbox_recording(tmp_path_factory):
 
 
 @pytest.mark.integration
+def _inbound(change: str, edited: str | None) -> dict:
+    return {
+        "kind": "change",
+        "notification": {"changeType": change, "id": "00000000-0000-0000-0000-000000000001"},
+        "message": {"id": "1", "lastEditedDateTime": edited},
+    }
+
+
+def test_notifications_are_paired_by_what_they_announce_not_by_arrival_order() -> None:
+    created, updated = _inbound("created", None), _inbound("updated", "2026-01-05T09:00:03.300Z")
+    assert compare_inbound([updated, created], [created, updated], "x") == []
+    # a real difference in a notification of the same kind is still found
+    wrong = _inbound("updated", None)
+    found = compare_inbound([updated, created], [created, wrong], "x")
+    assert [(d.where, d.aspect) for d in found] == [("x notification 1 (change updated)", "format")]
+    # a kind delivered on one side only is named
+    found = compare_inbound([created, updated], [created, created], "x")
+    assert any("none like it" in d.sandbox for d in found)
+
+
 def test_the_committed_cassettes_agree_with_the_sandbox(sandbox_recording) -> None:
     out, done = sandbox_recording
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
