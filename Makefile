@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 ## The real ACS Calling SDK from npm, bundled for the browser driver into .cache/ (never committed:
-## Microsoft's proprietary licence). Its version is pinned in one place: harness/calling/browser.py.
+## Microsoft's proprietary licence). Its version is pinned in one place: harness/client/calling/browser.py.
 SDK_DIR := .cache/calling-sdk
-SDK_VERSION := $(shell sed -n 's/^SDK_VERSION = "\(.*\)"/\1/p' harness/calling/browser.py)
+SDK_VERSION := $(shell sed -n 's/^SDK_VERSION = "\(.*\)"/\1/p' harness/client/calling/browser.py)
 ESBUILD_VERSION := 0.28.2
 SDK_STAMP := $(SDK_DIR)/.installed-$(SDK_VERSION)-$(ESBUILD_VERSION)
 
@@ -29,13 +29,13 @@ APT_INSTALL = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
 	else echo "$(2) is not installed and cannot be installed here (needs root and apt-get): apt-get install -y $(1)"; fi
 
-$(SDK_STAMP): harness/calling/browser_page/entry.js
+$(SDK_STAMP): harness/client/calling/browser_page/entry.js
 	@command -v npm >/dev/null || { $(call APT_INSTALL,nodejs npm,npm); }
 	@command -v npm >/dev/null || { echo "the Calling SDK needs npm: apt-get install -y nodejs npm"; exit 1; }
 	mkdir -p $(SDK_DIR)
 	cd $(SDK_DIR) && npm install --no-audit --no-fund --silent \
 	  @azure/communication-calling@$(SDK_VERSION) esbuild@$(ESBUILD_VERSION)
-	cp harness/calling/browser_page/entry.js $(SDK_DIR)/entry.js
+	cp harness/client/calling/browser_page/entry.js $(SDK_DIR)/entry.js
 	cd $(SDK_DIR) && node_modules/.bin/esbuild entry.js --bundle --format=iife --platform=browser \
 	  --outfile=calling-sdk.js --log-level=warning
 	@rm -f $(SDK_DIR)/.installed-*

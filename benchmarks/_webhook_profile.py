@@ -37,8 +37,9 @@ import trustme  # noqa: E402
 import uvicorn  # noqa: E402
 import webhook_load  # noqa: E402
 
-from harness.notifications import crypto, standalone  # noqa: E402
-from harness.notifications.receiver import Receiver  # noqa: E402
+from harness.client.notifications import standalone  # noqa: E402
+from harness.client.notifications.receiver import Receiver  # noqa: E402
+from harness.wire import notification_crypto as crypto  # noqa: E402
 
 # What a function's own time is charged to, by where it lives (first match wins).
 CATEGORIES = [

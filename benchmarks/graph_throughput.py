@@ -1,11 +1,11 @@
-"""Send and list throughput through harness.graph beside raw httpx against the same sandbox, in the
+"""Send and list throughput through harness.client.graph beside raw httpx against the same sandbox, in the
 same run (the ratio is our client's overhead), and the time to poll 10,000 messages beside raw httpx
 following the same `@odata.nextLink` pages.
 
     .venv/bin/python benchmarks/graph_throughput.py [--messages N] [--poll 10000] [--json PATH]
 
 Each send alternates with a raw one and each listing with a raw listing (median of `--list-rounds`),
-so drift and noise fall on both; the raw client is configured as harness.graph's own (TLS, timeouts,
+so drift and noise fall on both; the raw client is configured as harness.client.graph's own (TLS, timeouts,
 no environment), so the ratio is what the client's logic costs: markers, retries, typed messages.
 The sandbox runs with its deterministic clock (300 ms of model time a request), so Graph's
 throttling never engages and the figures measure the client, not the rate limit. Prints figures (and
@@ -29,9 +29,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import transport  # noqa: E402
-from harness.auth import EntraSignIn  # noqa: E402
-from harness.config import load_profile  # noqa: E402
-from harness.graph import GRAPH_SCOPES, GraphClient, MarkerSource  # noqa: E402
+from harness.client.auth import EntraSignIn  # noqa: E402
+from harness.client.graph import GRAPH_SCOPES, GraphClient, MarkerSource  # noqa: E402
+from harness.core.config import load_profile  # noqa: E402
 from harness.sandbox.server import Sandbox  # noqa: E402
 from harness.sandbox.state import Message  # noqa: E402
 
@@ -69,7 +69,7 @@ def measure(messages: int, poll: int, warmup: int = 20, list_rounds: int = 5) ->
             verify=ssl.create_default_context(cafile=tenant.ca_bundle),
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(30.0, connect=10.0),
-            trust_env=False,  # configured as harness.graph configures its client: only the client differs
+            trust_env=False,  # configured as harness.client.graph configures its client: only the client differs
         )
 
         def chat() -> str:
@@ -162,16 +162,16 @@ def report(result: dict[str, Any]) -> None:
     messages, polled, pages = result["params"]["messages"], result["params"]["poll"], result["details"]["pages_polled"]
     print(
         f"send  {messages} messages: raw httpx {send['baseline_per_second']:7.1f}/s "
-        f"({send['baseline_value']:.2f} ms each) | harness.graph {send['per_second']:7.1f}/s "
+        f"({send['baseline_value']:.2f} ms each) | harness.client.graph {send['per_second']:7.1f}/s "
         f"({send['value']:.2f} ms each) | ratio {send['ratio']:.2f}x"
     )
     print(
-        f"list  {messages} messages ($top=50): raw httpx {listing['baseline_value']:.0f} ms | harness.graph "
+        f"list  {messages} messages ($top=50): raw httpx {listing['baseline_value']:.0f} ms | harness.client.graph "
         f"{listing['value']:.0f} ms | ratio {listing['ratio']:.2f}x"
     )
     print(
         f"poll  {polled} messages ($top=50, {pages} pages): raw httpx {poll['baseline_value']:.2f} s | "
-        f"harness.graph {poll['value']:.2f} s ({poll['ms_per_page']:.1f} ms a page) | ratio {poll['ratio']:.2f}x"
+        f"harness.client.graph {poll['value']:.2f} s ({poll['ms_per_page']:.1f} ms a page) | ratio {poll['ratio']:.2f}x"
     )
 
 

@@ -45,8 +45,8 @@ import httpx  # noqa: E402
 import jwt  # noqa: E402
 import trustme  # noqa: E402
 
-from harness.notifications import crypto  # noqa: E402
-from harness.notifications.push import PushClient  # noqa: E402
+from harness.client.notifications import crypto  # noqa: E402
+from harness.client.notifications.push import PushClient  # noqa: E402
 
 AUDIENCE, TENANT = "00000000-0000-0000-0000-00000000c001", "00000000-0000-0000-0000-00000000a001"
 STATE = "benchmark-client-state"
@@ -128,7 +128,7 @@ class Receiver:
     """`cte receiver serve` in its own process, and a subscription registered with it."""
 
     def __init__(self, transport: str, workers: int, jwks_url: str, scratch: Path) -> None:
-        command = [sys.executable, "-m", "harness.cli", "receiver", "serve", "--audience", AUDIENCE]
+        command = [sys.executable, "-m", "harness.run.cli", "receiver", "serve", "--audience", AUDIENCE]
         command += ["--jwks-url", jwks_url, "--workers", str(workers)]
         self.ca: str | None = None
         if transport == "plain":

@@ -28,7 +28,7 @@ LIMIT = 300_000
 
 
 def run(report_dir: Path, *args: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "harness.cli", "run", "-q", "--report-dir", str(report_dir), *args]
+    command = [sys.executable, "-m", "harness.run.cli", "run", "-q", "--report-dir", str(report_dir), *args]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
 
 
@@ -62,8 +62,8 @@ def main() -> int:
             ([str(tmp / p) for p in PROFILES], tmp / "matrix"),
             ([str(tmp / "sandbox"), *(str(tmp / f"later-{i}") for i in range(len(LATER)))], tmp / "over-time"),
         ):
-            subprocess.run([sys.executable, "-m", "harness.cli", "matrix", *arguments, "-o", str(out)], check=True)
-        from harness.calling.browser import playwright
+            subprocess.run([sys.executable, "-m", "harness.run.cli", "matrix", *arguments, "-o", str(out)], check=True)
+        from harness.client.calling.browser import playwright
 
         IMAGES.mkdir(parents=True, exist_ok=True)
         browser = playwright().chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])

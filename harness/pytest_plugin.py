@@ -22,13 +22,15 @@ from typing import Any
 
 import pytest
 
-from harness import __version__, expectations
-from harness.config import PROFILE_DIR, Profile, ProfileError, Tenant, load_profile, resolve_mode
-from harness.modes import Pacing, Scenario, mode_for
-from harness.recording import explain_mismatch, take_unused
+from harness import __version__
+from harness.conformance import expectations
+from harness.conformance.scenario import AREAS, ScenarioRun, VerdictFailed
+from harness.conformance.verdicts import Fault, Skipped
+from harness.core.cassettes import explain_mismatch, take_unused
+from harness.core.config import PROFILE_DIR, Profile, ProfileError, Tenant, load_profile, resolve_mode
+from harness.core.prerequisites import MissingPrerequisite
 from harness.reporting import redact_result, write_reports
-from harness.scenario import AREAS, MissingPrerequisite, ScenarioRun, VerdictFailed
-from harness.verdicts import Fault, Skipped
+from harness.run.modes import Pacing, Scenario, mode_for
 
 RUN_KEY = pytest.StashKey[ScenarioRun]()
 STACK_KEY = pytest.StashKey[contextlib.ExitStack]()
@@ -88,7 +90,7 @@ def scenario_order(value: str | None) -> Callable[[list[Any]], list[Any]] | None
 
 
 def calling_driver_option(value: str | None) -> str | None:
-    from harness.calling import DRIVERS
+    from harness.client.calling import DRIVERS
 
     if value and value not in DRIVERS:
         raise ProfileError(f"calling driver {value!r} is not valid; use one of {', '.join(DRIVERS)} (--calling)")
@@ -96,7 +98,7 @@ def calling_driver_option(value: str | None) -> str | None:
 
 
 def embedded_sandbox(**options: Any) -> Any:
-    """The plugin may start the embedded sandbox (harness.modes asks it to, for a sandbox profile);
+    """The plugin may start the embedded sandbox (harness.run.modes asks it to, for a sandbox profile);
     imported only then, so a live run never loads it."""
     from harness.sandbox.server import embedded
 
@@ -139,7 +141,7 @@ class CteSession:
     def receiver(self) -> Any:
         """The notification receiver, started on first use, trusting the keys the mode says Graph signs with."""
         if self._receiver is None:
-            from harness.notifications.service import ReceiverService
+            from harness.client.notifications.service import ReceiverService
 
             trust = self.mode.receiver_trust()
             self._receiver = ReceiverService.start(
@@ -228,7 +230,7 @@ def graph_pacing(cte: CteSession, request: pytest.FixtureRequest) -> Pacing:
 
 @pytest.fixture
 def notification_environment(cte: CteSession, request: pytest.FixtureRequest) -> Any:
-    from harness.notifications.flow import NotificationEnvironment
+    from harness.conformance.flows.notifications import NotificationEnvironment
 
     try:
         service = cte.receiver()
@@ -329,7 +331,7 @@ def _begin(  # type: ignore[no-untyped-def]
     if recording.inbound is not None:
         item.stash[INBOUND_KEY] = recording.inbound
     if area in ("calling", "policies"):  # what the real Calling SDK answered (browser driver only)
-        from harness.calling.sdk_cassette import SdkCassette
+        from harness.client.calling.sdk_cassette import SdkCassette
 
         scrubber = recording.scrubber
 
@@ -426,7 +428,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     directory = getattr(config.option, "allure_report_dir", None)
     if cte is None:
         return
-    from harness import scrubbing
+    from harness.core import scrubbing
 
     scrubber = scrubbing.Scrubber(cte.known_secrets, unknown_guids=False)
     files = list(Path(directory).glob("*")) if directory and Path(directory).is_dir() else []
@@ -439,7 +441,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             if cleaned != text:
                 path.write_text(cleaned, encoding="utf-8")
     cte.close()
-    from harness.calling.browser import close_shared_browsers  # the browser driver's Chromium, if started
+    from harness.client.calling.browser import close_shared_browsers  # the browser driver's Chromium, if started
 
     close_shared_browsers()
 

@@ -44,14 +44,14 @@ CALLING_SERVICES = "needs Microsoft's calling services"
 
 
 def cte(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "harness.cli", *args]
+    command = [sys.executable, "-m", "harness.run.cli", *args]
     print("$ cte " + " ".join(args), flush=True)
     return subprocess.run(command, cwd=ROOT, env=env, text=True, capture_output=True, timeout=1200)
 
 
 def cte_started(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     print("$ cte " + " ".join(args), flush=True)
-    command = [sys.executable, "-m", "harness.cli", *args]
+    command = [sys.executable, "-m", "harness.run.cli", *args]
     return subprocess.Popen(command, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -80,7 +80,7 @@ def run_info(report: Path) -> dict[str, Any]:
 def serve(profile: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """The sandbox in a process of its own; its one JSON line says where the profile is and the secrets."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "sandbox", "serve", "--write-profile", str(profile)],
+        [sys.executable, "-m", "harness.run.cli", "sandbox", "serve", "--write-profile", str(profile)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

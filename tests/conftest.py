@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from harness.calling.browser import BrowserUnavailable, check_available
+from harness.client.calling.browser import BrowserUnavailable, check_available
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def cte(*args: str, env: Mapping[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """`cte ARGS` in a process of its own, from the repository root (`env`: its whole environment)."""
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "harness.run.cli", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -49,8 +49,8 @@ def sealed_notification(
     key: Any, token: str, message_id: str, *, nid: str | None = None, with_resource_data: bool = True, **fields: Any
 ) -> dict[str, Any]:
     """A change notification collection as Graph sends one: a chat message sealed for the receiver's
-    `key` (harness.notifications.crypto), one validation `token`; `fields` replace the item's keys."""
-    from harness.notifications import crypto
+    `key` (harness.wire.notification_crypto), one validation `token`; `fields` replace the item's keys."""
+    from harness.wire import notification_crypto as crypto
 
     message = {"id": message_id, "body": {"contentType": "text", "content": f"hello {message_id}"}}
     item: dict[str, Any] = {

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from harness import scrubbing
-from harness.config import ProfileError, load_profile
+from harness.core import scrubbing
+from harness.core.config import ProfileError, load_profile
 from tests.test_config import ENV, live, one_line, write
 
 SECRET_ENV = {"CTE_TEST_ACS_SECRET": "sp~secret-value-0123456789"}

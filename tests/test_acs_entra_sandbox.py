@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from harness import contract, tokens
 from harness.sandbox.server import Sandbox
 from harness.sandbox.state import ACS_DATA_PLANE_APP_ID, service_principal_oid
+from harness.wire import contract, tokens
 from tests.support import device_code_sign_in
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""The suite's identity area with a profile that has no ACS access key (profiles/acs-entra.toml: ACS reached
+"""The suite's identity area with a profile that has no ACS access key (harness/profiles/acs-entra.toml: ACS reached
 with the sandbox tenant's client secret through azure-identity), in sandbox mode and in replay of a recording
 made into a temporary folder; and what replay holds a bearer recording to."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from vcr.request import Request
 
-from harness.recording import authorization_matcher, sent_authorization
+from harness.core.cassettes import authorization_matcher, sent_authorization
 from tests.support import cte
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ def verdicts(report_dir: Path) -> tuple[dict[str, str], set[str]]:
 def test_the_identity_area_passes_without_an_access_key_in_sandbox_and_replay(tmp_path: Path) -> None:
     cassettes = tmp_path / "cassettes"
     recorded = cte(
-        "record", "--profile", "profiles/acs-entra.toml", "-k", "identity",
+        "record", "--profile", "harness/profiles/acs-entra.toml", "-k", "identity",
         "--cassette-dir", str(cassettes), "--report-dir", str(tmp_path / "record"),
     )  # fmt: skip
     assert recorded.returncode == 0, recorded.stdout[-3000:] + recorded.stderr[-2000:]
@@ -38,11 +38,11 @@ def test_the_identity_area_passes_without_an_access_key_in_sandbox_and_replay(tm
     text = "\n".join(p.read_text(encoding="utf-8") for p in cassettes.rglob("*.yaml"))
     assert "grant_type=client_credentials" in text and "%2F%2F.default" in text
     assert "Bearer <scrubbed>" in text
-    audit = cte("cassettes", "audit", "--profile", "profiles/acs-entra.toml", str(cassettes))
+    audit = cte("cassettes", "audit", "--profile", "harness/profiles/acs-entra.toml", str(cassettes))
     assert audit.returncode == 0 and "0 finding(s)" in audit.stdout, audit.stdout + audit.stderr
 
     replayed = cte(
-        "run", "--mode", "replay", "--profile", "profiles/acs-entra.toml", "-k", "identity",
+        "run", "--mode", "replay", "--profile", "harness/profiles/acs-entra.toml", "-k", "identity",
         "--cassette-dir", str(cassettes), "--report-dir", str(tmp_path / "replay"),
     )  # fmt: skip
     assert replayed.returncode == 0, replayed.stdout[-3000:] + replayed.stderr[-2000:]

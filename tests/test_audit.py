@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.audit import scan
+from harness.run.audit import scan
 
 ROOT = Path(__file__).resolve().parent.parent
 words = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789", min_size=12, max_size=24)
@@ -59,7 +59,7 @@ def test_placeholders_are_not_findings(tmp_path: Path) -> None:
 
 def test_the_repository_cassettes_are_clean_and_the_command_fails_on_a_finding(tmp_path: Path) -> None:
     clean = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "cassettes", "audit", "--profile", "sandbox"],
+        [sys.executable, "-m", "harness.run.cli", "cassettes", "audit", "--profile", "sandbox"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -70,7 +70,7 @@ def test_the_repository_cassettes_are_clean_and_the_command_fails_on_a_finding(t
     planted.mkdir()
     (planted / "x.yaml").write_text("upn: megan@fabrikam.example.com\n")
     dirty = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "cassettes", "audit", str(planted)],
+        [sys.executable, "-m", "harness.run.cli", "cassettes", "audit", str(planted)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import transport
-from harness.calling.browser import BridgeError
-from harness.calling.browser_driver import SDK, BrowserCallingDriver, checked, locator_data, target_data
-from harness.calling.cross_check import AGREE, MODEL, compare
-from harness.calling.protocol import (
+from harness.client.calling.browser import BridgeError
+from harness.client.calling.browser_driver import SDK, BrowserCallingDriver, checked, locator_data, target_data
+from harness.client.calling.cross_check import AGREE, MODEL, compare
+from harness.client.calling.protocol import (
     NEEDS_CALLING_SERVICES,
     CallingCommunicationError,
     GroupLocator,
@@ -33,11 +32,12 @@ from harness.calling.protocol import (
     PhoneNumber,
     TeamsUser,
 )
-from harness.config import load_profile
-from harness.flows import IdentityFlow
-from harness.recording import display_path
+from harness.conformance.flows.identity import IdentityFlow
+from harness.core.cassettes import display_path
+from harness.core.config import load_profile
+from harness.core.prerequisites import MissingPrerequisite
 from harness.sandbox.server import Sandbox
-from harness.scenario import MissingPrerequisite
+from harness.wire import transport
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,7 +154,7 @@ def test_an_sdk_error_becomes_a_calling_error_and_a_bridge_error_a_harness_fault
 
 def cte(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "harness.run.cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -305,7 +305,7 @@ def test_what_the_real_sdk_answered_is_recorded_scrubbed_and_replayed_without_a_
     cassettes, in_record = recorded
     files = sorted(cassettes.rglob("*.calling-sdk.yaml"))
     assert len(files) == 3, files
-    from harness.audit import scan
+    from harness.run.audit import scan
 
     assert scan(files) == [], "a recording of the SDK carries no secret"
     voip = yaml.safe_load(next(f for f in files if f.name.startswith("make-a-voip")).read_text())

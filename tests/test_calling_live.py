@@ -21,10 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import transport
-from harness.calling import browser, driver_for
-from harness.calling.browser import BridgeError, shared_browser
-from harness.calling.browser_driver import (
+from harness.client.calling import browser, driver_for
+from harness.client.calling.browser import BridgeError, shared_browser
+from harness.client.calling.browser_driver import (
     OFFLINE_SETTLE_S,
     SDK,
     BrowserCall,
@@ -33,9 +32,8 @@ from harness.calling.browser_driver import (
     judged,
     network_failure,
 )
-from harness.calling.cross_check import CrossCheckedDriver
-from harness.calling.flow import CallingFlow
-from harness.calling.protocol import (
+from harness.client.calling.cross_check import CrossCheckedDriver
+from harness.client.calling.protocol import (
     ANY_PHONE_NUMBER,
     NEEDS_CALLING_SERVICES,
     CallingCommunicationError,
@@ -45,11 +43,13 @@ from harness.calling.protocol import (
     same_caller,
     teams_user_raw_id,
 )
-from harness.calling.sdk_cassette import SdkCassette
-from harness.config import Tenant, load_profile
-from harness.flows import IdentityFlow
+from harness.client.calling.sdk_cassette import SdkCassette
+from harness.conformance.flows.calling import CallingFlow
+from harness.conformance.flows.identity import IdentityFlow
+from harness.core.config import Tenant, load_profile
+from harness.core.prerequisites import MissingPrerequisite
 from harness.sandbox.server import Sandbox
-from harness.scenario import MissingPrerequisite
+from harness.wire import transport
 
 TEAMS_FOR_PERSONAL_USE = "https://teams.live.com/meet/9391234567890?p=abcdEFGH"
 REGULAR_MEETING = "https://teams.microsoft.com/meet/3401888872340?p=5CKN7S"
@@ -390,8 +390,8 @@ def test_live_when_microsoft_is_unreachable_a_started_call_is_a_skip_naming_the_
     ],
 )
 def test_row_8_counts_only_a_refusal_before_media(status: int, states: str, refused: bool) -> None:
-    from harness.calling.flow import refused_before_media
-    from harness.verdicts import Observation
+    from harness.conformance.flows.calling import refused_before_media
+    from harness.conformance.verdicts import Observation
 
     observed = Observation("rejected", "join", status=status, evidence={"states": states} if states else {})
     assert refused_before_media(observed)[0] is refused

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import pytest
 
-from harness import transport
-from harness.calling import driver_for
-from harness.calling.browser import SDK_VERSION, CallingSdkPage, SdkAnswer
-from harness.calling.browser import sdk_version_installed as installed_version
-from harness.calling.protocol import CallingCommunicationError, GroupLocator, MeetingLink
-from harness.config import load_profile
-from harness.flows import IdentityFlow
+from harness.client.calling import driver_for
+from harness.client.calling.browser import SDK_VERSION, CallingSdkPage, SdkAnswer
+from harness.client.calling.browser import sdk_version_installed as installed_version
+from harness.client.calling.protocol import CallingCommunicationError, GroupLocator, MeetingLink
+from harness.conformance.flows.identity import IdentityFlow
+from harness.core.config import load_profile
 from harness.sandbox.server import Sandbox
+from harness.wire import transport
 
 pytestmark = pytest.mark.integration
 

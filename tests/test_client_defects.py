@@ -26,16 +26,16 @@ from typing import Any
 import httpx
 import pytest
 
-from harness import transport
-from harness.auth import EntraSignIn
-from harness.config import load_profile
-from harness.graph import GRAPH_SCOPES, GraphClient, MarkerSource
-from harness.notifications import crypto
-from harness.notifications import receiver as receiver_module
-from harness.notifications.receiver import Decision, Registration
-from harness.notifications.service import ReceiverService
+from harness.client.auth import EntraSignIn
+from harness.client.graph import GRAPH_SCOPES, GraphClient, MarkerSource
+from harness.client.notifications import receiver as receiver_module
+from harness.client.notifications.receiver import Decision, Registration
+from harness.client.notifications.service import ReceiverService
+from harness.core.config import load_profile
 from harness.sandbox.graph import DEFAULT_TOP
 from harness.sandbox.server import Sandbox
+from harness.wire import notification_crypto as crypto
+from harness.wire import transport
 
 pytestmark = pytest.mark.integration
 AUDIENCE = "00000000-0000-0000-0000-00000000c001"

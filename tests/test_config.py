@@ -1,4 +1,4 @@
-"""harness/config.py: every bad profile fails with one line naming the file, the field and the fix."""
+"""harness/core/config.py: every bad profile fails with one line naming the file, the field and the fix."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from harness import scrubbing
-from harness.config import (
+from harness.core import scrubbing
+from harness.core.config import (
     MODES,
     PROFILE_DIR,
     SANDBOX_TENANTS,
@@ -22,7 +22,7 @@ from harness.config import (
     resolve_mode,
     validate,
 )
-from harness.scenario import MissingPrerequisite
+from harness.core.prerequisites import MissingPrerequisite
 
 TENANT_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 CLIENT_ID = "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d"

@@ -19,11 +19,12 @@ import pytest
 import requests
 import trustme
 
-from harness import auth, transport
-from harness.auth import EntraSignIn, ObservingSession
-from harness.config import Tenant, load_profile
-from harness.doctor import Doctor
+from harness.client import auth
+from harness.client.auth import EntraSignIn, ObservingSession
+from harness.core.config import Tenant, load_profile
+from harness.run.doctor import Doctor
 from harness.sandbox.server import Sandbox
+from harness.wire import transport
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def doctor(profile: str, tmp_path: Path) -> tuple[int, dict, str]:
     result = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "doctor", "--profile", profile, "--report-dir", str(tmp_path)],
+        [sys.executable, "-m", "harness.run.cli", "doctor", "--profile", profile, "--report-dir", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -76,7 +76,7 @@ def test_each_misconfiguration_gets_its_diagnosis(
 
 def test_a_bad_profile_is_one_line(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "doctor", "--profile", "no-such-profile"],
+        [sys.executable, "-m", "harness.run.cli", "doctor", "--profile", "no-such-profile"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import transport
-from harness.auth import EntraSignIn
-from harness.config import load_profile
-from harness.flows import exchange_observation, sign_in_observation
-from harness.graph import GRAPH_SCOPES, GraphClient, MarkerSource
-from harness.identity import AcsIdentity
+from harness.client.auth import EntraSignIn
+from harness.client.graph import GRAPH_SCOPES, GraphClient, MarkerSource
+from harness.client.identity import AcsIdentity
+from harness.conformance.flows.identity import exchange_observation, sign_in_observation
+from harness.core.config import load_profile
 from harness.sandbox.faults import FREE_PASSES, FaultPlan, WorkloadFaults, plan_from_profile, workload_of
 from harness.sandbox.server import Sandbox
+from harness.wire import transport
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,9 +81,9 @@ def test_after_a_fault_the_next_requests_on_that_path_go_through() -> None:
 )
 def test_a_bad_faults_table_is_one_line_naming_the_key(table, names) -> None:
     with pytest.raises(ValueError) as err:
-        plan_from_profile(table, "profiles/bad.toml")
+        plan_from_profile(table, "harness/profiles/bad.toml")
     message = str(err.value)
-    assert names in message and "profiles/bad.toml" in message and "\n" not in message
+    assert names in message and "harness/profiles/bad.toml" in message and "\n" not in message
 
 
 def test_the_flaky_profile_loads_and_builds_a_plan() -> None:
@@ -97,7 +97,7 @@ def test_a_record_run_refuses_a_profile_that_injects_faults(tmp_path) -> None:
     profile = tmp_path / "faulty.toml"
     profile.write_text('kind = "sandbox"\n[faults.graph]\nthrottle = 0.1\n', encoding="utf-8")
     run = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "record", "--profile", str(profile), "-k", "nothing_matches"],
+        [sys.executable, "-m", "harness.run.cli", "record", "--profile", str(profile), "-k", "nothing_matches"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -200,7 +200,17 @@ def run_suite(profile: str, report_dir: Path, log: Path) -> subprocess.Popen[byt
     env = {**os.environ, "CTE_MODE": "sandbox"}
     with log.open("wb") as out:  # a file, not a pipe: two runs side by side never stall on a full pipe
         return subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", "run", "-q", "--profile", profile, "--report-dir", str(report_dir)],
+            [
+                sys.executable,
+                "-m",
+                "harness.run.cli",
+                "run",
+                "-q",
+                "--profile",
+                profile,
+                "--report-dir",
+                str(report_dir),
+            ],
             cwd=ROOT,
             env=env,
             stdout=out,

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import transport
-from harness.auth import EntraSignIn
-from harness.config import load_profile
-from harness.graph import GRAPH_SCOPES, MARKER_PREFIX, GraphClient, MarkerSource, retry_after_seconds
+from harness.client.auth import EntraSignIn
+from harness.client.graph import GRAPH_SCOPES, MARKER_PREFIX, GraphClient, MarkerSource, retry_after_seconds
+from harness.core.config import load_profile
 from harness.sandbox.graph import MAX_MESSAGE_BYTES, PERMISSIONS
 from harness.sandbox.server import Sandbox
+from harness.wire import transport
 
 pytestmark = pytest.mark.integration
 SPECS = Path(__file__).resolve().parents[2] / "shared" / "specs" / "graph-permissions"

@@ -33,7 +33,7 @@ def report(tmp_path_factory) -> Path:
         [
             sys.executable,
             "-m",
-            "harness.cli",
+            "harness.run.cli",
             "run",
             "-q",
             "--profile",
@@ -52,7 +52,7 @@ def report(tmp_path_factory) -> Path:
 def test_the_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed here (apt-get install -y chromium); .ci/run installs it")
-    from harness.calling.browser import playwright  # the process's one Playwright (the SDK tests use it too)
+    from harness.client.calling.browser import playwright  # the process's one Playwright (the SDK tests use it too)
 
     document = json.loads((report / "conformance.json").read_text())
     not_passing = sum(1 for s in document["scenarios"] if s["verdict"] != "PASS")
@@ -80,7 +80,7 @@ def test_the_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
 def _open(report: Path, width: int, height: int):  # type: ignore[no-untyped-def]
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed here (apt-get install -y chromium); .ci/run installs it")
-    from harness.calling.browser import playwright
+    from harness.client.calling.browser import playwright
 
     browser = playwright().chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
     page = browser.new_page(viewport={"width": width, "height": height})

@@ -31,7 +31,7 @@ OVER_TIME = ("identity", "identity or chat", "chat", "notifications or policies"
 
 def cte(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "harness.run.cli", *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         capture_output=True,
@@ -41,7 +41,7 @@ def cte(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 
 def run_command(report_dir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", "run", "-q", "--report-dir", str(report_dir), *args]
+    return [sys.executable, "-m", "harness.run.cli", "run", "-q", "--report-dir", str(report_dir), *args]
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +266,7 @@ def test_bad_input_is_one_line_naming_the_file_and_exit_2(case: str, tmp_path: P
 def test_the_matrix_renders_in_chromium(which: str, width: int, height: int, request, tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed here (apt-get install -y chromium); .ci/run installs it")
-    from harness.calling.browser import playwright  # the process's one Playwright
+    from harness.client.calling.browser import playwright  # the process's one Playwright
 
     folder = request.getfixturevalue(which) / ("matrix" if which == "side_by_side" else "m")
     parsed = read_page(folder / "matrix.html")
@@ -341,8 +341,8 @@ def test_the_allure_report_keeps_its_history_beside_the_results(tmp_path: Path) 
 
 def test_runs_of_several_profiles_started_together_get_their_own_ids() -> None:
     """A partner's CI starts one run per tenant in the same second: their ids (and report folders) differ."""
-    from harness.cli import new_run_id
+    from harness.run.cli import new_run_id
 
-    ids = {new_run_id("sandbox", p) for p in ("sandbox", "fabrikam", "flaky", "profiles/acs-entra.toml")}
+    ids = {new_run_id("sandbox", p) for p in ("sandbox", "fabrikam", "flaky", "harness/profiles/acs-entra.toml")}
     assert len(ids) == 4
     assert {i.split("Z-", 1)[1] for i in ids} == {"sandbox", "sandbox-fabrikam", "sandbox-flaky", "sandbox-acs-entra"}

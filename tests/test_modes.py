@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, modes
-from harness.config import PROFILE_DIR, ROLES, ProfileError, Secret, load_profile
-from harness.flows import IdentityFlow
-from harness.scenario import MissingPrerequisite
-from harness.verdicts import Expectation, ExpectedRejection, judge
+from harness.conformance.flows.identity import IdentityFlow
+from harness.conformance.verdicts import Expectation, ExpectedRejection, judge
+from harness.core.config import PROFILE_DIR, ROLES, ProfileError, Secret, load_profile
+from harness.core.prerequisites import MissingPrerequisite
+from harness.run import cli, modes
 from tests.support import ROOT, cte
 
 LIVE = """kind = "live"
@@ -133,8 +133,8 @@ def test_the_plugin_never_asks_which_mode_it_is() -> None:
 
 @pytest.fixture(scope="module")
 def sandbox_tenant():  # type: ignore[no-untyped-def]
-    from harness import transport
     from harness.sandbox.server import Sandbox
+    from harness.wire import transport
 
     with Sandbox() as sandbox, transport.route_hosts(sandbox.host_routes()):
         profile = load_profile("sandbox")
@@ -222,7 +222,7 @@ def test_a_profile_that_cannot_run_in_a_mode_is_a_profile_error(live_profile: Pa
 
 def test_the_served_tenant_declares_what_the_sandbox_profile_declares() -> None:
     """The sandbox states its own facts for `serve --write-profile` (it reads no profile): they must be
-    profiles/sandbox.toml's, or the black-box run would judge a different tenant."""
+    harness/profiles/sandbox.toml's, or the black-box run would judge a different tenant."""
     from harness.sandbox import served
 
     sandbox = load_profile("sandbox").data

@@ -48,9 +48,9 @@ from msgraph.graph_request_adapter import options as sdk_default_options
 from msgraph_core import GraphClientFactory
 from msgraph_core.tasks.page_iterator import PageIterator
 
-from harness.contract import EMULATOR_DEFINED_HEADER
 from harness.sandbox.graph import GraphError, Query, collapse_empty_segments, with_projection
 from harness.sandbox.server import Sandbox
+from harness.wire.contract import EMULATOR_DEFINED_HEADER
 from tests.support import device_code_sign_in, run_async
 
 pytestmark = pytest.mark.integration

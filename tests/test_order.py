@@ -95,15 +95,15 @@ def test_a_scenario_in_sandbox_mode_starts_from_a_fresh_world() -> None:
     handed out twice, and the run's health counters keep counting."""
     import contextlib
 
-    from harness.config import load_profile
-    from harness.modes import SandboxMode, Scenario
+    from harness.core.config import load_profile
+    from harness.run.modes import SandboxMode, Scenario
     from harness.sandbox.calling_state import Agent, Incoming
     from harness.sandbox.server import embedded
     from harness.sandbox.state import Chat, Message
 
     mode = SandboxMode(load_profile("sandbox"), embedded=embedded)
     try:
-        scenario = Scenario("steps/test_features.py::x", "calling", "calling_rows.feature", "x", None)
+        scenario = Scenario("harness/suite/test_features.py::x", "calling", "calling_rows.feature", "x", None)
         with contextlib.ExitStack() as stack:
             assert mode.begin(scenario, stack, None) is None
         ctx = mode.sandbox().ctx

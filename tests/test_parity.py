@@ -9,7 +9,7 @@ import shutil
 import pytest
 import yaml
 
-from harness.parity import Exchange, compare, compare_exchanges, compare_inbound, request_kind, value_format
+from harness.run.parity import Exchange, compare, compare_exchanges, compare_inbound, request_kind, value_format
 from tests.support import ROOT, cte
 
 WRONG_USER = (

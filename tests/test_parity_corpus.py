@@ -10,7 +10,7 @@ authenticated to ACS with an Entra ID credential (`"auth": "bearer"`) is sent th
 pipeline's bearer policy with a client-credentials token for https://communication.azure.com (azure-identity's
 ClientSecretCredential and the sandbox tenant's app): ACS sees the same kind of credential, a bearer token for
 its resource issued to a service principal, whatever kind of principal (a managed identity) held it.
-The answers are then compared with harness.parity.compare (status; error code, message and target
+The answers are then compared with harness.run.parity.compare (status; error code, message and target
 exactly; key structure and value formats), and the headers the recordings show: the exact Content-Type,
 and whether the answer carries api-supported-versions (naming the request's api-version when it does).
 
@@ -30,9 +30,9 @@ from azure.communication.identity import CommunicationIdentityClient
 from azure.core.pipeline.transport import HttpRequest
 from azure.identity import ClientSecretCredential
 
-from harness import contract
-from harness.parity import Exchange, compare
+from harness.run.parity import Exchange, compare
 from harness.sandbox.server import Sandbox
+from harness.wire import contract
 from tests.support import device_code_sign_in
 
 pytestmark = pytest.mark.integration

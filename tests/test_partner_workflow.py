@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.audit import scan
+from harness.run.audit import scan
 
 ROOT = Path(__file__).resolve().parent.parent
 LIVE_EVENT = "Join a Teams live event"
@@ -20,7 +20,7 @@ LIVE_EVENT = "Join a Teams live event"
 
 def cte(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "harness.run.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
     )
 
 
@@ -129,7 +129,7 @@ def test_allure_rendering_says_what_to_install_without_node(wrong_sandbox_run: P
     import os
 
     result = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "report", "allure", str(wrong_sandbox_run / "allure-results")],
+        [sys.executable, "-m", "harness.run.cli", "report", "allure", str(wrong_sandbox_run / "allure-results")],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -138,7 +138,7 @@ def test_allure_rendering_says_what_to_install_without_node(wrong_sandbox_run: P
     )
     assert result.returncode == 2 and "install Node.js" in result.stderr
     empty = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "report", "allure", str(wrong_sandbox_run)],
+        [sys.executable, "-m", "harness.run.cli", "report", "allure", str(wrong_sandbox_run)],
         cwd=ROOT,
         capture_output=True,
         text=True,

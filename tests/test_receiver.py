@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.notifications import crypto
-from harness.notifications.push import PushClient
-from harness.notifications.receiver import MAX_BODY, Registration
-from harness.notifications.service import ReceiverService
+from harness.client.notifications.push import PushClient
+from harness.client.notifications.receiver import MAX_BODY, Registration
+from harness.client.notifications.service import ReceiverService
+from harness.wire import notification_crypto as crypto
 from tests.support import CLIENT_STATE, RECEIVER_AUDIENCE, RECEIVER_TENANT, sealed_notification
 
 pytestmark = pytest.mark.integration
@@ -128,7 +128,7 @@ def test_the_push_channel_refuses_a_reader_without_the_receivers_token(world, au
 
 
 def test_the_push_channel_serves_its_own_client(world) -> None:
-    from harness.notifications.push import PushClient
+    from harness.client.notifications.push import PushClient
 
     service, _, _, _ = world
     push = PushClient(service.events_url("megan"), str(service.certificates.ca_bundle), service.receiver.push_token)

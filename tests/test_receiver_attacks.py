@@ -18,11 +18,11 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from harness.notifications import crypto
-from harness.notifications.push import PushClient
-from harness.notifications.receiver import Registration
-from harness.notifications.service import ReceiverService
-from harness.serving import Certificates, ServerThread
+from harness.client.notifications.push import PushClient
+from harness.client.notifications.receiver import Registration
+from harness.client.notifications.service import ReceiverService
+from harness.wire import notification_crypto as crypto
+from harness.wire.serving import Certificates, ServerThread
 from tests.support import CLIENT_STATE, RECEIVER_AUDIENCE, RECEIVER_TENANT, run_async, sealed_notification
 
 pytestmark = pytest.mark.integration
@@ -356,7 +356,7 @@ def test_a_flood_past_the_queue_gets_503_with_retry_after_and_nothing_is_lost() 
     """Acknowledging is cheap and verifying is not: a full queue answers 503 + Retry-After, so Graph
     keeps the notification and sends it again, rather than the receiver holding unbounded work."""
 
-    from harness.notifications.receiver import Receiver
+    from harness.client.notifications.receiver import Receiver
 
     receiver = Receiver(audience=AUDIENCE, workers=0, queue_size=2)
     body = json.dumps({"value": [{"id": "n", "subscriptionId": "s", "clientState": "x"}]}).encode()
@@ -375,7 +375,7 @@ def test_a_flood_past_the_queue_gets_503_with_retry_after_and_nothing_is_lost() 
 def test_what_waits_to_be_verified_is_bounded_in_bytes_too(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bodies of up to 1 MiB each: a queue bounded only in count would hold gigabytes."""
 
-    from harness.notifications import receiver as receiver_module
+    from harness.client.notifications import receiver as receiver_module
 
     monkeypatch.setattr(receiver_module, "QUEUED_BYTES", 3000)
     receiver = receiver_module.Receiver(audience=AUDIENCE, workers=0)

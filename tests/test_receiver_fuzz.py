@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from harness.notifications import crypto
-from harness.notifications.receiver import Receiver, Registration
+from harness.client.notifications.receiver import Receiver, Registration
+from harness.wire import notification_crypto as crypto
 from tests.support import CLIENT_STATE, RECEIVER_AUDIENCE, RECEIVER_TENANT, run_async, sealed_notification
 
 AUDIENCE, TENANT = RECEIVER_AUDIENCE, RECEIVER_TENANT

@@ -21,8 +21,8 @@ import trustme
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from harness.notifications import crypto
-from harness.notifications.push import PushClient
+from harness.client.notifications.push import PushClient
+from harness.wire import notification_crypto as crypto
 from tests.test_receiver_attacks import Jwks
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ class Served:
 
     def __init__(self, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", "receiver", "serve", *args],
+            [sys.executable, "-m", "harness.run.cli", "receiver", "serve", *args],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -211,7 +211,7 @@ def test_tls_from_the_given_certificate_and_key(tmp_path: Path, graph_keys) -> N
 
 def _refused(*args: str, env: dict[str, str] | None = None) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "receiver", "serve", *args],
+        [sys.executable, "-m", "harness.run.cli", "receiver", "serve", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import transport
+from harness.wire import transport
 
 ROOT = Path(__file__).resolve().parent.parent
 LICENSED = "cassettes/identity/token-exchange/a-licensed-teams-user-exchanges-an-entra-token-for-an-acs-token.yaml"
@@ -23,7 +23,7 @@ def replay(cassettes: Path, tmp_path: Path, k: str) -> subprocess.CompletedProce
         [
             sys.executable,
             "-m",
-            "harness.cli",
+            "harness.run.cli",
             "run",
             "--mode",
             "replay",

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from harness import policies, scrubbing
-from harness.chat import graph_diagnosis
-from harness.graph import GraphResult
+from harness.client.graph import GraphResult
+from harness.conformance import policies
+from harness.conformance.flows.chat import graph_diagnosis
+from harness.core import scrubbing
 from harness.pytest_plugin import verdict_line, verdict_table
 from harness.reporting import html, markdown, redact_result, sandbox_health_text
 from harness.reporting.html import evidence_items, render
@@ -29,7 +30,7 @@ REPR = re.compile(r"\[\('|\[\{'|\{'|\['|\('[^)]*',|\((True|False|None), |: (True
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "harness.run.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600
     )
 
 
@@ -416,7 +417,7 @@ def test_diff_of_a_report_without_an_id_is_one_line_naming_the_file_and_the_key(
 
 
 def test_record_help_explains_every_option() -> None:
-    from harness.cli import parser
+    from harness.run.cli import parser
 
     sub = next(a for a in parser()._actions if a.dest == "command")
     for command in ("record", "run", "diff"):

@@ -25,7 +25,7 @@ GARBAGE = (
 
 def cte_run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", "-q", "--report-dir", str(tmp_path / "reports"), *args],
+        [sys.executable, "-m", "harness.run.cli", "run", "-q", "--report-dir", str(tmp_path / "reports"), *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         capture_output=True,

@@ -10,8 +10,8 @@ import pytest
 from azure.communication.identity import CommunicationIdentityClient, CommunicationTokenScope
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from harness import contract, tokens
 from harness.sandbox.server import Sandbox
+from harness.wire import contract, tokens
 from tests.support import device_code_sign_in
 
 pytestmark = pytest.mark.integration

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import contract, transport
-from harness.calling.protocol import (
+from harness.client.calling.protocol import (
     CallingCommunicationError,
     GroupLocator,
     MeetingId,
@@ -13,12 +12,13 @@ from harness.calling.protocol import (
     PhoneNumber,
     TeamsUser,
 )
-from harness.calling.sandbox_driver import SandboxCallingDriver
-from harness.config import load_profile
-from harness.flows import IdentityFlow
-from harness.identity import AcsIdentity
+from harness.client.calling.sandbox_driver import SandboxCallingDriver
+from harness.client.identity import AcsIdentity
+from harness.conformance.flows.identity import IdentityFlow
+from harness.core.config import load_profile
 from harness.sandbox.calling import capabilities_for
 from harness.sandbox.server import Sandbox
+from harness.wire import contract, transport
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from harness.sandbox.server import Sandbox
-from harness.tokens import claims
+from harness.wire.tokens import claims
 
 pytestmark = pytest.mark.integration
 
@@ -323,7 +323,7 @@ def test_a_users_token_request_for_two_resources_is_28000_with_one_request_per_r
 ) -> None:
     """The ACS Teams scopes and Graph's in one request: Entra answers AADSTS28000 (reported verbatim in
     public issues, docs/contracts/identity.md §5.3), and the harness says to make one request per resource."""
-    from harness.diagnosis import for_aadsts
+    from harness.conformance.diagnosis import for_aadsts
 
     scopes = [f"{ACS}/Teams.ManageCalls", "https://graph.microsoft.com/Chat.ReadWrite"]
     result = password_grant(public_app(info, session), user(info, "adele"), scopes=scopes)

@@ -18,12 +18,12 @@ from azure.core.pipeline.transport import HttpRequest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import contract, transport
-from harness.auth import EntraSignIn
-from harness.config import load_profile
-from harness.flows import IdentityFlow
-from harness.graph import GRAPH_SCOPES
+from harness.client.auth import EntraSignIn
+from harness.client.graph import GRAPH_SCOPES
+from harness.conformance.flows.identity import IdentityFlow
+from harness.core.config import load_profile
 from harness.sandbox.server import Sandbox
+from harness.wire import contract, transport
 
 pytestmark = pytest.mark.integration
 

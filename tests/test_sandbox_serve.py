@@ -14,7 +14,7 @@ import requests
 from azure.communication.identity import CommunicationIdentityClient
 from azure.core.exceptions import ClientAuthenticationError
 
-from harness import contract, tokens
+from harness.wire import contract, tokens
 
 pytestmark = pytest.mark.integration
 REQUIRED_KEYS = {
@@ -33,7 +33,7 @@ REQUIRED_KEYS = {
 @pytest.fixture(scope="module")
 def served():
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "sandbox", "serve", "--port", "0"],
+        [sys.executable, "-m", "harness.run.cli", "sandbox", "serve", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -129,7 +129,7 @@ def test_with_write_profile_the_line_names_each_workloads_own_origin(tmp_path) -
 
     profile = tmp_path / "served.toml"
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "sandbox", "serve", "--write-profile", str(profile)],
+        [sys.executable, "-m", "harness.run.cli", "sandbox", "serve", "--write-profile", str(profile)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -20,8 +20,9 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import scrubbing, tokens, transport
-from harness.recording import make_vcr
+from harness.core import scrubbing
+from harness.core.cassettes import make_vcr
+from harness.wire import tokens, transport
 
 
 class Echo(BaseHTTPRequestHandler):

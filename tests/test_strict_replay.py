@@ -24,8 +24,8 @@ import yaml
 from azure.communication.identity import CommunicationIdentityClient
 from azure.communication.identity._shared.policy import HMACCredentialsPolicy
 
-from harness import transport
-from harness.recording import explain_mismatch, make_vcr
+from harness.core.cassettes import explain_mismatch, make_vcr
+from harness.wire import transport
 from tests.support import cte
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,15 +6,15 @@ from datetime import timedelta
 
 import pytest
 
-from harness import transport
-from harness.auth import EntraSignIn
-from harness.config import load_profile
-from harness.graph import GRAPH_SCOPES, GraphClient, MarkerSource
-from harness.notifications import crypto
-from harness.notifications.receiver import Registration
-from harness.notifications.service import ReceiverService
+from harness.client.auth import EntraSignIn
+from harness.client.graph import GRAPH_SCOPES, GraphClient, MarkerSource
+from harness.client.notifications.receiver import Registration
+from harness.client.notifications.service import ReceiverService
+from harness.core.config import load_profile
 from harness.sandbox.notifier import EndpointHealth
 from harness.sandbox.server import Sandbox
+from harness.wire import notification_crypto as crypto
+from harness.wire import transport
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +133,7 @@ def test_a_create_cut_off_after_graph_made_it_is_found_by_listing_not_made_again
 
 
 def test_a_subscription_over_quota_is_diagnosed_as_such_not_as_membership(world) -> None:
-    from harness.chat import graph_observation
+    from harness.conformance.flows.chat import graph_observation
 
     _, service, client, oids = world
     chat = new_chat(client, oids)

@@ -1,4 +1,4 @@
-"""The feature files cover the source table (harness/seed_table.py) with its polarity.
+"""The feature files cover the source table (harness/conformance/table.py) with its polarity.
 
 A scenario tagged @row-N carries exactly one polarity tag, @supported, @unsupported or @caveat, and
 that tag is its expectation (ScenarioRun.outcome): so every row of the table must be covered by a
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from pytest_bdd.parser import FeatureParser
 
-from harness.scenario import POLARITY_TAGS, ScenarioDefinitionError, ScenarioRun, polarity_of
-from harness.seed_table import ROWS
-from harness.verdicts import Expectation
+from harness.conformance.scenario import POLARITY_TAGS, ScenarioDefinitionError, ScenarioRun, polarity_of
+from harness.conformance.table import ROWS
+from harness.conformance.verdicts import Expectation
 
 FEATURES = Path(__file__).resolve().parents[1] / "features"
 

@@ -13,8 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.config import ProfileError, load_profile, validate
-from harness.recording import check_cassette, explain_mismatch, make_vcr
+from harness.core.cassettes import check_cassette, explain_mismatch, make_vcr
+from harness.core.config import ProfileError, load_profile, validate
 from harness.sandbox.faults import plan_from_profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,18 +37,18 @@ def test_any_profile_table_validates_or_fails_with_one_line(data, kind) -> None:
     if kind is not None:
         data = {**data, "kind": kind}
     try:
-        validate(data, Path("profiles/fuzzed.toml"))
+        validate(data, Path("harness/profiles/fuzzed.toml"))
     except ProfileError as err:
-        assert "\n" not in str(err) and str(err).startswith("profiles/fuzzed.toml")
+        assert "\n" not in str(err) and str(err).startswith("harness/profiles/fuzzed.toml")
 
 
 @FUZZ
 @given(table=toml_values | st.dictionaries(st.sampled_from(["seed", "entra", "graph", "x"]), toml_values, max_size=3))
 def test_any_faults_table_builds_a_plan_or_fails_with_one_line(table) -> None:
     try:
-        plan_from_profile(table, "profiles/fuzzed.toml")
+        plan_from_profile(table, "harness/profiles/fuzzed.toml")
     except ValueError as err:
-        assert "\n" not in str(err) and str(err).startswith("profiles/fuzzed.toml")
+        assert "\n" not in str(err) and str(err).startswith("harness/profiles/fuzzed.toml")
 
 
 @FUZZ
@@ -137,7 +137,7 @@ def test_a_cassette_that_would_run_code_is_refused_not_run(tmp_path: Path) -> No
         encoding="utf-8",
     )
     result = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", "--mode", "replay", "-q", "-k", "licensed"]
+        [sys.executable, "-m", "harness.run.cli", "run", "--mode", "replay", "-q", "-k", "licensed"]
         + ["--report-dir", str(tmp_path / "report")],
         cwd=ROOT,
         env={**os.environ, "CTE_CASSETTE_DIR": str(cassettes)},

@@ -1,11 +1,11 @@
-"""harness/verdicts.py judge(): the README.md verdict table; harness/scenario.py ScenarioRun."""
+"""harness/conformance/verdicts.py judge(): the README.md verdict table; harness/conformance/scenario.py ScenarioRun."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.scenario import ScenarioRun, VerdictFailed
-from harness.verdicts import (
+from harness.conformance.scenario import ScenarioRun, VerdictFailed
+from harness.conformance.verdicts import (
     Check,
     Expectation,
     ExpectedRejection,
@@ -235,7 +235,7 @@ def run(expectation: Expectation | None = None, observation: Observation | None 
     scenario = ScenarioRun(
         id="identity/sign-in::licensed user",
         name="A licensed Teams user signs in",
-        feature="features/identity/sign-in.feature",
+        feature="harness/suite/features/identity/sign-in.feature",
         area="identity",
         row=1,
         tags=["row-1", "identity"],

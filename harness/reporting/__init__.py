@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness import scrubbing
+from harness.conformance.table import ROWS
+from harness.core import scrubbing
 from harness.reporting import html
-from harness.seed_table import ROWS
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_PATH = Path(__file__).with_name("conformance.schema.json")

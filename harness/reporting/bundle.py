@@ -11,9 +11,10 @@ import json
 import zipfile
 from pathlib import Path
 
-from harness import __version__, scrubbing
-from harness.config import load_profile
-from harness.recording import CASSETTE_ROOT
+from harness import __version__
+from harness.core import scrubbing
+from harness.core.cassettes import CASSETTE_ROOT
+from harness.core.config import load_profile
 
 
 def redacted_profile(name: str) -> str:

@@ -15,9 +15,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from harness.calling.protocol import WITNESSES_AGREE
-from harness.seed_table import ROWS
-from harness.seed_table import WEBINAR_FOOTNOTE as FOOTNOTE_TEXT
+from harness.client.calling.protocol import WITNESSES_AGREE
+from harness.conformance.table import ROWS
+from harness.conformance.table import WEBINAR_FOOTNOTE as FOOTNOTE_TEXT
 
 VERDICT_COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "WARN": "#9a6700", "SKIP": "#57606a", "ERROR": "#8250df"}
 ORDER = ("ERROR", "FAIL", "WARN", "SKIP", "PASS")

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from harness.conformance.table import ROWS
 from harness.reporting import SCHEMA_VERSION, row_verdict
 from harness.reporting.diff import load as load_document
 from harness.reporting.html import VERDICT_COLOURS, WEBINAR_FOOTNOTE, scenario_anchor
-from harness.seed_table import ROWS
 
 ORDER = ("ERROR", "FAIL", "WARN", "SKIP", "PASS")
 # The Markdown cannot colour text: a coloured mark says the verdict's colour.

@@ -25,7 +25,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from harness import contract
 from harness.sandbox.context import SandboxContext, emulator_defined, json_object
 from harness.sandbox.state import (
     ACS_DATA_PLANE_URI,
@@ -35,6 +34,7 @@ from harness.sandbox.state import (
     AcsResource,
     Tenant,
 )
+from harness.wire import contract
 
 # api-versions that carry this route: 2021-10-31-preview takes {token} only; the others take all three.
 # 2025-03-02-preview: recorded from the real service in 2025 (JS and .NET SDK recordings, identity.md §1.3).

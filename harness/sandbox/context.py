@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from starlette.responses import Response
 
-from harness.contract import EMULATOR_DEFINED_HEADER
 from harness.sandbox.calling_state import CallingState
 from harness.sandbox.faults import Faults
 from harness.sandbox.notifier import Notifier, Subscription
 from harness.sandbox.signing import Signer
 from harness.sandbox.state import Clock, Directory, IdSource
+from harness.wire.contract import EMULATOR_DEFINED_HEADER
 
 R = TypeVar("R", bound=Response)
 

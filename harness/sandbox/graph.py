@@ -30,10 +30,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from harness.contract import EMULATOR_DEFINED_HEADER
 from harness.sandbox.context import SandboxContext, base_url, emulator_defined, json_object
 from harness.sandbox.state import GRAPH_APP_ID, GRAPH_RESOURCE_URI, Chat, Meeting, Message, Team, Tenant, User
 from harness.sandbox.subscriptions import Subscriptions
+from harness.wire.contract import EMULATOR_DEFINED_HEADER
 
 MAX_MESSAGE_BYTES = 28 * 1024  # "Approximately 28 KB per post" (Teams limits); the exact edge is emulator-defined
 MAX_TOP = 50

@@ -15,9 +15,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from harness.serving import LOOPBACK
+from harness.wire.serving import LOOPBACK
 
-# The roles, policies and external user of the sandbox's contoso tenant, as profiles/sandbox.toml
+# The roles, policies and external user of the sandbox's contoso tenant, as harness/profiles/sandbox.toml
 # declares them for the embedded sandbox (the sandbox does not read profiles: it states its own facts).
 ROLES = {
     "licensed": "adele",

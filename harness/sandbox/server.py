@@ -17,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from harness.contract import ACS_HOST_SUFFIX, ENTRA_HOST, GRAPH_HOST, SANDBOX_CALLING_HOST
 from harness.sandbox.acs import Acs
 from harness.sandbox.calling import Calling
 from harness.sandbox.context import SandboxContext
@@ -26,7 +25,8 @@ from harness.sandbox.faults import FaultInjection, plan_from_profile
 from harness.sandbox.graph import Graph, GraphPaths
 from harness.sandbox.notifier import Notifier
 from harness.sandbox.state import SANDBOX_EPOCH, Clock, Directory, IdSource
-from harness.serving import LOOPBACK, Certificates, ServerThread
+from harness.wire.contract import ACS_HOST_SUFFIX, ENTRA_HOST, GRAPH_HOST, SANDBOX_CALLING_HOST
+from harness.wire.serving import LOOPBACK, Certificates, ServerThread
 
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:
@@ -278,7 +278,7 @@ class Sandbox:
 def embedded(
     *, deterministic: bool, faults: Mapping[str, Any] | None = None, where: str = "profile"
 ) -> Callable[[], Sandbox]:
-    """For the pytest plugin and the CLI (harness.modes.mode_for): the profile's [faults] table checked
+    """For the pytest plugin and the CLI (harness.run.modes.mode_for): the profile's [faults] table checked
     now (ValueError, one line), and a function that makes the sandbox to start, with those faults."""
     plan = plan_from_profile(dict(faults), where) if faults is not None else None
 

@@ -1,0 +1,245 @@
+"""Signing a Teams user in to Microsoft Entra ID with unmodified MSAL Python.
+
+Test accounts use the password grant (ROPC), as Microsoft's own SDK live tests do; people use the
+device-code flow. Tokens stay in memory: the MSAL cache is never written to disk.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import msal
+import requests
+
+from harness.core.config import Secret, Tenant
+from harness.wire import contract, tokens
+
+
+def _host_and_port(authority: str | None) -> tuple[str, int] | None:
+    """The authority's host and port, when its URL names a port that is not HTTPS's default."""
+    if not authority:
+        return None
+    parts = urlsplit(authority)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme != "https" or not parts.hostname or port in (None, 443):
+        return None
+    return parts.hostname.lower(), port
+
+
+def is_well_known_authority(authority: str) -> bool:
+    """Whether MSAL knows the authority's host (public and national Microsoft clouds): only those
+    can be validated by instance discovery, which MSAL does at login.microsoftonline.com."""
+    return (urlsplit(authority).hostname or "").lower() in msal.authority.WELL_KNOWN_AUTHORITY_HOSTS
+
+
+class ObservingSession(requests.Session):
+    """A requests session that keeps the last response's status and headers for evidence.
+
+    MSAL returns an error's JSON body but not its headers; the request id and the sandbox's
+    emulator-defined marker live in headers.
+
+    It also keeps requests to the authority's host on the authority's port. A client-side workaround
+    for an MSAL limitation (msal 1.39, msal/authority.py): `canonicalize()` keeps only the authority's
+    hostname as `Authority.instance`, and `Authority.user_realm_discovery()` (the password grant's
+    first request) builds `https://{instance}/common/userrealm/...` from it, dropping the port; so do
+    the `https://{instance}/{tenant}` authorities msal/application.py rebuilds for silent and broker
+    flows. For an authority with an explicit, non-default port (`cte sandbox serve`, a private or
+    test authority), a URL `https://<authority host>/...` with no port therefore means the authority
+    itself and is sent to `https://<authority host>:<port>/...`. URLs naming a port, other hosts and
+    plain http are left alone. MSAL itself is not modified.
+    """
+
+    def __init__(self, ca_bundle: str | None, authority: str | None = None, *, use_proxy: bool = True) -> None:
+        super().__init__()
+        self.last_status: int | None = None
+        self.last_headers: dict[str, str] = {}
+        self.authority_port = _host_and_port(authority)
+        # requests lets REQUESTS_CA_BUNDLE override Session.verify (docs/contracts/identity.md §5.1
+        # gotcha 1), but not a verify given with the request: so the CA bundle goes with each request
+        # and the environment's proxy settings still apply (a TLS-inspecting proxy needs both). The
+        # embedded sandbox is reached in-process (use_proxy=False): never through a proxy.
+        self.ca_bundle = ca_bundle
+        self.trust_env = use_proxy
+
+    def on_authority_port(self, url: str | bytes) -> str | bytes:
+        """`url`, with the authority's port when it is a portless https URL of the authority's host."""
+        if self.authority_port is None or not isinstance(url, str):
+            return url
+        host, port = self.authority_port
+        parts = urlsplit(url)
+        try:
+            has_port = parts.port is not None
+        except ValueError:  # not a valid port: requests will say so
+            return url
+        if parts.scheme.lower() != "https" or has_port or (parts.hostname or "").lower() != host:
+            return url
+        return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{port}"))
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if self.ca_bundle and kwargs.get("verify") in (None, True):
+            kwargs["verify"] = self.ca_bundle
+        response = super().request(method, self.on_authority_port(url), *args, **kwargs)
+        self.last_status = response.status_code
+        self.last_headers = dict(response.headers)
+        return response
+
+
+MSAL_DEFAULT_THROTTLE_S = 60.0  # how long MSAL caches a 429/5xx with no Retry-After (public client apps)
+
+
+MAX_RETRY_WAIT_S = 61.0  # a service asking for a longer pause is not transiently unavailable: give up
+
+
+def _retry_after(headers: dict[str, str], *, default: float) -> float:
+    """Seconds to wait before trying again: the response's Retry-After (whole seconds, as Entra
+    sends it) plus a little, so that MSAL's cached copy of the failure has expired."""
+    value = {k.lower(): v for k, v in headers.items()}.get("retry-after", "").strip()
+    return (int(value) if value.isascii() and value.isdecimal() else default) + 0.05
+
+
+@dataclass
+class SignIn:
+    """The outcome of one sign-in, as evidence: never the secrets themselves in a repr."""
+
+    alias: str
+    scopes: tuple[str, ...]
+    access_token: Secret | None = field(default=None, repr=False)
+    claims: dict[str, Any] = field(default_factory=dict, repr=False)
+    oid: str | None = None
+    status: int | None = None
+    error: str | None = None
+    aadsts: int | None = None
+    suberror: str | None = None
+    description: str | None = None
+    request_id: str | None = None
+    emulator_defined: str | None = None
+    retries: list[str] = field(default_factory=list)  # transient failures retried on the way
+
+    @property
+    def ok(self) -> bool:
+        return self.access_token is not None
+
+    @property
+    def expires_at(self) -> int | None:
+        exp = self.claims.get("exp")
+        return int(exp) if exp is not None else None
+
+
+# A transient Entra failure (429, 5xx, a dropped connection) is tried again at most this many times.
+TRANSIENT_RETRIES = 2
+
+
+class EntraSignIn:
+    """One MSAL public client application for a tenant, with an in-memory token cache.
+
+    Transient failures are retried here, in step with MSAL rather than against it: MSAL raises on a
+    5xx, returns a 429 as an error result, and caches both (per URL, client, scope and user) for their
+    `Retry-After` (60 s without one, for a public client), answering from that cache until it expires; it does not retry
+    itself when given its own HTTP client. So a retry waits out `Retry-After` first, and there are
+    at most TRANSIENT_RETRIES of them; each one is listed in `retries`.
+    """
+
+    def __init__(self, tenant: Tenant) -> None:
+        self.tenant = tenant
+        self.session = ObservingSession(tenant.ca_bundle, tenant.authority, use_proxy=not tenant.host_routes)
+        self.app = msal.PublicClientApplication(
+            tenant.client_id,
+            authority=tenant.authority,
+            http_client=self.session,
+            # MSAL validates an authority host it does not know by asking login.microsoftonline.com
+            # (instance discovery), which knows neither a private authority nor every sovereign one,
+            # and is not reachable from every cloud: such an authority is trusted as the profile gives
+            # it. A well-known Microsoft host keeps MSAL's default (None).
+            instance_discovery=None if is_well_known_authority(tenant.authority) else False,
+            token_cache=msal.SerializableTokenCache(),
+        )
+        self.retries: list[str] = []
+        self.sleep: Callable[[float], None] = time.sleep
+
+    def _acquire(self, attempt: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        for tries in range(TRANSIENT_RETRIES + 1):
+            last = tries == TRANSIENT_RETRIES
+            try:
+                result = attempt()
+            except msal.exceptions.MsalServiceError as exc:  # how MSAL reports a 5xx
+                why, wait = str(exc), _retry_after(self.session.last_headers, default=MSAL_DEFAULT_THROTTLE_S)
+                if last or not why.startswith("HTTP Error: 5") or wait > MAX_RETRY_WAIT_S:
+                    raise
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                if last:
+                    raise
+                why, wait = f"connection dropped ({type(exc).__name__})", 0.5  # nothing cached: a short pause
+            else:
+                if self.session.last_status != 429 or "access_token" in result or last:
+                    return result
+                why, wait = "HTTP 429", _retry_after(self.session.last_headers, default=MSAL_DEFAULT_THROTTLE_S)
+                if wait > MAX_RETRY_WAIT_S:
+                    return result
+            self.retries.append(f"token request: {why}; retried after {wait:g} s")
+            self.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def with_password(
+        self, alias: str, scopes: Sequence[str] = contract.TEAMS_SCOPES, *, wrong_password: bool = False
+    ) -> SignIn:
+        user = self.tenant.user(alias)
+        password = str(user.password) + ("-not-the-password" if wrong_password else "")
+        before = len(self.retries)
+        with warnings.catch_warnings():
+            # ROPC is deprecated for people; test accounts without MFA are what it is for.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            result = self._acquire(
+                lambda: self.app.acquire_token_by_username_password(user.upn, password, scopes=list(scopes))
+            )
+        observed = self._observe(alias, scopes, result)
+        observed.retries = self.retries[before:]
+        return observed
+
+    def with_device_code(
+        self, scopes: Sequence[str] = contract.TEAMS_SCOPES, prompt: Callable[[str], None] = print
+    ) -> SignIn:
+        """For a person: show the code, wait until they have signed in in a browser."""
+        flow = self.app.initiate_device_flow(scopes=list(scopes))
+        if "user_code" not in flow:
+            return self._observe("device-code", scopes, flow)
+        prompt(flow["message"])
+        result = self.app.acquire_token_by_device_flow(flow)
+        return self._observe("device-code", scopes, result)
+
+    def start_device_code(self, scopes: Sequence[str] = contract.TEAMS_SCOPES) -> dict[str, Any]:
+        return self.app.initiate_device_flow(scopes=list(scopes))
+
+    def finish_device_code(self, flow: dict[str, Any], scopes: Sequence[str] = contract.TEAMS_SCOPES) -> SignIn:
+        return self._observe("device-code", scopes, self.app.acquire_token_by_device_flow(flow))
+
+    def _observe(self, alias: str, scopes: Sequence[str], result: dict[str, Any]) -> SignIn:
+        headers = {k.lower(): v for k, v in self.session.last_headers.items()}
+        observed = SignIn(
+            alias=alias,
+            scopes=tuple(scopes),
+            status=self.session.last_status,
+            request_id=headers.get("x-ms-request-id"),
+            emulator_defined=headers.get(contract.EMULATOR_DEFINED_HEADER),
+        )
+        if "access_token" in result:
+            observed.access_token = Secret(result["access_token"])
+            try:
+                observed.claims = tokens.claims(result["access_token"])
+            except ValueError:
+                observed.claims = {}
+            observed.oid = (result.get("id_token_claims") or {}).get("oid") or observed.claims.get("oid")
+            return observed
+        observed.error = result.get("error")
+        observed.suberror = result.get("suberror")
+        observed.description = result.get("error_description")
+        codes = result.get("error_codes") or []
+        observed.aadsts = int(codes[0]) if codes else None
+        return observed

@@ -1,0 +1,294 @@
+"""Chat as a Teams user, as scenarios drive it: sign in for Graph, share a chat, send, poll, page.
+
+Rows 11 and 12 of the source table. Each method returns an Observation built from a real Graph
+answer; checks are functions returning (passed, detail).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from harness.client.auth import EntraSignIn
+from harness.client.graph import GRAPH_SCOPES, MARKER_PREFIX, ChatMessage, GraphClient, GraphResult, MarkerSource, Sent
+from harness.conformance.flows.identity import sign_in_observation
+from harness.conformance.verdicts import Observation, ObservationLog
+from harness.core.config import Tenant
+
+KINDS = ("one-on-one", "group", "meeting", "channel")
+THIRD_MEMBER = "lynne"  # a group chat has a third member who never needs to sign in
+MISSING_SCOPE = re.compile(r"API requires one of '([^']+)'")
+
+
+# A 403 whose message names a policy (chat turned off by the messaging policy): the diagnosis follows the message.
+MESSAGING_POLICY = re.compile(r"messaging policy|chat is (turned )?off|turned off .*by (the|a|its) .*policy", re.I)
+
+
+# A 403 for a subscription over Graph's quota (one per chat and app; docs/contracts/graph.md §4).
+SUBSCRIPTION_QUOTA = re.compile(r"subscription quota", re.I)
+
+
+def graph_diagnosis(result: GraphResult) -> tuple[str | None, str | None]:
+    """What a Graph rejection means and how to fix it."""
+    if result.status == 403 and result.message and (missing := MISSING_SCOPE.search(result.message)):
+        needed = [p.strip() for p in missing.group(1).split(",")]
+        return (
+            f"the token lacks the delegated permission this call needs ({' or '.join(needed)})",
+            f"add the Microsoft Graph delegated permission {needed[0]} to the app registration (API permissions), "
+            "grant admin consent, and sign in again",
+        )
+    if result.status == 403 and result.message and MESSAGING_POLICY.search(result.message):
+        # Graph says why: a Teams policy, not membership. Its remedy is an admin's, not another chat.
+        return (
+            "a Teams messaging policy turns chat off for this user",
+            "assign the user a messaging policy with chat on (Teams admin center > Messaging policies); "
+            "where chat is off on purpose, hide chat for that user in your app",
+        )
+    if result.status == 403 and result.message and SUBSCRIPTION_QUOTA.search(result.message):
+        return (
+            "over the subscription quota: the app already holds the subscriptions Graph allows for this resource",
+            "reuse the existing subscription (GET /subscriptions) or delete it before subscribing again; after an "
+            "ambiguous failure, list before creating again",
+        )
+    known = {
+        401: ("Graph did not accept the access token", "sign in again for https://graph.microsoft.com"),
+        403: ("the user is not a member of this chat or team, or lost access", "use a chat the user belongs to"),
+        404: ("the chat, team or channel does not exist", "check the id"),
+        413: ("the message is over the ~28 KB Teams limit", "send smaller messages"),
+        429: ("throttled beyond the retry budget", "slow down: Teams allows 20 chat messages a second per app"),
+    }
+    return known.get(result.status or 0, (None, None))
+
+
+def graph_observation(result: GraphResult, stage: str, **evidence: object) -> Observation:
+    extra = {k: v for k, v in evidence.items() if v not in (None, [], "")}
+    if result.retries:
+        extra["retries"] = result.retries
+    if result.ok:
+        return Observation(
+            "allowed",
+            stage,
+            status=result.status,
+            request_id=result.request_id,
+            emulator_defined=result.emulator_defined,
+            evidence=extra,
+        )
+    meaning, remedy = graph_diagnosis(result)
+    if result.transport_error:
+        extra["transport_error"] = result.transport_error
+    return Observation(
+        "rejected",
+        stage,
+        status=result.status,
+        code=result.code,
+        message=result.message,
+        request_id=result.request_id,
+        emulator_defined=result.emulator_defined,
+        diagnosis=meaning,
+        remedy=remedy,
+        evidence=extra,
+    )
+
+
+@dataclass
+class ChatFlow(ObservationLog):
+    tenant: Tenant
+    markers: MarkerSource = field(default_factory=MarkerSource)
+    sleep: Callable[[float], None] = time.sleep
+    clients: dict[str, GraphClient] = field(default_factory=dict)
+    oids: dict[str, str] = field(default_factory=dict, repr=False)
+    observations: list[Observation] = field(default_factory=list)
+    path: str | None = None  # where the shared conversation's messages live
+    sent: list[Sent] = field(default_factory=list)
+    listing: list[ChatMessage] = field(default_factory=list)
+    pages: int = 0
+
+    def client(self, alias: str) -> GraphClient | None:
+        """A Graph client signed in as `alias` (None, with the rejection recorded, if sign-in fails)."""
+        if alias in self.clients:
+            return self.clients[alias]
+        signed = EntraSignIn(self.tenant).with_password(alias, GRAPH_SCOPES)
+        if not signed.ok:
+            self._record(sign_in_observation(signed))
+            return None
+        self.oids[alias] = signed.oid or ""
+        self.clients[alias] = GraphClient(self.tenant, str(signed.access_token), sleep=self.sleep, markers=self.markers)
+        return self.clients[alias]
+
+    def oid(self, client: GraphClient, alias: str) -> str | None:
+        if alias not in self.oids:
+            result = client.user(self.tenant.user(alias).upn)
+            if not result.ok:
+                self._record(graph_observation(result, "look up user"))
+                return None
+            self.oids[alias] = result.body["id"]
+        return self.oids[alias]
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+    # -- set-up ------------------------------------------------------------------------------------
+
+    def share(self, kind: str, owner: str, other: str) -> Observation:
+        """`owner` creates a conversation of `kind` that `other` is in."""
+        client = self.client(owner)
+        if client is None:
+            return self.last
+        other_oid = self.oid(client, other)
+        if other_oid is None:
+            return self.last
+        if kind == "channel":
+            return self._share_channel(client, other_oid)
+        if kind == "meeting":
+            result = client.create_meeting("cte conformance meeting", [other_oid])
+            if result.ok:
+                self.path = client.messages_path(chat_id=result.body["chatInfo"]["threadId"])
+            return self._record(graph_observation(result, "create meeting"))
+        members = [self.oids[owner], other_oid]
+        if kind == "group":
+            third = self.oid(client, THIRD_MEMBER)
+            if third is None:
+                return self.last
+            members.append(third)
+        result = client.create_chat(
+            "oneOnOne" if kind == "one-on-one" else "group", members, "cte conformance" if kind == "group" else None
+        )
+        if result.ok:
+            self.path = client.messages_path(chat_id=result.body["id"])
+        return self._record(
+            graph_observation(
+                result, "create chat", chat_type=result.body.get("chatType") if isinstance(result.body, dict) else None
+            )
+        )
+
+    @property
+    def chat_id(self) -> str | None:
+        """The shared chat's id (its thread id), once one was made."""
+        if self.path and self.path.startswith("chats/"):
+            return self.path.split("/")[1]
+        return None
+
+    def share_with_external(self, owner: str, upn: str) -> Observation:
+        """A 1:1 chat with someone of another organisation (external access decides)."""
+        client = self.client(owner)
+        if client is None:
+            return self.last
+        result = client.create_chat("oneOnOne", [self.oids[owner], upn])
+        if result.ok:
+            self.path = client.messages_path(chat_id=result.body["id"])
+        return self._record(graph_observation(result, "create chat"))
+
+    def _share_channel(self, client: GraphClient, other_oid: str) -> Observation:
+        teams = client.joined_teams()
+        if not teams.ok or not teams.body.get("value"):
+            return self._record(graph_observation(teams, "find a team"))
+        team_id = teams.body["value"][0]["id"]
+        channels = client.channels(team_id)
+        if not channels.ok or not channels.body.get("value"):
+            return self._record(graph_observation(channels, "find a channel"))
+        general = next((c for c in channels.body["value"] if c["displayName"] == "General"), channels.body["value"][0])
+        self.path = client.messages_path(team_id=team_id, channel_id=general["id"])
+        return self._record(graph_observation(channels, "find a channel"))
+
+    # -- send and get ------------------------------------------------------------------------------
+
+    def send(
+        self,
+        alias: str,
+        content: str = "Hello from the conformance harness",
+        content_type: str = "text",
+        count: int = 1,
+    ) -> Observation:
+        if self.blocked:
+            return self.blocking
+        client = self.client(alias)
+        if client is None:
+            return self.last
+        assert self.path, "share a chat before sending"
+        for _ in range(count):
+            sent = client.send(self.path, content, content_type)
+            self.sent.append(sent)
+            if not sent.result.ok:
+                break
+        observation = graph_observation(
+            self.sent[-1].result,
+            "send",
+            messages_sent=sum(1 for s in self.sent if s.result.ok),
+            attempts=max(s.attempts for s in self.sent),
+            recovered_by_listing=any(s.recovered_by_listing for s in self.sent) or None,
+        )
+        if retries := [r for s in self.sent for r in s.result.retries]:
+            observation.evidence["retries"] = retries
+        return self._record(observation)
+
+    def edit_last(self, alias: str, content: str = "Edited by the conformance harness") -> Observation:
+        """Edit the last message sent (the sender edits their own)."""
+        if self.blocked:
+            return self.blocking
+        client = self.clients[alias]
+        sent = self.sent[-1]
+        assert sent.message and self.path
+        result = client.update_message(self.path, sent.message.id, content)
+        return self._record(graph_observation(result, "edit"))
+
+    def delete_last(self, alias: str) -> Observation:
+        if self.blocked:
+            return self.blocking
+        client = self.clients[alias]
+        sent = self.sent[-1]
+        assert sent.message and self.path and self.path.startswith("chats/")
+        chat_id = self.path.split("/")[1]
+        result = client.soft_delete_message(self.oids[alias], chat_id, sent.message.id)
+        return self._record(graph_observation(result, "delete"))
+
+    def poll(self, alias: str, top: int | None = None) -> Observation:
+        if self.blocked:
+            return self.blocking
+        client = self.client(alias)
+        if client is None:
+            return self.last
+        assert self.path, "share a chat before polling"
+        self.listing, pages = client.all_messages(self.path, top=top)
+        self.pages = len(pages)
+        failed = next((p for p in pages if not p.ok), None)
+        result = failed or pages[-1]
+        retries = [r for p in pages for r in p.retries]
+        observation = graph_observation(result, "get", pages=len(pages), messages_listed=len(self.listing))
+        if retries:
+            observation.evidence["retries"] = retries
+        return self._record(observation)
+
+    # -- checks --------------------------------------------------------------------------------------
+
+    def each_sent_once_newest_first(self) -> tuple[bool, str]:
+        """Every message sent is in the listing exactly once, and in reverse order of sending."""
+        markers = [s.marker for s in self.sent if s.result.ok]
+        positions = []
+        problems = []
+        for marker in markers:
+            hits = [i for i, m in enumerate(self.listing) if f"{MARKER_PREFIX}{marker}]" in m.content]
+            if len(hits) != 1:
+                problems.append(f"message {marker} listed {len(hits)} times")
+            else:
+                positions.append(hits[0])
+        if not problems and positions != sorted(positions, reverse=True):
+            problems.append("messages are not newest first")
+        ids = [m.id for m in self.listing]
+        if len(ids) != len(set(ids)):
+            problems.append("a message id is listed twice")
+        return not problems, "; ".join(problems) or f"{len(markers)} messages, each once, newest first"
+
+    def content_intact(self) -> tuple[bool, str]:
+        """What was listed is byte for byte what was posted (not what the service echoed back)."""
+        posted = {s.marker: s.content for s in self.sent if s.result.ok}
+        found = 0
+        for message in self.listing:
+            for marker, content in posted.items():
+                if f"{MARKER_PREFIX}{marker}]" in message.content:
+                    found += 1
+                    if message.content != content:
+                        return False, f"message {marker} came back changed"
+        return found == len(posted), f"{found} of {len(posted)} messages compared, contents identical"

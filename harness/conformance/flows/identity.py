@@ -1,0 +1,172 @@
+"""The identity chain as scenarios drive it: sign in (MSAL) -> exchange (ACS) -> observation.
+
+Steps call these functions and stay a few lines each; every observation comes from a real call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from harness.client.auth import EntraSignIn, SignIn
+from harness.client.identity import AcsIdentity, Exchange
+from harness.conformance import diagnosis
+from harness.conformance.verdicts import Observation, ObservationLog
+from harness.core.config import Tenant
+from harness.core.prerequisites import MissingPrerequisite
+from harness.wire import contract
+
+# A well-formed GUID that is nobody's object id or app id (a placeholder in every tenant).
+FOREIGN_GUID = "00000000-0000-0000-0000-0000000d0001"
+SCOPE_SETS = {
+    "with the Teams scopes": contract.TEAMS_SCOPES,
+    "for Microsoft Graph only": (contract.GRAPH_USER_READ,),
+}
+
+
+def sign_in_observation(result: SignIn) -> Observation:
+    if result.ok:
+        return Observation(
+            "allowed",
+            "sign-in",
+            status=result.status,
+            request_id=result.request_id,
+            emulator_defined=result.emulator_defined,
+            evidence={"retries": result.retries} if result.retries else {},
+        )
+    found = diagnosis.for_aadsts(result.aadsts)
+    return Observation(
+        "rejected",
+        "sign-in",
+        status=result.status,
+        code=f"AADSTS{result.aadsts}" if result.aadsts else None,
+        message=result.error,
+        request_id=result.request_id,
+        emulator_defined=result.emulator_defined,
+        diagnosis=found.meaning if found else None,
+        remedy=found.remedy if found else None,
+        evidence={
+            **({"suberror": result.suberror} if result.suberror else {}),
+            **({"retries": result.retries} if result.retries else {}),
+        },
+    )
+
+
+def exchange_observation(result: Exchange) -> Observation:
+    if result.ok:
+        return Observation(
+            "allowed",
+            result.operation,
+            status=result.status,
+            request_id=result.request_id,
+            emulator_defined=result.emulator_defined,
+            evidence={
+                "expiresOn": result.expires_on,
+                "acs_auth": result.auth,
+                **({"retries": result.retries} if result.retries else {}),
+            },
+        )
+    found = diagnosis.for_acs(result.status, result.code)
+    return Observation(
+        "rejected",
+        result.operation,
+        status=result.status,
+        code=result.code,
+        message=result.message,
+        target=result.target,
+        request_id=result.request_id,
+        emulator_defined=result.emulator_defined,
+        diagnosis=found.meaning if found else None,
+        remedy=found.remedy if found else None,
+        evidence={"acs_auth": result.auth, **({"retries": result.retries} if result.retries else {})},
+    )
+
+
+@dataclass
+class IdentityFlow(ObservationLog):
+    """Sign a Teams user in, then exchange their Entra token for an ACS token."""
+
+    tenant: Tenant
+    sign_in: SignIn | None = None
+    exchange: Exchange | None = None
+    acs_user: Exchange | None = None
+    observations: list[Observation] = field(default_factory=list)
+
+    def sign_in_with_password(
+        self, alias: str, scopes: Sequence[str] = contract.TEAMS_SCOPES, *, wrong_password: bool = False
+    ) -> Observation:
+        self.sign_in = EntraSignIn(self.tenant).with_password(alias, scopes, wrong_password=wrong_password)
+        self.observations.append(sign_in_observation(self.sign_in))
+        return self.last
+
+    def create_acs_user(self) -> Observation:
+        self.acs_user = AcsIdentity(self.tenant).create_user_with_token(("voip",))
+        self.observations.append(exchange_observation(self.acs_user))
+        return self.last
+
+    def exchange_token(
+        self, token: str = "signed-in", app_id: str = "matching", user_id: str = "matching"
+    ) -> Observation:
+        if self.blocked:
+            return self.blocking
+        assert self.sign_in is not None, "sign a user in before exchanging their token"
+        self.exchange = AcsIdentity(self.tenant).exchange(
+            self._token(token), self._id(app_id, self.tenant.client_id), self._id(user_id, self.sign_in.oid or "")
+        )
+        observation = exchange_observation(self.exchange)
+        if self.exchange.ok:
+            observation.evidence["entra_exp"] = self.sign_in.expires_at
+        self.observations.append(observation)
+        return self.last
+
+    def _token(self, kind: str) -> str:
+        assert self.sign_in is not None
+        if kind == "signed-in":
+            return str(self.sign_in.access_token or "")
+        if kind == "expired":
+            if not self.tenant.expired_teams_token:
+                raise MissingPrerequisite(
+                    f"profile {self.tenant.profile!r} provides no expired Teams token; set "
+                    "[secrets].expired_teams_token_env to a variable holding one"
+                )
+            return str(self.tenant.expired_teams_token)
+        if kind == "acs-user":
+            assert self.acs_user is not None and self.acs_user.token, "create an ACS user first"
+            return str(self.acs_user.token)
+        return {"empty": "", "garbage": "invalid"}[kind]
+
+    def _id(self, kind: str, matching: str) -> str:
+        assert self.sign_in is not None
+        return {
+            "matching": matching,
+            "empty": "",
+            "malformed": "invalid",
+            "foreign": FOREIGN_GUID,
+            "user-oid": self.sign_in.oid or "",
+        }[kind]
+
+    # -- checks a scenario makes on a successful exchange ------------------------------------------
+
+    def expiry_matches(self) -> tuple[bool, str]:
+        assert self.exchange is not None and self.sign_in is not None
+        acs, entra = self.exchange.expires_epoch, self.sign_in.expires_at
+        return acs == entra, f"ACS expiresOn {self.exchange.expires_on} vs Entra exp {entra}"
+
+    def calling_sdk_claims(self) -> tuple[bool, str]:
+        """The claims the Calling SDK reads before it creates a TeamsCallAgent (docs/contracts/calling.md §2)."""
+        assert self.exchange is not None
+        claims = self.exchange.claims
+        scopes = str(claims.get("acsScope", "")).split(",")
+        problems = []
+        if not ({"voip", "voip.join"} & set(scopes)):
+            problems.append(f"acsScope {claims.get('acsScope')!r} has no voip")
+        if not (claims.get("resourceId") or claims.get("skypeid")):
+            problems.append("neither resourceId nor skypeid")
+        if not claims.get("tid"):
+            problems.append("no tid (the SDK would treat it as an ACS user)")
+        return not problems, "; ".join(problems) or "acsScope has voip, resourceId/skypeid and tid present"
+
+    def acs_user_token_is_not_teams(self) -> tuple[bool, str]:
+        assert self.acs_user is not None
+        claims = self.acs_user.claims
+        return not claims.get("tid"), "an ACS-user token carries no tid" if not claims.get("tid") else "it has a tid"
