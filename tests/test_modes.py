@@ -18,6 +18,7 @@ import pytest
 from harness.conformance.flows.identity import IdentityFlow
 from harness.conformance.verdicts import Expectation, ExpectedRejection, judge
 from harness.core.config import PROFILE_DIR, ROLES, ProfileError, Secret, load_profile
+from harness.core.places import FEATURES_DIR
 from harness.core.prerequisites import MissingPrerequisite
 from harness.run import cli, modes
 from tests.support import ROOT, cte
@@ -179,7 +180,7 @@ def test_a_setup_steps_success_is_never_the_observation(sandbox_tenant) -> None:
 
 def _feature_names() -> set[str]:
     names: set[str] = set()
-    for feature in (ROOT / "features").rglob("*.feature"):
+    for feature in FEATURES_DIR.rglob("*.feature"):
         for line in feature.read_text(encoding="utf-8").splitlines():
             step = line.strip()
             if step.split(" ", 1)[0] in ("Given", "When", "Then", "And", "But"):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.places import PROFILE_DIR
 from harness.run.audit import scan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +96,7 @@ STALE = "Join a Teams 1:1 call by the id its ring carried"  # passes: a deviatio
 def test_expectations_turn_a_known_deviation_into_no_failure_and_flag_stale_ones(tmp_path: Path) -> None:
     profiles = tmp_path / "profiles"
     profiles.mkdir()
-    shutil.copy(ROOT / "profiles" / "live-events-joinable.toml", profiles / "le.toml")
+    shutil.copy(PROFILE_DIR / "live-events-joinable.toml", profiles / "le.toml")
     (profiles / "le.toml").write_text(
         (profiles / "le.toml").read_text().replace('name = "live-events-joinable"', 'name = "le"')
     )

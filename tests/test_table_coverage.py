@@ -17,8 +17,9 @@ from pytest_bdd.parser import FeatureParser
 from harness.conformance.scenario import POLARITY_TAGS, ScenarioDefinitionError, ScenarioRun, polarity_of
 from harness.conformance.table import ROWS
 from harness.conformance.verdicts import Expectation
+from harness.core.places import FEATURES_DIR
 
-FEATURES = Path(__file__).resolve().parents[1] / "features"
+FEATURES = FEATURES_DIR
 
 
 @dataclass(frozen=True)
