@@ -59,6 +59,7 @@ test: setup lint unit features replay check-rerecord blackbox audit
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 ## The plain tests, two workers (they start their own servers and browsers; none shares state).
 unit: setup chromium calling-sdk

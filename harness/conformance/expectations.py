@@ -1,4 +1,4 @@
-"""Known deviations per profile (`harness/profiles/NAME.expectations.toml`), as conformance suites keep them.
+"""Known deviations per profile (`NAME.expectations.toml` beside the profile), as conformance suites keep them.
 
     [[deviation]]
     scenario = "Join Teams live events"      # the scenario's name as reported (or its id)
