@@ -1,4 +1,4 @@
-"""Wall time of the Gherkin suite (`harness/suite/steps/`) in replay and sandbox modes, against `pytest --collect-only`
+"""Wall time of the Gherkin suite (`harness/steps/`) in replay and sandbox modes, against `pytest --collect-only`
 of the same suite measured in the same run (the ratio is the harness's own overhead); the sandbox
 suite serial beside the same suite with `-n N` (pytest-xdist); and sandbox start-up.
 

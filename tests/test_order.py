@@ -103,7 +103,7 @@ def test_a_scenario_in_sandbox_mode_starts_from_a_fresh_world() -> None:
 
     mode = SandboxMode(load_profile("sandbox"), embedded=embedded)
     try:
-        scenario = Scenario("harness/suite/test_features.py::x", "calling", "calling_rows.feature", "x", None)
+        scenario = Scenario("harness/steps/test_features.py::x", "calling", "calling_rows.feature", "x", None)
         with contextlib.ExitStack() as stack:
             assert mode.begin(scenario, stack, None) is None
         ctx = mode.sandbox().ctx

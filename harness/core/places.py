@@ -11,8 +11,11 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
-SUITE_DIR = PACKAGE_DIR / "suite"
-FEATURES_DIR = SUITE_DIR / "features"
+FEATURES_DIR = PACKAGE_DIR / "features"
+# The step modules, the module that binds the features to tests, the suite's conftest and pytest.ini.
+# pytest runs the suite with the package as its root, so a scenario's test id is
+# `steps/test_features.py::<name>` wherever the package is installed (markers are seeded from it).
+STEPS_DIR = PACKAGE_DIR / "steps"
 PROFILE_DIR = PACKAGE_DIR / "profiles"
 # A checkout (an editable install): the folder holding pyproject.toml beside the package.
 CHECKOUT = PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").is_file() else None

@@ -23,9 +23,9 @@ from typing import Any
 
 from harness import __version__
 from harness.core.config import CALLING_DRIVERS, MODES, ProfileError, load_profile, resolve_mode
-from harness.core.places import SUITE_DIR
+from harness.core.places import PACKAGE_DIR, STEPS_DIR
 
-STEPS = SUITE_DIR
+STEPS = STEPS_DIR
 # allure-pytest and allure-pytest-bdd both register --alluredir; the Gherkin suite uses the BDD one.
 BDD_ALLURE = ["-p", "no:allure_pytest", "-p", "allure_pytest_bdd"]
 
@@ -83,7 +83,7 @@ def run_suite(
         "-c",
         str(STEPS / "pytest.ini"),
         "--rootdir",
-        str(STEPS),
+        str(PACKAGE_DIR),
         *BDD_ALLURE,
         f"--cte-mode={mode}",
         f"--cte-profile={profile}",

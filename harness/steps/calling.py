@@ -1,4 +1,4 @@
-"""Steps for harness/suite/features/calling: each a few lines that call harness.conformance.flows.calling."""
+"""Steps for harness/features/calling: each a few lines that call harness.conformance.flows.calling."""
 
 from __future__ import annotations
 

@@ -9,11 +9,11 @@ from harness.conformance.flows.chat import ChatFlow
 from harness.conformance.flows.identity import IdentityFlow
 from harness.conformance.flows.notifications import NotificationFlow
 from harness.core.config import Tenant
-from harness.suite.steps.calling import *  # noqa: F403
-from harness.suite.steps.chat import *  # noqa: F403
-from harness.suite.steps.identity import *  # noqa: F403
-from harness.suite.steps.notifications import *  # noqa: F403
-from harness.suite.steps.policies import *  # noqa: F403
+from harness.steps.calling import *  # noqa: F403
+from harness.steps.chat import *  # noqa: F403
+from harness.steps.identity import *  # noqa: F403
+from harness.steps.notifications import *  # noqa: F403
+from harness.steps.policies import *  # noqa: F403
 
 
 @pytest.fixture

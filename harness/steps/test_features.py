@@ -1,4 +1,4 @@
-"""Binds every Gherkin scenario under harness/suite/features/ to a test."""
+"""Binds every Gherkin scenario under harness/features/ to a test."""
 
 from pytest_bdd import scenarios
 

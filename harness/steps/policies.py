@@ -1,4 +1,4 @@
-"""Steps for harness/suite/features/policies: each states the policy, does the action, and observes the enforcement."""
+"""Steps for harness/features/policies: each states the policy, does the action, and observes the enforcement."""
 
 from __future__ import annotations
 
