@@ -20,19 +20,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.core.places import SUITE_PYTEST_ARGS
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTEST = [
     sys.executable,
     "-m",
     "pytest",
-    "steps",
+    *SUITE_PYTEST_ARGS,
     "-q",
     "-p",
     "no:cacheprovider",
-    "-p",
-    "no:allure_pytest",
-    "-p",
-    "allure_pytest_bdd",
 ]
 
 

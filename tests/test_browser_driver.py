@@ -20,7 +20,7 @@ import yaml
 
 from harness.client.calling.browser import BridgeError
 from harness.client.calling.browser_driver import SDK, BrowserCallingDriver, checked, locator_data, target_data
-from harness.client.calling.cross_check import AGREE, MODEL, compare
+from harness.client.calling.cross_check import MODEL, compare
 from harness.client.calling.protocol import (
     NEEDS_CALLING_SERVICES,
     CallingCommunicationError,
@@ -33,8 +33,10 @@ from harness.client.calling.protocol import (
     TeamsUser,
 )
 from harness.conformance.flows.identity import IdentityFlow
+from harness.conformance.verdicts import WITNESSES_AGREE as AGREE
 from harness.core.cassettes import display_path
 from harness.core.config import load_profile
+from harness.core.places import SUITE_PYTEST_ARGS
 from harness.core.prerequisites import MissingPrerequisite
 from harness.sandbox.server import Sandbox
 from harness.wire import transport
@@ -172,7 +174,17 @@ def test_a_missing_sdk_is_named_with_its_fix_before_anything_runs(tmp_path) -> N
 
 def test_an_unknown_calling_driver_in_the_environment_is_named(tmp_path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "steps", "-q", "-p", "no:cacheprovider", "--cte-report-dir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *SUITE_PYTEST_ARGS,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--cte-report-dir",
+            str(tmp_path),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.places import SUITE_PYTEST_ARGS
 from tests.support import ROOT, cte
 
 ROW_1 = "test_make_a_voip_call_to_a_teams_user"
@@ -79,7 +80,7 @@ def test_the_order_does_not_change_a_verdict(serial: dict, tmp_path: Path, name:
 
 def test_a_bad_order_is_one_line(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "steps", "--cte-order", "sideways", "--collect-only", "-q"],
+        [sys.executable, "-m", "pytest", *SUITE_PYTEST_ARGS, "--cte-order", "sideways", "--collect-only", "-q"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -21,3 +21,5 @@ PROFILE_DIR = PACKAGE_DIR / "profiles"
 CHECKOUT = PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").is_file() else None
 CASSETTE_ROOT = (CHECKOUT / "cassettes") if CHECKOUT is not None else Path.cwd() / "cassettes"
 CACHE_DIR = Path(os.environ.get("CTE_CACHE_DIR") or ((CHECKOUT or Path.cwd()) / ".cache"))
+# How pytest is pointed at the suite (what `cte run` passes; tests and benchmarks do the same).
+SUITE_PYTEST_ARGS = ("-c", str(STEPS_DIR / "pytest.ini"), "--rootdir", str(PACKAGE_DIR), str(STEPS_DIR))

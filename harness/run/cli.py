@@ -23,11 +23,9 @@ from typing import Any
 
 from harness import __version__
 from harness.core.config import CALLING_DRIVERS, MODES, ProfileError, load_profile, resolve_mode
-from harness.core.places import PACKAGE_DIR, STEPS_DIR
+from harness.core.places import STEPS_DIR, SUITE_PYTEST_ARGS
 
 STEPS = STEPS_DIR
-# allure-pytest and allure-pytest-bdd both register --alluredir; the Gherkin suite uses the BDD one.
-BDD_ALLURE = ["-p", "no:allure_pytest", "-p", "allure_pytest_bdd"]
 
 
 def _fail(message: str) -> int:
@@ -79,12 +77,8 @@ def run_suite(
         sys.executable,
         "-m",
         "pytest",
-        *(targets or [str(STEPS)]),
-        "-c",
-        str(STEPS / "pytest.ini"),
-        "--rootdir",
-        str(PACKAGE_DIR),
-        *BDD_ALLURE,
+        *SUITE_PYTEST_ARGS[:-1],
+        *(targets or SUITE_PYTEST_ARGS[-1:]),
         f"--cte-mode={mode}",
         f"--cte-profile={profile}",
         f"--cte-report-dir={report_dir}",
