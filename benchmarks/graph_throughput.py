@@ -62,7 +62,7 @@ def measure(messages: int, poll: int, warmup: int = 20, list_rounds: int = 5) ->
         info = sandbox.tenant_info("contoso")
         tenant = load_profile("sandbox").for_sandbox(info, sandbox.host_routes(), "sandbox")
         token = str(EntraSignIn(tenant).with_password("adele", GRAPH_SCOPES).access_token)
-        oids = {u["alias"]: u["oid"] for u in info["users"]}
+        oids = info.oids()
         client = GraphClient(tenant, token, markers=MarkerSource("bench"))
         raw = httpx.Client(
             base_url="https://graph.microsoft.com/v1.0/",

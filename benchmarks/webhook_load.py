@@ -45,8 +45,8 @@ import httpx  # noqa: E402
 import jwt  # noqa: E402
 import trustme  # noqa: E402
 
-from harness.client.notifications import crypto  # noqa: E402
 from harness.client.notifications.push import PushClient  # noqa: E402
+from harness.wire import notification_crypto as crypto  # noqa: E402
 
 AUDIENCE, TENANT = "00000000-0000-0000-0000-00000000c001", "00000000-0000-0000-0000-00000000a001"
 STATE = "benchmark-client-state"

@@ -9,7 +9,10 @@ import sys
 from collections.abc import Awaitable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from harness.wire.tenant import TenantInfo, TenantUser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,7 +71,7 @@ def sealed_notification(
 
 
 def device_code_sign_in(
-    info: Mapping[str, Any], scopes: list[str] | tuple[str, ...], user: Mapping[str, Any] | None = None
+    info: TenantInfo, scopes: list[str] | tuple[str, ...], user: TenantUser | None = None
 ) -> tuple[Any, dict[str, Any]]:
     """A sandbox user (the tenant's first, unless named) signs in with MSAL's device-code flow, entering
     their password on the sandbox's page: (the PublicClientApplication, MSAL's answer)."""
@@ -76,14 +79,14 @@ def device_code_sign_in(
     import requests
 
     session = requests.Session()
-    session.verify, session.trust_env = info["ca_bundle"], False
+    session.verify, session.trust_env = info.ca_bundle, False
     app = msal.PublicClientApplication(
-        info["client_id"], authority=info["authority"], http_client=session, instance_discovery=False
+        info.client_id, authority=info.authority, http_client=session, instance_discovery=False
     )
     flow = app.initiate_device_flow(scopes=list(scopes))
-    user = user or info["users"][0]
+    user = user or info.users[0]
     session.post(
         flow["verification_uri"],
-        data={"user_code": flow["user_code"], "username": user["upn"], "password": user["password"]},
+        data={"user_code": flow["user_code"], "username": user.upn, "password": user.password},
     ).raise_for_status()
     return app, app.acquire_token_by_device_flow(flow)

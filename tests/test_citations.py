@@ -19,13 +19,13 @@ CITING = [
     *ROOT.glob("benchmarks/*.py"),
 ]
 # A path of ours: not part of a web address (no host or path segment before it).
-DOCS_PATH = re.compile(r"(?<![\w/.:-])docs/[\w./-]*\w")
+DOCS_PATH = re.compile(r"(?<![\w/.:-])docs/[\w./-]*[\w/]")
 SECTION = re.compile(r"(?<![\w/.:-])((?:docs/)?(?:contracts/)?[\w-]+\.md) §(\d+(?:\.\d+)*)")
 
 
 def _resolve(name: str, citing: Path) -> Path | None:
     for candidate in (ROOT / name, ROOT / "docs" / name, ROOT / "docs" / "contracts" / name, citing.parent / name):
-        if candidate.is_file():
+        if candidate.is_file() or (candidate.is_dir() and name.endswith("/")):
             return candidate
     return None
 

@@ -57,7 +57,7 @@ def graph():
         tenant = load_profile("sandbox").for_sandbox(sandbox.tenant_info("contoso"), sandbox.host_routes(), "sandbox")
         signed = EntraSignIn(tenant).with_password("adele", GRAPH_SCOPES)
         client = GraphClient(tenant, str(signed.access_token), sleep=lambda _: None, markers=MarkerSource("adele"))
-        oids = {u["alias"]: u["oid"] for u in sandbox.tenant_info("contoso")["users"]}
+        oids = sandbox.tenant_info("contoso").oids()
         chat = client.create_chat("group", [oids["adele"], oids["megan"]], "paging")
         assert chat.status == 201, chat
         path = f"chats/{chat.body['id']}/messages"

@@ -25,6 +25,7 @@ from harness.core.config import Tenant, load_profile
 from harness.run.doctor import Doctor
 from harness.sandbox.server import Sandbox
 from harness.wire import transport
+from harness.wire.tenant import TenantInfo
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +37,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture(scope="module")
-def info(sandbox: Sandbox) -> dict[str, Any]:
+def info(sandbox: Sandbox) -> TenantInfo:
     return sandbox.tenant_info("contoso", canonical=False)
 
 
@@ -67,7 +68,7 @@ def user_realm_discovery_on_localhost() -> Iterator[None]:
         domains.add("localhost")
 
 
-def loopback_tenant(info: dict[str, Any], **changes: Any) -> Tenant:
+def loopback_tenant(info: TenantInfo, **changes: Any) -> Tenant:
     """A live-like tenant whose every URL is `https://localhost:PORT/...`, with no host routes."""
     tenant = load_profile("sandbox").for_sandbox(info, {}, "live")
     assert tenant.authority.startswith("https://localhost:") and not tenant.host_routes
@@ -88,13 +89,13 @@ def failed(checks: list[Any]) -> list[Any]:
 # -- (a) the password grant, user-realm discovery included, on the authority's port -------------------
 
 
-def test_password_grant_against_a_loopback_authority(sandbox: Sandbox, info: dict[str, Any]) -> None:
+def test_password_grant_against_a_loopback_authority(sandbox: Sandbox, info: TenantInfo) -> None:
     sign_in = EntraSignIn(loopback_tenant(info))
     urls: list[str] = []
     sign_in.session.hooks["response"].append(lambda response, *args, **kwargs: urls.append(response.url))
     result = sign_in.with_password("adele")
     assert result.ok, result
-    assert result.claims.get("tid") == info["tenant_id"]
+    assert result.claims.get("tid") == info.tenant_id
     base = f"https://localhost:{sandbox.port}"
     assert any(url.startswith(f"{base}/common/userrealm/") for url in urls), urls
     assert all(url.startswith(f"{base}/") for url in urls), urls
@@ -149,7 +150,7 @@ def test_instance_discovery_only_for_microsofts_own_authority_hosts() -> None:
 # -- (b) the doctor on that tenant ------------------------------------------------------------------
 
 
-def test_doctor_on_a_loopback_authority_is_ready(info: dict[str, Any]) -> None:
+def test_doctor_on_a_loopback_authority_is_ready(info: TenantInfo) -> None:
     checks = Doctor(loopback_tenant(info), ["adele", "megan"]).run()
     assert not failed(checks), [(c.name, c.detail, c.remedy) for c in checks]
     names = [c.name for c in checks]
@@ -168,7 +169,7 @@ def assert_names_the_untrusted_host(check: Any, hostport: str) -> None:
 
 
 def test_doctor_names_the_host_whose_certificate_is_not_trusted(
-    sandbox: Sandbox, info: dict[str, Any], tmp_path: Path
+    sandbox: Sandbox, info: TenantInfo, tmp_path: Path
 ) -> None:
     tenant = loopback_tenant(info, ca_bundle=untrusting_ca_bundle(tmp_path))
     checks = Doctor(tenant, ["adele"]).run()
@@ -178,7 +179,7 @@ def test_doctor_names_the_host_whose_certificate_is_not_trusted(
 
 
 def test_an_untrusted_certificate_met_by_msal_is_a_failed_check_too(
-    sandbox: Sandbox, info: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox, info: TenantInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same failure inside MSAL (the sign-in), had the authority check not caught it first."""
     monkeypatch.setattr(Doctor, "authority", lambda self: True)
@@ -190,7 +191,7 @@ def test_an_untrusted_certificate_met_by_msal_is_a_failed_check_too(
 
 
 def test_an_untrusted_certificate_of_the_acs_resource_names_that_host(
-    sandbox: Sandbox, info: dict[str, Any], tmp_path: Path
+    sandbox: Sandbox, info: TenantInfo, tmp_path: Path
 ) -> None:
     """The ACS SDK (azure-core) meets it: the remedy names the ACS host, not the authority."""
     tenant = loopback_tenant(
@@ -206,8 +207,8 @@ def test_an_untrusted_certificate_of_the_acs_resource_names_that_host(
 # -- (d) an authority nothing answers on ---------------------------------------------------------------
 
 
-def test_an_unreachable_authority_is_a_failed_check(info: dict[str, Any], closed_port: int) -> None:
-    tenant = loopback_tenant(info, authority=f"https://localhost:{closed_port}/{info['tenant_id']}")
+def test_an_unreachable_authority_is_a_failed_check(info: TenantInfo, closed_port: int) -> None:
+    tenant = loopback_tenant(info, authority=f"https://localhost:{closed_port}/{info.tenant_id}")
     checks = Doctor(tenant, ["adele"]).run()
     assert [c.status for c in checks] == ["fail"], checks
     assert checks[0].name == "authority reachable"
@@ -217,17 +218,17 @@ def test_an_unreachable_authority_is_a_failed_check(info: dict[str, Any], closed
 
 
 def test_an_unreachable_authority_met_by_msal_is_a_failed_check(
-    info: dict[str, Any], closed_port: int, monkeypatch: pytest.MonkeyPatch
+    info: TenantInfo, closed_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(Doctor, "authority", lambda self: True)
-    tenant = loopback_tenant(info, authority=f"https://localhost:{closed_port}/{info['tenant_id']}")
+    tenant = loopback_tenant(info, authority=f"https://localhost:{closed_port}/{info.tenant_id}")
     checks = Doctor(tenant, ["adele"]).run()
     assert [c.name for c in failed(checks)] == ["sign-in of adele"], checks
     assert "\n" not in checks[-1].detail
     assert f"localhost:{closed_port}" in checks[-1].remedy
 
 
-def test_any_exception_in_a_check_is_a_failed_check(info: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_any_exception_in_a_check_is_a_failed_check(info: TenantInfo, monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(self: Doctor) -> bool:
         raise RuntimeError("something unforeseen\nover two lines")
 

@@ -183,7 +183,7 @@ def test_a_send_cut_off_after_graph_stored_it_is_found_by_its_marker_not_sent_ag
         sleep=lambda _: None,
         markers=MarkerSource("adele"),
     )
-    oids = {u["alias"]: u["oid"] for u in sandbox.tenant_info("contoso")["users"]}
+    oids = sandbox.tenant_info("contoso").oids()
     chat = graph.create_chat("group", [oids["adele"], oids["megan"]], "faults").body["id"]
     set_plan("graph", drop=1.0, after_processing=1.0)
     sent = graph.send(f"chats/{chat}/messages", "exactly once despite the drop")

@@ -48,7 +48,7 @@ def world():
             clients[alias] = GraphClient(
                 tenant, str(signed.access_token), sleep=lambda _: None, markers=MarkerSource(alias)
             )
-        oids = {u["alias"]: u["oid"] for u in sandbox.tenant_info("contoso")["users"]}
+        oids = sandbox.tenant_info("contoso").oids()
         yield sandbox, tenant, clients, oids
         for client in clients.values():
             client.close()
@@ -133,7 +133,7 @@ def test_throttling_answers_429_with_an_integer_retry_after() -> None:
     with Sandbox() as sandbox, transport.route_hosts(sandbox.host_routes()):
         tenant = load_profile("sandbox").for_sandbox(sandbox.tenant_info("contoso"), sandbox.host_routes(), "sandbox")
         token = str(EntraSignIn(tenant).with_password("adele", GRAPH_SCOPES).access_token)
-        oids = {u["alias"]: u["oid"] for u in sandbox.tenant_info("contoso")["users"]}
+        oids = sandbox.tenant_info("contoso").oids()
         client = GraphClient(tenant, token, max_retries=0)
         chat = client.create_chat("group", [oids["adele"], oids["megan"]], "burst").body["id"]
         statuses = []

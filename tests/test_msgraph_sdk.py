@@ -51,6 +51,7 @@ from msgraph_core.tasks.page_iterator import PageIterator
 from harness.sandbox.graph import GraphError, Query, collapse_empty_segments, with_projection
 from harness.sandbox.server import Sandbox
 from harness.wire.contract import EMULATOR_DEFINED_HEADER
+from harness.wire.tenant import TenantInfo
 from tests.support import device_code_sign_in, run_async
 
 pytestmark = pytest.mark.integration
@@ -77,9 +78,9 @@ class MsalCredential:
         return AccessToken(result["access_token"], int(time.time()) + int(result["expires_in"]))
 
 
-def sign_in(info: dict, alias: str) -> MsalCredential:
+def sign_in(info: TenantInfo, alias: str) -> MsalCredential:
     """The device-code flow against the sandbox's authority, the user entering their password."""
-    app, signed_in = device_code_sign_in(info, GRAPH_SCOPES, next(u for u in info["users"] if u["alias"] == alias))
+    app, signed_in = device_code_sign_in(info, GRAPH_SCOPES, info.user(alias))
     assert "access_token" in signed_in
     return MsalCredential(app)
 
@@ -96,12 +97,12 @@ def info(sandbox: Sandbox) -> dict:
 
 
 @pytest.fixture(scope="module")
-def oids(info: dict) -> dict[str, str]:
-    return {u["alias"]: u["oid"] for u in info["users"]}
+def oids(info: TenantInfo) -> dict[str, str]:
+    return info.oids()
 
 
 @pytest.fixture(scope="module")
-def credentials(info: dict) -> dict[str, MsalCredential]:
+def credentials(info: TenantInfo) -> dict[str, MsalCredential]:
     return {alias: sign_in(info, alias) for alias in ("adele", "megan")}
 
 
@@ -109,15 +110,15 @@ class Sdk:
     """One GraphServiceClient over one httpx client; `sent` is every request the server answered,
     as (method, URL as sent after the middleware, status)."""
 
-    def __init__(self, info: dict, credential: MsalCredential) -> None:
+    def __init__(self, info: TenantInfo, credential: MsalCredential) -> None:
         self.sent: list[tuple[str, httpx.URL, int]] = []
 
         async def record(response: httpx.Response) -> None:
             self.sent.append((response.request.method, response.request.url, response.status_code))
 
         http = httpx.AsyncClient(
-            base_url=info["graph_base_url"],
-            verify=ssl.create_default_context(cafile=info["ca_bundle"]),
+            base_url=info.graph_base_url,
+            verify=ssl.create_default_context(cafile=info.ca_bundle),
             trust_env=False,
             timeout=30,
             event_hooks={"response": [record]},
@@ -130,7 +131,7 @@ class Sdk:
         self.client = GraphServiceClient(request_adapter=self.adapter)
 
 
-def run(info: dict, credential: MsalCredential, scenario: Callable[[Sdk], Awaitable[Any]]) -> Any:
+def run(info: TenantInfo, credential: MsalCredential, scenario: Callable[[Sdk], Awaitable[Any]]) -> Any:
     """The scenario on a fresh event loop in its own thread: the test process may keep a loop running on
     the main thread (Playwright's sync API, shared with the browser tests)."""
 
@@ -180,10 +181,10 @@ def assert_message(
     assert unknown_properties(message) == set()
 
 
-def assert_chat(chat: Chat, info: dict, chat_type: ChatType, topic: str | None) -> None:
+def assert_chat(chat: Chat, info: TenantInfo, chat_type: ChatType, topic: str | None) -> None:
     assert chat.id and chat.chat_type == chat_type and chat.topic == topic
     assert isinstance(chat.created_date_time, datetime) and isinstance(chat.last_updated_date_time, datetime)
-    assert chat.tenant_id == info["tenant_id"]
+    assert chat.tenant_id == info.tenant_id
     assert chat.web_url and chat.web_url.startswith("https://teams.microsoft.com/l/chat/")
     assert chat.viewpoint is not None and chat.viewpoint.is_hidden is False
     assert isinstance(chat.viewpoint.last_message_read_date_time, datetime)
@@ -329,12 +330,12 @@ def test_a_channel_post_through_joined_teams_and_channels(info, oids, credential
         teams = await sdk.client.me.joined_teams.get()
         assert teams is not None and teams.value
         team = teams.value[0]
-        assert team.id and team.display_name and team.is_archived is False and team.tenant_id == info["tenant_id"]
+        assert team.id and team.display_name and team.is_archived is False and team.tenant_id == info.tenant_id
         assert unknown_properties(team) == set()
         channels = await sdk.client.teams.by_team_id(team.id).channels.get()
         channel = channels.value[0]
         assert channel.id.startswith("19:") and channel.display_name == "General"
-        assert channel.membership_type == ChannelMembershipType.Standard and channel.tenant_id == info["tenant_id"]
+        assert channel.membership_type == ChannelMembershipType.Standard and channel.tenant_id == info.tenant_id
         assert unknown_properties(channel) == set()
         messages = sdk.client.teams.by_team_id(team.id).channels.by_channel_id(channel.id).messages
         posted = await messages.post(ChatMessage(body=ItemBody(content="to the channel")))
@@ -369,7 +370,7 @@ def test_select_expand_and_count_through_the_request_configuration(info, oids, c
         assert {m.user_id for m in expanded.members} == {oids["adele"], oids["megan"]}
         for m in expanded.members:
             assert isinstance(m, AadUserConversationMember) and m.display_name and m.email and m.roles == ["owner"]
-            assert m.tenant_id == info["tenant_id"] and isinstance(m.visible_history_start_date_time, datetime)
+            assert m.tenant_id == info.tenant_id and isinstance(m.visible_history_start_date_time, datetime)
 
         query = ChatsRequestBuilder.ChatsRequestBuilderGetQueryParameters(
             select=["topic", "chatType"], expand=["members"], top=2, count=True
@@ -425,11 +426,11 @@ def test_unsupported_query_options_reach_the_sdk_as_graph_errors(info, oids, cre
 
 
 @pytest.fixture(scope="module")
-def http(info: dict, credentials: dict[str, MsalCredential]):
+def http(info: TenantInfo, credentials: dict[str, MsalCredential]):
     token = credentials["adele"].get_token(*GRAPH_SCOPES).token
     with httpx.Client(
-        base_url=info["graph_base_url"] + "/",
-        verify=ssl.create_default_context(cafile=info["ca_bundle"]),
+        base_url=info.graph_base_url + "/",
+        verify=ssl.create_default_context(cafile=info.ca_bundle),
         trust_env=False,
         headers={"Authorization": f"Bearer {token}"},
     ) as client:
@@ -453,8 +454,8 @@ def five_messages(http: httpx.Client, oids: dict[str, str]) -> str:
     return chat
 
 
-def test_empty_path_segments_are_ignored(http: httpx.Client, info: dict, oids: dict[str, str]) -> None:
-    base = info["graph_base_url"]  # absolute URLs: httpx would read a relative "//me" as a host name
+def test_empty_path_segments_are_ignored(http: httpx.Client, info: TenantInfo, oids: dict[str, str]) -> None:
+    base = info.graph_base_url  # absolute URLs: httpx would read a relative "//me" as a host name
     for url in (f"{base}/me", f"{base}//me", f"{base}///me", f"{base.removesuffix('/v1.0')}//v1.0//me"):
         response = http.get(url)
         assert response.status_code == 200 and response.json()["id"] == oids["adele"], url

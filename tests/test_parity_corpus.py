@@ -33,6 +33,7 @@ from azure.identity import ClientSecretCredential
 from harness.run.parity import Exchange, compare
 from harness.sandbox.server import Sandbox
 from harness.wire import contract
+from harness.wire.tenant import TenantInfo
 from tests.support import device_code_sign_in
 
 pytestmark = pytest.mark.integration
@@ -107,21 +108,22 @@ def test_the_rebuilt_request_agrees_with_what_was_recorded(recording: dict[str, 
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[dict[str, Any]]:
+def sandbox() -> Iterator[tuple[TenantInfo, dict[str, str]]]:
+    """The sandbox's tenant, and the values a recording's request names by placeholder."""
     with Sandbox() as running:
         info = running.tenant_info("contoso", canonical=False)
-        user = next(u for u in info["users"] if u["teams_license"] and not u["mfa_required"])
+        user = next(u for u in info.users if u.teams_license and not u.mfa_required)
         _, signed_in = device_code_sign_in(info, contract.TEAMS_SCOPES, user)
         assert "access_token" in signed_in, signed_in
-        yield {
-            **info,
-            "values": {
+        yield (
+            info,
+            {
                 ENTRA_TOKEN: signed_in["access_token"],
-                EXPIRED_TOKEN: info["expired_teams_token"],
-                CLIENT_ID: info["client_id"],
+                EXPIRED_TOKEN: info.expired_teams_token,
+                CLIENT_ID: info.client_id,
                 USER_OID: signed_in["id_token_claims"]["oid"],
             },
-        }
+        )
 
 
 @pytest.fixture(scope="module")
@@ -142,26 +144,26 @@ def _body(send: dict[str, str], values: dict[str, str]) -> dict[str, str]:
 
 
 def _ask_sandbox(
-    info: dict[str, Any], api_version: str, body: dict[str, str], auth: str = "hmac"
+    info: TenantInfo, api_version: str, body: dict[str, str], auth: str = "hmac"
 ) -> tuple[int, dict[str, str], str]:
     if auth == "bearer":
-        authority, _, tenant_id = info["authority"].rpartition("/")
+        authority, _, tenant_id = info.authority.rpartition("/")
         credential = ClientSecretCredential(
             tenant_id,
-            info["client_id"],
-            info["client_secret"],
+            info.client_id,
+            info.client_secret,
             authority=authority,
             disable_instance_discovery=True,
-            connection_verify=info["ca_bundle"],
+            connection_verify=info.ca_bundle,
         )
         client = CommunicationIdentityClient(
-            info["acs_endpoint"], credential, connection_verify=info["ca_bundle"], retry_total=0
+            info.acs_endpoint, credential, connection_verify=info.ca_bundle, retry_total=0
         )
     else:
         client = CommunicationIdentityClient.from_connection_string(
-            info["acs_connection_string"], connection_verify=info["ca_bundle"], retry_total=0
+            info.acs_connection_string, connection_verify=info.ca_bundle, retry_total=0
         )
-    request = HttpRequest("POST", f"{info['acs_endpoint']}{EXCHANGE_PATH}?api-version={api_version}")
+    request = HttpRequest("POST", f"{info.acs_endpoint}{EXCHANGE_PATH}?api-version={api_version}")
     request.set_json_body(body)
     # the SDK's own pipeline: its HMAC policy signs the exact bytes sent (or its bearer policy authenticates)
     response = client._identity_service_client._client.send_request(request)
@@ -183,11 +185,12 @@ def _seven_digits(document: Any) -> str:
 
 @pytest.mark.parametrize("recording", REPLAYED, ids=[r["id"] for r in REPLAYED])
 def test_the_sandbox_answers_as_the_recorded_service(
-    recording: dict[str, Any], sandbox: dict[str, Any], parity_table: list[tuple[str, ...]]
+    recording: dict[str, Any], sandbox: tuple[TenantInfo, dict[str, str]], parity_table: list[tuple[str, ...]]
 ) -> None:
+    info, values = sandbox
     api_version = recording["request"]["api_version"]
     status, headers, text = _ask_sandbox(
-        sandbox, api_version, _body(recording["send"], sandbox["values"]), recording.get("auth", "hmac")
+        info, api_version, _body(recording["send"], values), recording.get("auth", "hmac")
     )
     theirs = recording["response"]
     recorded = Exchange(
@@ -203,7 +206,7 @@ def test_the_sandbox_answers_as_the_recorded_service(
         ours_body = None
     ours = Exchange(
         "POST",
-        f"{sandbox['acs_endpoint']}{EXCHANGE_PATH}?api-version={api_version}",
+        f"{info.acs_endpoint}{EXCHANGE_PATH}?api-version={api_version}",
         status,
         _seven_digits(ours_body) if ours_body is not None else text,
         headers.get("content-type", ""),

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from harness.client.notifications.push import PushClient
 from harness.client.notifications.receiver import Registration
 from harness.client.notifications.service import ReceiverService
+from harness.client.notifications.verification import JWKS_MAX_AGE_S, JWKS_REFRESH_BURST, KeySet
 from harness.wire import notification_crypto as crypto
 from harness.wire.serving import Certificates, ServerThread
 from tests.support import CLIENT_STATE, RECEIVER_AUDIENCE, RECEIVER_TENANT, run_async, sealed_notification
@@ -317,9 +318,9 @@ def test_a_rotated_signing_key_is_fetched_once_and_an_unknown_kid_flood_is_rate_
                 refused = deliver(crypto.TokenSigner(kid=f"forged-{secrets.token_hex(3)}"))
                 assert not refused.accepted and "unknown key" in refused.reason
             # The rotation's fetch and the flood's share the limit: a few fetches, not one per token.
-            assert jwks.fetches == 1 + crypto.JWKS_REFRESH_BURST
+            assert jwks.fetches == 1 + JWKS_REFRESH_BURST
             assert deliver(today).accepted and deliver(yesterday).accepted
-            assert jwks.fetches == 1 + crypto.JWKS_REFRESH_BURST
+            assert jwks.fetches == 1 + JWKS_REFRESH_BURST
     finally:
         service.stop()
         jwks.stop()
@@ -330,15 +331,15 @@ def test_the_key_set_is_refetched_when_it_is_older_than_a_day_and_kept_when_a_fe
     jwks = Jwks(signer)
     now = [1000.0]
     verify = ssl.create_default_context(cafile=str(jwks.certificates.ca_bundle))
-    keys = crypto.KeySet(jwks_url=jwks.url, verify=verify, clock=lambda: now[0])
+    keys = KeySet(jwks_url=jwks.url, verify=verify, clock=lambda: now[0])
     try:
         assert keys.get("k1") is not None and jwks.fetches == 1
-        now[0] += crypto.JWKS_MAX_AGE_S - 1
+        now[0] += JWKS_MAX_AGE_S - 1
         assert keys.get("k1") is not None and jwks.fetches == 1
         now[0] += 2
         assert keys.get("k1") is not None and jwks.fetches == 2
         jwks.stop()  # the endpoint goes away: the keys held are kept, the failure is said
-        now[0] += crypto.JWKS_MAX_AGE_S + 1
+        now[0] += JWKS_MAX_AGE_S + 1
         assert keys.get("k1") is not None and keys.last_error
         assert "fetch failed" in keys.describe()
     finally:
@@ -348,8 +349,8 @@ def test_the_key_set_is_refetched_when_it_is_older_than_a_day_and_kept_when_a_fe
 @pytest.mark.parametrize("url", ["http://login.example/keys", "ftp://127.0.0.1/keys", "keys.json"])
 def test_a_jwks_url_that_is_not_https_is_refused_unless_on_loopback(url: str) -> None:
     with pytest.raises(ValueError, match="not https"):
-        crypto.KeySet(jwks_url=url)
-    crypto.KeySet(jwks_url="http://127.0.0.1:9/keys")  # a local stand-in, as tests and benchmarks use
+        KeySet(jwks_url=url)
+    KeySet(jwks_url="http://127.0.0.1:9/keys")  # a local stand-in, as tests and benchmarks use
 
 
 def test_a_flood_past_the_queue_gets_503_with_retry_after_and_nothing_is_lost() -> None:

@@ -19,9 +19,10 @@ from harness.client.graph import GraphResult
 from harness.conformance import policies
 from harness.conformance.flows.chat import graph_diagnosis
 from harness.core import scrubbing
-from harness.pytest_plugin import verdict_line, verdict_table
-from harness.reporting import html, markdown, redact_result, sandbox_health_text
+from harness.reporting import html, redact_result, sandbox_health_text
 from harness.reporting.html import evidence_items, render
+from harness.reporting.markdown import render as markdown
+from harness.reporting.terminal import verdict_line, verdict_table
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a Python repr of a list, tuple, dict or bool pair looks like inside text.

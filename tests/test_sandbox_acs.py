@@ -12,6 +12,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from harness.sandbox.server import Sandbox
 from harness.wire import contract, tokens
+from harness.wire.tenant import TenantInfo
 from tests.support import device_code_sign_in
 
 pytestmark = pytest.mark.integration
@@ -23,18 +24,18 @@ def info():
         yield sandbox.tenant_info("contoso", canonical=False)
 
 
-def client(info: dict, **kwargs) -> CommunicationIdentityClient:
+def client(info: TenantInfo, **kwargs) -> CommunicationIdentityClient:
     return CommunicationIdentityClient.from_connection_string(
-        info["acs_connection_string"], connection_verify=info["ca_bundle"], **kwargs
+        info.acs_connection_string, connection_verify=info.ca_bundle, **kwargs
     )
 
 
 @pytest.fixture(scope="module")
-def entra_token(info: dict) -> dict:
+def entra_token(info: TenantInfo) -> dict:
     return device_code_sign_in(info, contract.TEAMS_SCOPES)[1]
 
 
-def test_identity_lifecycle(info: dict) -> None:
+def test_identity_lifecycle(info: TenantInfo) -> None:
     acs = client(info)
     user, token = acs.create_user_and_token([CommunicationTokenScope.VOIP], token_expires_in=timedelta(minutes=60))
     assert user.properties["id"].startswith("8:acs:")
@@ -49,7 +50,7 @@ def test_identity_lifecycle(info: dict) -> None:
 
 
 @pytest.mark.parametrize("minutes", [59, 1441])
-def test_token_lifetime_outside_60_to_1440_minutes_is_rejected(info: dict, minutes: int) -> None:
+def test_token_lifetime_outside_60_to_1440_minutes_is_rejected(info: TenantInfo, minutes: int) -> None:
     acs = client(info)
     user = acs.create_user()
     with pytest.raises(HttpResponseError) as raised:
@@ -58,11 +59,11 @@ def test_token_lifetime_outside_60_to_1440_minutes_is_rejected(info: dict, minut
 
 
 @pytest.mark.parametrize("api_version", ["2022-06-01", "2022-10-01", "2023-10-01"])
-def test_exchange_on_every_ga_version(info: dict, entra_token: dict, api_version: str) -> None:
+def test_exchange_on_every_ga_version(info: TenantInfo, entra_token: dict, api_version: str) -> None:
     responses = []
     token = client(info, api_version=api_version).get_token_for_teams_user(
         entra_token["access_token"],
-        info["client_id"],
+        info.client_id,
         entra_token["id_token_claims"]["oid"],
         raw_response_hook=responses.append,
     )
@@ -75,21 +76,21 @@ def test_exchange_on_every_ga_version(info: dict, entra_token: dict, api_version
     assert claims["exp"] == tokens.claims(entra_token["access_token"])["exp"]
 
 
-def test_an_unsupported_api_version_is_rejected_as_emulator_defined(info: dict, entra_token: dict) -> None:
+def test_an_unsupported_api_version_is_rejected_as_emulator_defined(info: TenantInfo, entra_token: dict) -> None:
     with pytest.raises(HttpResponseError) as raised:
         client(info, api_version="2020-01-01").get_token_for_teams_user(
-            entra_token["access_token"], info["client_id"], entra_token["id_token_claims"]["oid"]
+            entra_token["access_token"], info.client_id, entra_token["id_token_claims"]["oid"]
         )
     assert raised.value.status_code == 400
     assert contract.EMULATOR_DEFINED_HEADER in raised.value.response.headers
 
 
-def test_a_body_that_is_not_json_gets_a_4xx(info: dict) -> None:
+def test_a_body_that_is_not_json_gets_a_4xx(info: TenantInfo) -> None:
     """Malformed input gets a clear 4xx, never a 5xx (signed correctly, so it reaches validation)."""
     from azure.core.pipeline.transport import HttpRequest
 
     acs = client(info)
-    request = HttpRequest("POST", info["acs_endpoint"] + "/teamsUser/:exchangeAccessToken?api-version=2023-10-01")
+    request = HttpRequest("POST", info.acs_endpoint + "/teamsUser/:exchangeAccessToken?api-version=2023-10-01")
     request.body = "not json"
     request.headers["Content-Type"] = "application/json"
     response = acs._identity_service_client._client.send_request(request)  # the SDK's own signing pipeline

@@ -28,7 +28,7 @@ def world():
         service = ReceiverService.start(audience=tenant.client_id, trusted_keys=keys)
         token = str(EntraSignIn(tenant).with_password("adele", GRAPH_SCOPES).access_token)
         client = GraphClient(tenant, token, sleep=lambda _: None, markers=MarkerSource("subs"))
-        oids = {u["alias"]: u["oid"] for u in info["users"]}
+        oids = info.oids()
         yield sandbox, service, client, oids
         client.close()
         service.stop()

@@ -216,7 +216,7 @@ class GraphClient:
                 self._server_time = parsedate_to_datetime(date)
         result.status = response.status_code
         result.transport_error = None
-        result.request_id = response.headers.get("request-id")
+        result.request_id = response.headers.get(contract.REQUEST_ID_HEADER)
         result.emulator_defined = response.headers.get(contract.EMULATOR_DEFINED_HEADER)
         try:
             result.body = response.json()

@@ -17,6 +17,7 @@ observation (for example "the ACS token expires with the Entra token") must all 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -29,6 +30,19 @@ class Verdict(StrEnum):
     WARN = "WARN"
     SKIP = "SKIP"
     ERROR = "ERROR"
+
+
+# Worst first: the order the reports count verdicts in, and by which scenarios together (a source-table
+# row, a matrix cell) take the worst one's verdict.
+VERDICT_ORDER: tuple[str, ...] = tuple(
+    v.value for v in (Verdict.ERROR, Verdict.FAIL, Verdict.WARN, Verdict.SKIP, Verdict.PASS)
+)
+
+
+def worst(verdicts: Iterable[str]) -> str | None:
+    """The worst of some verdicts (VERDICT_ORDER); None when there are none."""
+    present = set(verdicts)
+    return next((v for v in VERDICT_ORDER if v in present), None)
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,12 @@ class Check:
     name: str
     passed: bool
     detail: str = ""
+
+
+# The check that holds two witnesses of one calling operation to each other (the sandbox model and the
+# real Calling SDK, harness.client.calling.cross_check): the calling flow makes it, the reports say
+# whether the two agreed.
+WITNESSES_AGREE = "the sandbox model and the real Calling SDK agree"
 
 
 @dataclass

@@ -23,29 +23,13 @@ from typing import Any
 from harness.core import scrubbing
 from harness.core.places import PROFILE_DIR
 from harness.core.prerequisites import MissingPrerequisite
+from harness.wire import calling as wire_calling
 from harness.wire import contract, tokens, transport
+from harness.wire.tenant import HOME_TENANT, SANDBOX_TENANTS, TenantInfo
 
 MODES = ("sandbox", "replay", "record", "live")
 CALLING_DRIVERS = ("sandbox", "browser")  # the sandbox's calling model; the real Calling SDK in Chromium
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-SANDBOX_TENANTS = (
-    "contoso",
-    "consent-missing",
-    "calls-scope-missing",
-    "public-client-disabled",
-    "no-teams-license",
-    "acs-sp-missing",
-    "app-not-registered",
-    "acs-role-missing",
-    "client-secret-expired",
-    "graph-scope-missing",
-    "no-enterprise-voice",
-    "live-events-joinable",
-    "personal-use-joinable",
-    "webinar-roles-honoured",
-    "lobby-not-enforced",
-    "fabrikam",
-)
 
 
 # The users scenarios act as, by what the account must be. Features name roles, never accounts; a
@@ -295,7 +279,7 @@ class Profile:
     name: str
     path: Path | None
     kind: str
-    sandbox_tenant: str = "contoso"
+    sandbox_tenant: str = HOME_TENANT
     data: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     # -- to a Tenant -------------------------------------------------------------------------------
@@ -330,24 +314,22 @@ class Profile:
 
     def for_sandbox(
         self,
-        info: Mapping[str, Any],
+        info: TenantInfo,
         routes: Mapping[str, tuple[str, int]],
         mode: str,
         *,
         external: UserCredentials | None = None,
     ) -> Tenant:
         """The tenant as the running sandbox describes it (`Sandbox.tenant_info`)."""
-        users = {
-            u["alias"]: UserCredentials(u["alias"], u["upn"], Secret(u["password"]), u["oid"]) for u in info["users"]
-        }
+        users = {u.alias: UserCredentials(u.alias, u.upn, Secret(u.password), u.oid) for u in info.users}
         credential = None
         if self.acs_credential_kind():  # the sandbox tenant's confidential app (its client secret)
             credential = AcsCredential(
                 "client-secret",
-                authority_host=info["authority"].rsplit("/", 1)[0],
-                tenant_id=info["tenant_id"],
-                client_id=info["client_id"],
-                client_secret=Secret(info["client_secret"] or ""),
+                authority_host=info.authority.rsplit("/", 1)[0],
+                tenant_id=info.tenant_id,
+                client_id=info.client_id,
+                client_secret=Secret(info.client_secret or ""),
             )
         return Tenant(
             acs_credential=credential,
@@ -355,20 +337,20 @@ class Profile:
             external_user=external,
             profile=self.name,
             mode=mode,
-            authority=info["authority"],
-            tenant_id=info["tenant_id"],
-            client_id=info["client_id"],
-            acs_endpoint=info["acs_endpoint"],
-            acs_access_key=Secret("" if credential else info["acs_access_key"]),
-            graph_base_url=info["graph_base_url"],
+            authority=info.authority,
+            tenant_id=info.tenant_id,
+            client_id=info.client_id,
+            acs_endpoint=info.acs_endpoint,
+            acs_access_key=Secret("" if credential else info.acs_access_key),
+            graph_base_url=info.graph_base_url,
             users=users,
-            ca_bundle=info["ca_bundle"],
+            ca_bundle=info.ca_bundle,
             host_routes=dict(routes),
-            expired_teams_token=Secret(info["expired_teams_token"]),
-            misconfiguration=info.get("misconfiguration"),
-            calling_base_url=info.get("calling_base_url"),
-            meetings={kind: MeetingLocators(**m) for kind, m in info.get("meetings", {}).items()},
-            phone_numbers=dict(info.get("phone_numbers", {})),
+            expired_teams_token=Secret(info.expired_teams_token),
+            misconfiguration=info.misconfiguration,
+            calling_base_url=info.calling_base_url,
+            meetings={kind: MeetingLocators(**dataclasses.asdict(m)) for kind, m in info.meetings.items()},
+            phone_numbers=dataclasses.asdict(info.phone_numbers),
         )
 
     def for_replay(self) -> Tenant:
@@ -426,7 +408,9 @@ class Profile:
             else None,
             # A live recording holds what the real Calling SDK answered; a sandbox one, the model's API.
             calling_driver=self._calling_table()["driver"] if self.kind == "live" else "sandbox",
-            calling_base_url=None if self.kind == "live" else f"https://{contract.SANDBOX_CALLING_HOST}/v1",
+            calling_base_url=None
+            if self.kind == "live"
+            else f"https://{contract.SANDBOX_CALLING_HOST}{wire_calling.VERSION}",
             meetings={
                 kind: shown_meeting(kind, meeting_number(kind), oid_placeholder(self._organizer_index()))
                 for kind in MEETING_KINDS
@@ -855,7 +839,7 @@ def validate(data: Mapping[str, Any], path: Path | None) -> Profile:
     if kind not in ("sandbox", "live"):
         raise ProfileError(f'{where}: kind = {kind!r} is not valid; set kind = "sandbox" or kind = "live"')
     if kind == "sandbox":
-        tenant = data.get("sandbox_tenant", "contoso")
+        tenant = data.get("sandbox_tenant", HOME_TENANT)
         if tenant not in SANDBOX_TENANTS:
             raise ProfileError(
                 f"{where}: sandbox_tenant = {tenant!r} is not a sandbox tenant; use one of {', '.join(SANDBOX_TENANTS)}"

@@ -12,21 +12,29 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from collections.abc import Iterable
 from typing import Any
 
-from harness.client.calling.protocol import WITNESSES_AGREE
 from harness.conformance.table import ROWS
 from harness.conformance.table import WEBINAR_FOOTNOTE as FOOTNOTE_TEXT
+from harness.conformance.verdicts import VERDICT_ORDER
+from harness.reporting.wording import (
+    EMULATED_INTRO,
+    POLICIES_INTRO,
+    TITLE,
+    WEBINAR_FOOTNOTE,
+    codes,
+    documented,
+    human,
+    observed,
+    policy_observed,
+    row_verdict,
+    sandbox_health_text,
+)
 
 VERDICT_COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "WARN": "#9a6700", "SKIP": "#57606a", "ERROR": "#8250df"}
-ORDER = ("ERROR", "FAIL", "WARN", "SKIP", "PASS")
 # The Markdown's words, with glyphs every system font has instead of its emoji.
 SUPPORTED, NOT_SUPPORTED, CAVEAT = "✔ supported", "✘ not supported", "⚠ caveat"
 MARKDOWN_GLYPHS = {"✔️": "✔", "❌": "✘", "⚠️": "⚠"}
-WEBINAR_FOOTNOTE = "Webinar roles are not honoured for Teams users (footnote)"
-POLICIES_INTRO = "Teams policies and meeting options, enforced in the app as in Teams:"
-EMULATED_INTRO = "Microsoft documents no behaviour for these; the verdict rests on the sandbox's choice:"
 # Evidence keys shown first, in this order, and the words a person reads for a key.
 FIRST = ("status", "code", "message", "target", "diagnosis", "remedy", "request_id", "states", "emulator_defined")
 LABELS = {
@@ -90,31 +98,6 @@ def _badge(verdict: str) -> str:
     return f'<span class="verdict" style="background:{colour}">{_e(verdict)}</span>'
 
 
-def _worst(scenarios: list[dict[str, Any]]) -> str:
-    verdicts = {s["verdict"] for s in scenarios}
-    return next((v for v in ORDER if v in verdicts), "")
-
-
-def once(parts: Iterable[str]) -> list[str]:
-    """The parts in order, each said once (a code that is also the message is not repeated)."""
-    seen: list[str] = []
-    for part in parts:
-        if part and part not in seen:
-            seen.append(part)
-    return seen
-
-
-def human(value: Any) -> str:
-    """A value as a person reads it: never a Python repr."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {human(v)}" for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return "; ".join(human(v) for v in value)
-    return "" if value is None else str(value)
-
-
 def label(key: str) -> str:
     return LABELS.get(key, key.replace("_", " "))
 
@@ -140,43 +123,6 @@ def evidence_items(evidence: dict[str, Any]) -> list[tuple[str, str]]:
     return items
 
 
-def codes(scenario: dict[str, Any], *, request_id: bool = True) -> str:
-    """The codes behind a verdict, compactly: status/subcode (or code), call states, request id (unless
-    left out), emulator-defined, whether the real Calling SDK and the sandbox model agreed; for a SKIP, why."""
-    evidence = scenario["evidence"]
-    parts = []
-    status, code = evidence.get("status"), evidence.get("code")
-    if status is not None or code is not None:
-        parts.append("/".join(once(str(p) for p in (status, code) if p is not None)))
-    if evidence.get("states"):
-        parts.append(evidence["states"])
-    if request_id and evidence.get("request_id"):
-        parts.append(f"request {evidence['request_id']}")
-    if evidence.get("emulator_defined"):
-        parts.append("emulator-defined")
-    witnesses = [c for c in evidence.get("checks") or [] if c.get("name") == WITNESSES_AGREE]
-    if witnesses:
-        parts.append("real SDK and sandbox model " + ("agree" if all(c["passed"] for c in witnesses) else "disagree"))
-    if scenario["verdict"] == "SKIP" and scenario.get("detail"):
-        parts.append(skip_reason(scenario["detail"]))
-    return " · ".join(once(parts))
-
-
-def skip_reason(detail: str, limit: int = 80) -> str:
-    """A SKIP's reason in a few words: its first clause, cut at a word."""
-    reason = detail.split(";")[0].strip()
-    if len(reason) > limit:
-        reason = reason[: limit - 1].rsplit(" ", 1)[0] + "…"
-    return reason
-
-
-def policy_observed(scenario: dict[str, Any]) -> str:
-    observed = scenario["observed"]["summary"] if scenario["observed"] else "—"
-    if scenario["evidence"].get("emulator_defined"):
-        observed += " (emulator-defined)"
-    return observed
-
-
 def _dl(evidence: dict[str, Any]) -> str:
     items = evidence_items(evidence)
     if not items:
@@ -194,13 +140,13 @@ def _requests(covering: list[dict[str, Any]]) -> str:
     return f'<details class="requests">{summary}<ul class="plain">{listed}</ul></details>'
 
 
-def _source_row(number: str, text: str, documented: str, covering: list[dict[str, Any]]) -> str:
-    observed = _e("; ".join(s["says"] for s in covering)) or '<span class="muted">not covered in this run</span>'
+def _source_row(number: str, text: str, documented_as: str, covering: list[dict[str, Any]]) -> str:
+    said = _e("; ".join(s["says"] for s in covering)) or '<span class="muted">not covered in this run</span>'
     evidence = "; ".join(filter(None, (codes(s, request_id=False) for s in covering)))
-    verdict = _badge(_worst(covering)) if covering else "—"
+    verdict = _badge(row_verdict(covering)) if covering else "—"
     return (
         f'<tr><td data-label="Row">{_e(number)}</td><td data-label="Scenario">{_e(text)}</td>'
-        f'<td data-label="Documented">{_e(documented)}</td><td data-label="Observed">{observed}</td>'
+        f'<td data-label="Documented">{_e(documented_as)}</td><td data-label="Observed">{said}</td>'
         f'<td data-label="Verdict">{verdict}</td>'
         f'<td data-label="Evidence">{_e(evidence)}{_requests(covering)}</td></tr>'
     )
@@ -239,8 +185,6 @@ def _emulated(scenarios: list[dict[str, Any]]) -> str:
 
 
 def render(document: dict[str, Any]) -> str:
-    from harness.reporting import sandbox_health_text  # the same words as the Markdown
-
     run, scenarios = document["run"], document["scenarios"]
     summary = " ".join(f"<span>{n} {_badge(v)}</span>" for v, n in document["summary"].items() if n)
     rows = []
@@ -250,19 +194,17 @@ def render(document: dict[str, Any]) -> str:
     caveat = [s for s in scenarios if "caveat" in s["tags"]]
     rows.append(_source_row("[1]", WEBINAR_FOOTNOTE, CAVEAT, caveat))
     areas = sorted({s["area"] for s in scenarios})
-    filters = "".join(f'<label><input type="checkbox" data-verdict="{v}" checked> {v}</label>' for v in ORDER)
+    filters = "".join(f'<label><input type="checkbox" data-verdict="{v}" checked> {v}</label>' for v in VERDICT_ORDER)
     options = '<option value="">all areas</option>' + "".join(f'<option value="{a}">{a}</option>' for a in areas)
     details = []
     for s in scenarios:
-        documented = s["expectation"]["documented"] if s["expectation"] else "—"
-        observed = s["observed"]["summary"] if s["observed"] else "—"
         detail = s["detail"] if s["verdict"] != "PASS" else ""
         details.append(
             f'<tr id="{scenario_anchor(s["id"])}" data-scenario data-verdict="{_e(s["verdict"])}" '
             f'data-area="{_e(s["area"])}">'
             f'<td data-label="Area">{_e(s["area"])}</td>'
             f"<td data-label=\"Scenario\">{_e(s['name'])}<div class='muted'>{_e(s['feature'])}</div></td>"
-            f'<td data-label="Documented">{_e(documented)}</td><td data-label="Observed">{_e(observed)}</td>'
+            f'<td data-label="Documented">{_e(documented(s))}</td><td data-label="Observed">{_e(observed(s))}</td>'
             f'<td data-label="Verdict">{_badge(s["verdict"])} ({_e(s["says"])})'
             f"<div class='muted'>{_e(detail)}</div></td>"
             f'<td data-label="Evidence"><details><summary>{_e(codes(s) or "evidence")}</summary>'
@@ -271,9 +213,9 @@ def render(document: dict[str, Any]) -> str:
     health = sandbox_health_text(run.get("sandbox"))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Conformance report: communication as a Teams user</title>
+<title>{_e(TITLE)}</title>
 <style>{STYLE}</style></head><body>
-<h1>Conformance report: communication as a Teams user</h1>
+<h1>{_e(TITLE)}</h1>
 <div class="meta">Run <code>{_e(run["id"])}</code> · mode <b>{_e(run["mode"])}</b> · profile <b>{_e(run["profile"])}</b>
  · started {_e(run["started"])} · {_e(run["duration_s"])} s · harness {_e(run["harness_version"])}</div>
 <div class="summary">{summary or "no scenarios ran"}</div>

@@ -24,11 +24,12 @@ from typing import Any
 from urllib.parse import quote
 
 from harness.conformance.table import ROWS
-from harness.reporting import SCHEMA_VERSION, row_verdict
+from harness.conformance.verdicts import VERDICT_ORDER
+from harness.reporting import SCHEMA_VERSION
 from harness.reporting.diff import load as load_document
-from harness.reporting.html import VERDICT_COLOURS, WEBINAR_FOOTNOTE, scenario_anchor
+from harness.reporting.html import VERDICT_COLOURS, scenario_anchor
+from harness.reporting.wording import WEBINAR_FOOTNOTE, row_verdict
 
-ORDER = ("ERROR", "FAIL", "WARN", "SKIP", "PASS")
 # The Markdown cannot colour text: a coloured mark says the verdict's colour.
 MARKS = {"PASS": "🟢", "FAIL": "🔴", "WARN": "🟡", "SKIP": "⚪", "ERROR": "🟣"}
 CHART_SERIES = ("PASS", "FAIL", "WARN", "SKIP")  # ERROR too, when a run has one
@@ -62,7 +63,7 @@ class Run:
         return self.document["scenarios"]
 
     def summary(self) -> dict[str, int]:
-        counts = dict.fromkeys(ORDER, 0)
+        counts = dict.fromkeys(VERDICT_ORDER, 0)
         for scenario in self.scenarios:
             counts[scenario["verdict"]] += 1
         return counts
@@ -272,7 +273,7 @@ def chart(profile: str, runs: list[Run]) -> str:
     """Counts per verdict over the profile's runs: one polyline per verdict, one point per run (evenly
     spaced in start order; the first and last start labelled). Linear scale from 0 to the largest count."""
     counts = [r.summary() for r in runs]
-    top = max([1, *(c[v] for c in counts for v in ORDER)])
+    top = max([1, *(c[v] for c in counts for v in VERDICT_ORDER)])
     inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x(i: int) -> float:
@@ -383,13 +384,13 @@ def render_markdown(runs: list[Run], out_dir: Path) -> str:
         out.append(f"| {_md(line.number)} | {_md(line.label)} | " + " | ".join(cells) + " |")
     out += ["", "## Over time, per profile", ""]
     for profile, theirs in profiles.items():
-        out += [f"### {profile}", "", "| Started (UTC) | Run | " + " | ".join(ORDER) + " |"]
-        out.append("| --- | --- | " + " | ".join("---" for _ in ORDER) + " |")
+        out += [f"### {profile}", "", "| Started (UTC) | Run | " + " | ".join(VERDICT_ORDER) + " |"]
+        out.append("| --- | --- | " + " | ".join("---" for _ in VERDICT_ORDER) + " |")
         for r in theirs:
             counts = r.summary()
             out.append(
                 f"| {short_time(r.started)} | [{_md(r.id)}]({link(r, out_dir, None)}) | "
-                + " | ".join(str(counts[v]) for v in ORDER)
+                + " | ".join(str(counts[v]) for v in VERDICT_ORDER)
                 + " |"
             )
         out.append("")

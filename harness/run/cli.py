@@ -36,17 +36,9 @@ def _fail(message: str) -> int:
 def check_run(profile: str, mode: str, cassette_dir: Path | None = None) -> None:
     """The profile validated once for the mode, before anything starts: a bad profile, a secret not
     set, a sandbox profile in live mode (ProfileError, one line)."""
-    from harness.run.modes import mode_for
+    from harness.run.modes import embedded_sandbox, mode_for
 
     mode_for(resolve_mode(mode), load_profile(profile), cassette_dir=cassette_dir, embedded=embedded_sandbox).close()
-
-
-def embedded_sandbox(**options: Any) -> Any:
-    """The CLI may start the embedded sandbox (harness.run.modes asks it to, for a sandbox profile);
-    imported only then, so checking a live profile never loads it."""
-    from harness.sandbox.server import embedded
-
-    return embedded(**options)
 
 
 def run_suite(

@@ -30,8 +30,16 @@ from harness.core.prerequisites import MissingPrerequisite
 from harness.wire import transport
 
 # harness.sandbox.server.embedded: (deterministic=, faults=, where=) -> a function that starts the
-# sandbox (the [faults] table checked at once, ValueError). Only the plugin and the CLI hand it over.
+# sandbox (the [faults] table checked at once, ValueError). The session and the CLI hand over embedded_sandbox.
 EmbeddedSandbox = Callable[..., Callable[[], Any]]
+
+
+def embedded_sandbox(**options: Any) -> Any:
+    """The sandbox a sandbox-profile mode starts in this process; imported only then, so a live run
+    (and the check of a live profile) never loads it."""
+    from harness.sandbox.server import embedded
+
+    return embedded(**options)
 
 
 @dataclass
@@ -220,8 +228,8 @@ class SandboxMode(Mode):
         external = None
         if found := profile.external_sandbox_user():
             tenant_name, alias = found
-            user = next(u for u in sandbox.tenant_info(tenant_name)["users"] if u["alias"] == alias)
-            external = UserCredentials("external", user["upn"], Secret(""), user["oid"])
+            user = sandbox.tenant_info(tenant_name).user(alias)
+            external = UserCredentials("external", user.upn, Secret(""), user.oid)
         info = sandbox.tenant_info(profile.sandbox_tenant)
         return profile.for_sandbox(info, sandbox.host_routes(), self.name, external=external)
 

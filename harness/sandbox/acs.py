@@ -25,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from harness.sandbox.context import SandboxContext, emulator_defined, json_object
+from harness.sandbox.context import SandboxContext
+from harness.sandbox.http import Service, ServiceError, json_object
 from harness.sandbox.state import (
     ACS_DATA_PLANE_URI,
     ACS_DATA_ROLES,
@@ -57,7 +58,9 @@ TOKEN_SCOPES = frozenset({"chat", "voip", "chat.join", "chat.join.limited", "voi
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
-class AcsError(Exception):
+class AcsError(ServiceError):
+    """An Azure REST error (`{"error": {"code", "message", "target"}}`) with ACS's headers."""
+
     def __init__(
         self,
         status: int,
@@ -68,13 +71,22 @@ class AcsError(Exception):
         emulated: str = "",
         versioned: bool = True,
     ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.target, self.emulated = status, code, message, target, emulated
+        super().__init__(status, message, emulated=emulated)
+        self.code, self.target = code, target
         self.versioned = versioned  # whether the answer carries api-supported-versions
 
     @classmethod
     def of(cls, spec: tuple[int, str, str, str | None], emulated: str = "") -> AcsError:
         return cls(*spec, emulated=emulated, versioned=spec not in UNVERSIONED)
+
+    def render(self, request: Request, service: Any, media_type: str = JSON_MEDIA_TYPE, **options: Any) -> Response:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.target:
+            error["target"] = self.target
+        acs: Acs = service
+        return self.marked(
+            acs.json(request, {"error": error}, self.status, versioned=self.versioned, media_type=media_type)
+        )
 
 
 def expires_on(epoch: int) -> str:
@@ -174,17 +186,27 @@ def verify_bearer(token: str, *, verify: Any, acs: AcsResource, now: int, action
     return claims
 
 
-class Acs:
+class Acs(Service):
+    workload = "acs"
+    hosts = (f"*{contract.ACS_HOST_SUFFIX}",)
+    prefixes = ("/teamsUser/", "/identities")
+
     def __init__(self, ctx: SandboxContext) -> None:
-        self.ctx = ctx
+        super().__init__(ctx)
+        self.identities: dict[str, dict[str, Any]] = {}  # ACS users of the resource: deleted, revoked_before
+
+    def reset(self) -> None:
+        with self.ctx.lock:
+            self.identities.clear()
 
     def routes(self) -> list[Route]:
         return [
-            Route("/teamsUser/:exchangeAccessToken", self.exchange, methods=["POST"]),
-            Route("/identities", self.create_identity, methods=["POST"]),
-            Route("/identities/{id}/:issueAccessToken", self.issue_token, methods=["POST"]),
-            Route("/identities/{id}/:revokeAccessTokens", self.revoke_tokens, methods=["POST"]),
-            Route("/identities/{id}", self.delete_identity, methods=["DELETE"]),
+            # Recorded: the exchange answers an error as `application/json`, without the charset.
+            self.route("/teamsUser/:exchangeAccessToken", self.exchange, ["POST"], media_type=ERROR_MEDIA_TYPE),
+            self.route("/identities", self.create_identity, ["POST"]),
+            self.route("/identities/{id}/:issueAccessToken", self.issue_token, ["POST"]),
+            self.route("/identities/{id}/:revokeAccessTokens", self.revoke_tokens, ["POST"]),
+            self.route("/identities/{id}", self.delete_identity, ["DELETE"]),
         ]
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -203,7 +225,7 @@ class Acs:
             headers["x-ms-client-request-id"] = cid
         return headers
 
-    def _json(
+    def json(
         self,
         request: Request,
         body: Any,
@@ -215,13 +237,6 @@ class Acs:
         return JSONResponse(
             body, status_code=status, headers=self._headers(request, versioned=versioned), media_type=media_type
         )
-
-    def _error(self, request: Request, err: AcsError, *, media_type: str = JSON_MEDIA_TYPE) -> JSONResponse:
-        error: dict[str, Any] = {"code": err.code, "message": err.message}
-        if err.target:
-            error["target"] = err.target
-        response = self._json(request, {"error": error}, err.status, versioned=err.versioned, media_type=media_type)
-        return emulator_defined(response, err.emulated) if err.emulated else response
 
     async def _authenticated_body(self, request: Request) -> bytes:
         body = await request.body()
@@ -275,12 +290,9 @@ class Acs:
     # -- the Teams-user exchange -----------------------------------------------------------------
 
     async def exchange(self, request: Request) -> Response:
-        try:
-            body = self._object(await self._authenticated_body(request))
-            token, expires = self._exchange(body, preview=request.query_params.get("api-version") == PREVIEW_VERSION)
-        except AcsError as err:
-            return self._error(request, err, media_type=ERROR_MEDIA_TYPE)
-        return self._json(request, {"token": token, "expiresOn": expires_on(expires)})
+        body = self._object(await self._authenticated_body(request))
+        token, expires = self._exchange(body, preview=request.query_params.get("api-version") == PREVIEW_VERSION)
+        return self.json(request, {"token": token, "expiresOn": expires_on(expires)})
 
     def _exchange(self, body: dict[str, Any], *, preview: bool) -> tuple[str, int]:
         token, app_id, user_id = (body.get(k) for k in ("token", "appId", "userId"))
@@ -414,7 +426,7 @@ class Acs:
         return list(scopes), minutes
 
     def _identity_or_404(self, identity: str) -> dict[str, Any]:
-        record = self.ctx.acs_identities.get(identity)
+        record = self.identities.get(identity)
         if record is None or record["deleted"]:
             raise AcsError(
                 404, "IdentityNotFound", "Identity not found.", emulated="the 404 body for an unknown identity"
@@ -422,30 +434,24 @@ class Acs:
         return record
 
     async def create_identity(self, request: Request) -> Response:
-        try:
-            body = self._object(await self._authenticated_body(request))
-            identity = f"8:acs:{self.ctx.directory.acs.immutable_id}_{self.ctx.ids.next('acs-user')}"
-            result: dict[str, Any] = {"identity": {"id": identity}}
-            if "createTokenWithScopes" in body:
-                scopes, minutes = self._token_request(body, "createTokenWithScopes")
-                token, exp = self._mint_acs_user_token(identity, scopes, minutes)
-                result["accessToken"] = {"token": token, "expiresOn": expires_on(exp)}
-        except AcsError as err:
-            return self._error(request, err)
+        body = self._object(await self._authenticated_body(request))
+        identity = f"8:acs:{self.ctx.directory.acs.immutable_id}_{self.ctx.ids.next('acs-user')}"
+        result: dict[str, Any] = {"identity": {"id": identity}}
+        if "createTokenWithScopes" in body:
+            scopes, minutes = self._token_request(body, "createTokenWithScopes")
+            token, exp = self._mint_acs_user_token(identity, scopes, minutes)
+            result["accessToken"] = {"token": token, "expiresOn": expires_on(exp)}
         with self.ctx.lock:
-            self.ctx.acs_identities[identity] = {"deleted": False, "revoked_before": None}
-        return self._json(request, result, 201)
+            self.identities[identity] = {"deleted": False, "revoked_before": None}
+        return self.json(request, result, 201)
 
     async def issue_token(self, request: Request) -> Response:
-        try:
-            body = self._object(await self._authenticated_body(request))
-            identity = request.path_params["id"]
-            self._identity_or_404(identity)
-            scopes, minutes = self._token_request(body, "scopes")
-            token, exp = self._mint_acs_user_token(identity, scopes, minutes)
-        except AcsError as err:
-            return self._error(request, err)
-        return self._json(request, {"token": token, "expiresOn": expires_on(exp)})
+        body = self._object(await self._authenticated_body(request))
+        identity = request.path_params["id"]
+        self._identity_or_404(identity)
+        scopes, minutes = self._token_request(body, "scopes")
+        token, exp = self._mint_acs_user_token(identity, scopes, minutes)
+        return self.json(request, {"token": token, "expiresOn": expires_on(exp)})
 
     async def revoke_tokens(self, request: Request) -> Response:
         return await self._change_identity(request, "revoked_before", self.ctx.epoch())
@@ -454,11 +460,8 @@ class Acs:
         return await self._change_identity(request, "deleted", True)
 
     async def _change_identity(self, request: Request, key: str, value: Any) -> Response:
-        try:
-            await self._authenticated_body(request)
-            record = self._identity_or_404(request.path_params["id"])
-        except AcsError as err:
-            return self._error(request, err)
+        await self._authenticated_body(request)
+        record = self._identity_or_404(request.path_params["id"])
         with self.ctx.lock:
             record[key] = value
         return Response(status_code=204, headers=self._headers(request))

@@ -36,6 +36,8 @@ from starlette.routing import Route
 from harness.sandbox.calling_state import Agent, Call, CallingState, Incoming
 from harness.sandbox.context import SandboxContext, emulator_defined, json_object
 from harness.sandbox.state import Meeting, Tenant, User
+from harness.wire import calling as api
+from harness.wire import contract
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 SHORT_LINK = re.compile(r"/meet/([^/?]+)(\?p=([^/?]+))?$")  # the SDK's ECS regex (docs/contracts/calling.md §2)
@@ -43,9 +45,9 @@ LONG_LINK = re.compile(r"/l/meetup-join/([^/]+)/([^/?]+)\?context=(.+)$")
 LIVE_EVENT_END = (403, 0)  # emulator-defined: no documented code for a live event
 PERSONAL_USE_HOSTS = ("teams.live.com",)
 MEETING_CAPABILITIES = (
-    "unmuteMic",
-    "turnVideoOn",
-    "shareScreen",
+    api.UNMUTE_MIC,
+    api.TURN_VIDEO_ON,
+    api.SHARE_SCREEN,
     "removeParticipant",
     "hangUpForEveryOne",
     "addTeamsUser",
@@ -54,19 +56,11 @@ MEETING_CAPABILITIES = (
     "spotlightParticipant",
     "raiseHand",
 )
-ATTENDEE_RESTRICTED = {
-    "shareScreen",
-    "removeParticipant",
-    "hangUpForEveryOne",
-    "addTeamsUser",
-    "addPhoneNumber",
-    "manageLobby",
-    "spotlightParticipant",
-}
+# An attendee may unmute, turn the camera on and raise a hand; the rest is for organizers and presenters.
+ATTENDEE_RESTRICTED = set(MEETING_CAPABILITIES) - {api.UNMUTE_MIC, api.TURN_VIDEO_ON, "raiseHand"}
 # A webinar that honoured roles would also withhold these from an attendee: footnote [1] names
 # unmuting and the camera beside screen sharing as actions not intended for attendees.
-WEBINAR_ATTENDEE_RESTRICTED = ATTENDEE_RESTRICTED | {"unmuteMic", "turnVideoOn"}
-ACTIONS = {"unmute": "unmuteMic", "startVideo": "turnVideoOn", "startScreenSharing": "shareScreen"}
+WEBINAR_ATTENDEE_RESTRICTED = ATTENDEE_RESTRICTED | {api.UNMUTE_MIC, api.TURN_VIDEO_ON}
 
 
 # In sandbox mode the calling rows are decided by this model, not by Microsoft's calling service:
@@ -117,13 +111,13 @@ def capabilities_for(
             if name in (WEBINAR_ATTENDEE_RESTRICTED if webinar else ATTENDEE_RESTRICTED):
                 reason = "RoleRestricted"
             elif meeting is not None and (
-                (name == "unmuteMic" and not meeting.attendee_mic)
-                or (name == "turnVideoOn" and not meeting.attendee_camera)
+                (name == api.UNMUTE_MIC and not meeting.attendee_mic)
+                or (name == api.TURN_VIDEO_ON and not meeting.attendee_camera)
             ):
                 reason = "MeetingRestricted"  # "Teams meeting option blocks the action" (capabilities.md)
-        if reason == "Capable" and user is not None and name == "shareScreen" and not user.screen_sharing:
+        if reason == "Capable" and user is not None and name == api.SHARE_SCREEN and not user.screen_sharing:
             reason = "UserPolicyRestricted"  # the user's meeting policy, whatever the role
-        result[name] = {"isPresent": reason == "Capable", "reason": reason}
+        result[name] = {api.IS_PRESENT: reason == "Capable", api.REASON: reason}
     return result
 
 
@@ -136,33 +130,37 @@ class Calling:
         return self.ctx.calling
 
     def routes(self) -> list[Route]:
-        v = "/v1"
         return [
-            Route(f"{v}/agents", self.create_agent, methods=["POST"]),
-            Route(f"{v}/agents/{{agent}}/calls", self.start, methods=["POST"]),
-            Route(f"{v}/agents/{{agent}}/incomingCalls", self.list_incoming, methods=["GET"]),
-            Route(f"{v}/calls/{{call}}", self.get_call, methods=["GET"]),
-            Route(f"{v}/calls/{{call}}/hangUp", self.hang_up, methods=["POST"]),
-            Route(f"{v}/calls/{{call}}/actions", self.action, methods=["POST"]),
-            Route(f"{v}/incomingCalls/{{incoming}}/accept", self.accept, methods=["POST"]),
-            Route(f"{v}/incomingCalls/{{incoming}}/reject", self.reject, methods=["POST"]),
-            Route(f"{v}/pstn/calls", self.phone_network_call, methods=["POST"]),
-            Route(f"{v}/calls/{{call}}/lobby", self.lobby, methods=["GET"]),
-            Route(f"{v}/calls/{{call}}/lobby/admit", self.admit, methods=["POST"]),
-            Route(f"{v}/simulated/meetings/{{thread}}/options", self.organizer_sets_options, methods=["POST"]),
-            Route(f"{v}/simulated/meetings/{{thread}}/promote", self.organizer_promotes, methods=["POST"]),
-            Route(f"{v}/simulated/meetings/{{thread}}/demote", self.organizer_promotes, methods=["POST"]),
-            Route(f"{v}/simulated/users/{{oid}}/policies", self.admin_sets_user_policy, methods=["POST"]),
+            Route(f"{api.VERSION}/{path}", endpoint, methods=[method])
+            for method, path, endpoint in (
+                ("POST", api.AGENTS, self.create_agent),
+                ("POST", api.AGENT_CALLS, self.start),
+                ("GET", api.AGENT_INCOMING_CALLS, self.list_incoming),
+                ("GET", api.CALL, self.get_call),
+                ("POST", api.CALL_HANG_UP, self.hang_up),
+                ("POST", api.CALL_ACTIONS, self.action),
+                ("POST", api.INCOMING_ACCEPT, self.accept),
+                ("POST", api.INCOMING_REJECT, self.reject),
+                ("POST", api.PHONE_NETWORK_CALLS, self.phone_network_call),
+                ("GET", api.CALL_LOBBY, self.lobby),
+                ("POST", api.CALL_LOBBY_ADMIT, self.admit),
+                ("POST", api.MEETING_OPTIONS, self.organizer_sets_options),
+                ("POST", api.MEETING_PROMOTE, self.organizer_promotes),
+                ("POST", api.MEETING_DEMOTE, self.organizer_demotes),
+                ("POST", api.USER_POLICIES, self.admin_sets_user_policy),
+            )
         ]
 
     # -- plumbing ----------------------------------------------------------------------------------
 
     def _json(self, body: Any, status: int = 200, emulated: str = "") -> JSONResponse:
-        response = JSONResponse(body, status_code=status, headers={"request-id": self.ctx.ids.next("calling")})
+        response = JSONResponse(
+            body, status_code=status, headers={contract.REQUEST_ID_HEADER: self.ctx.ids.next("calling")}
+        )
         return emulator_defined(response, emulated) if emulated else response
 
     def _error(self, err: CallingError) -> JSONResponse:
-        body = {"error": {"code": err.code, "subCode": err.sub_code, "message": err.message}}
+        body = {api.ERROR: api.error_detail(err.code, err.sub_code, err.message)}
         return self._json(body, err.code, err.emulated)
 
     async def _body(self, request: Request) -> dict[str, Any]:
@@ -210,18 +208,19 @@ class Calling:
         return call
 
     def snapshot(self, call: Call) -> dict[str, Any]:
+        end = {api.CODE: call.end_reason[0], api.SUB_CODE: call.end_reason[1]} if call.end_reason else None
         return {
-            "id": call.id,
-            "direction": call.direction,
-            "state": call.state,
-            "stateHistory": list(call.history),
-            "callEndReason": {"code": call.end_reason[0], "subCode": call.end_reason[1]} if call.end_reason else None,
-            "role": call.role,
-            "capabilities": call.capabilities,
-            "meetingKind": call.meeting_kind,
-            "capabilityChanges": call.capability_changes,
-            "remoteParticipant": call.peer,
-            "emulatorDefined": call.emulated or None,
+            api.ID: call.id,
+            api.DIRECTION: call.direction,
+            api.STATE: call.state,
+            api.STATE_HISTORY: list(call.history),
+            api.CALL_END_REASON: end,
+            api.ROLE: call.role,
+            api.CAPABILITIES: call.capabilities,
+            api.MEETING_KIND: call.meeting_kind,
+            api.CAPABILITY_CHANGES: call.capability_changes,
+            api.REMOTE_PARTICIPANT: call.peer,
+            api.EMULATOR_DEFINED: call.emulated or None,
         }
 
     def _respond_call(self, call: Call, status: int = 200) -> JSONResponse:
@@ -243,7 +242,12 @@ class Calling:
         agent = Agent(self.ctx.ids.next("agent"), tenant.name, user.oid)
         with self.ctx.lock:
             self.state.agents[agent.id] = agent
-        return self._json({"agentId": agent.id, "kind": "TeamsCallAgent", "identity": f"8:orgid:{user.oid}"}, 201)
+        answer = {
+            api.AGENT_ID: agent.id,
+            api.AGENT_KIND: api.TEAMS_CALL_AGENT,
+            api.AGENT_IDENTITY: api.teams_user_raw_id(user.oid),
+        }
+        return self._json(answer, 201)
 
     # -- starting and joining ----------------------------------------------------------------------
 
@@ -254,10 +258,10 @@ class Calling:
             tenant = self.ctx.directory.tenants[agent.tenant]
             user = tenant.user_by_oid(agent.oid)
             assert user is not None
-            if body.get("operation") == "join":
-                call = self._join(agent, tenant, user, body.get("locator"))
-            elif body.get("operation") == "startCall":
-                call = self._start_call(agent, tenant, user, body.get("targets"), body.get("threadId"))
+            if body.get(api.OPERATION) == api.JOIN:
+                call = self._join(agent, tenant, user, body.get(api.LOCATOR))
+            elif body.get(api.OPERATION) == api.START_CALL:
+                call = self._start_call(agent, tenant, user, body.get(api.TARGETS), body.get(api.THREAD_ID))
             else:
                 raise CallingError(400, 0, "operation must be startCall or join.", emulated="unknown operation")
         except CallingError as err:
@@ -283,10 +287,10 @@ class Calling:
             return self._group_call(agent, tenant, targets, str(thread_id))
         target = targets[0]
         with self.ctx.lock:
-            if isinstance(target.get("phoneNumber"), str):
-                return self._call_phone(agent, user, target["phoneNumber"])
-            if isinstance(target.get("microsoftTeamsUserId"), str):
-                return self._call_teams_user(agent, tenant, target["microsoftTeamsUserId"])
+            if isinstance(target.get(api.PHONE_NUMBER), str):
+                return self._call_phone(agent, user, target[api.PHONE_NUMBER])
+            if isinstance(target.get(api.TEAMS_USER_ID), str):
+                return self._call_teams_user(agent, tenant, target[api.TEAMS_USER_ID])
         raise CallingError(400, 40236, "Unsupported target participant type in ACS-Teams call")
 
     def _call_phone(self, agent: Agent, user: User, number: str) -> Call:
@@ -304,12 +308,12 @@ class Calling:
                 f"'{number}' is not an E.164 phone number.",
                 emulated="the error for a malformed phone number is not documented",
             )
-        call = self._new_call(agent.id, "Outgoing", f"4:{number}")
+        call = self._new_call(agent.id, "Outgoing", api.phone_raw_id(number))
         call.move("Connecting", "EarlyMedia", "Ringing", "Connected")  # the phone network answers
         return call
 
     def _call_teams_user(self, agent: Agent, tenant: Tenant, oid: str) -> Call:
-        call = self._new_call(agent.id, "Outgoing", f"8:orgid:{oid}")
+        call = self._new_call(agent.id, "Outgoing", api.teams_user_raw_id(oid))
         call.move("Connecting")
         caller = tenant.user_by_oid(agent.oid)
         if caller is not None and not caller.private_calls:
@@ -332,7 +336,7 @@ class Calling:
                 )
                 return call
             tenant = callee_tenant
-        if self._ring(tenant, callee, f"8:orgid:{agent.oid}", call):
+        if self._ring(tenant, callee, api.teams_user_raw_id(agent.oid), call):
             return call  # her app rings: it connects when her agent accepts, not by itself
         if callee.teams_client == "answers":
             call.move("Ringing", "Connected")
@@ -349,9 +353,9 @@ class Calling:
             call.move("Connecting")
             rang = answers = False
             for target in targets:
-                callee = tenant.user_by_oid(str(target.get("microsoftTeamsUserId", "")))
+                callee = tenant.user_by_oid(str(target.get(api.TEAMS_USER_ID, "")))
                 if callee is not None:
-                    rang = self._ring(tenant, callee, f"8:orgid:{agent.oid}", call) or rang
+                    rang = self._ring(tenant, callee, api.teams_user_raw_id(agent.oid), call) or rang
                     answers = answers or callee.teams_client == "answers"
             if rang:
                 return call
@@ -387,7 +391,7 @@ class Calling:
                 call.end(*LIVE_EVENT_END)
                 call.emulated = DECIDED_BY["live-event"]
                 return call
-            call.meeting, call.member = meeting.id, f"8:orgid:{user.oid}"
+            call.meeting, call.member = meeting.id, api.teams_user_raw_id(user.oid)
             call.role = self._role(meeting, user)
             webinar = meeting.kind == "webinar"
             honour = not webinar or tenant.honours_webinar_roles
@@ -414,8 +418,8 @@ class Calling:
         if not isinstance(locator, dict):
             raise CallingError(400, 40209, "Invalid join locator specified.", emulated=DECIDED_BY["locator"])
         meetings = list(tenant.meetings.values())
-        if "meetingLink" in locator:
-            link = str(locator["meetingLink"])
+        if api.MEETING_LINK in locator:
+            link = str(locator[api.MEETING_LINK])
             if tenant.refuses_personal_use_links and any(host in link.lower() for host in PERSONAL_USE_HOSTS):
                 raise CallingError(
                     400, 40238, "Joining a Teams for life meeting is not supported", emulated=DECIDED_BY["personal-use"]
@@ -433,21 +437,19 @@ class Calling:
                     None,
                 )
             raise CallingError(400, 40210, "The provided Teams meeting link is invalid.")
-        if "meetingId" in locator:
-            code = str(locator["meetingId"]).replace(" ", "")
+        if api.MEETING_ID in locator:
+            code = str(locator[api.MEETING_ID]).replace(" ", "")
             return next(
                 (
                     m
                     for m in meetings
-                    if m.meeting_code == code and str(locator.get("passcode", "")) == (m.passcode or "")
+                    if m.meeting_code == code and str(locator.get(api.PASSCODE, "")) == (m.passcode or "")
                 ),
                 None,
             )
-        if {"threadId", "organizerId", "tenantId", "messageId"} <= locator.keys():
-            return next(
-                (m for m in meetings if m.thread_id == locator["threadId"] and m.organizer == locator["organizerId"]),
-                None,
-            )
+        if set(api.MEETING_COORDINATES) <= locator.keys():
+            thread, organizer = locator[api.THREAD_ID], locator[api.ORGANIZER_ID]
+            return next((m for m in meetings if m.thread_id == thread and m.organizer == organizer), None)
         raise CallingError(400, 40209, "Invalid join locator specified.", emulated=DECIDED_BY["locator"])
 
     # -- during a call -----------------------------------------------------------------------------
@@ -473,31 +475,22 @@ class Calling:
         """An attendee-restricted action (unmute, start video, share screen): does it succeed?"""
         try:
             call = self._call(request)
-            action = (await self._body(request)).get("action")
-            if not isinstance(action, str) or action not in ACTIONS:
+            action = (await self._body(request)).get(api.ACTION)
+            if not isinstance(action, str) or action not in api.ACTIONS:
                 raise CallingError(400, 0, f"Unknown action {action!r}.", emulated="unknown action")
         except CallingError as err:
             return self._error(err)
         if call.state != "Connected":
-            documented = action == "startScreenSharing"  # 41071 is documented for screen sharing only
-            err = CallingError(412, 41071 if documented else 0, f"{action} is only possible in a connected call.")
-            return self._json(
-                {
-                    "action": action,
-                    "succeeded": False,
-                    "error": {"code": err.code, "subCode": err.sub_code, "message": err.message},
-                }
-            )
-        capability = call.capabilities.get(ACTIONS[action], {"isPresent": True, "reason": "Capable"})
-        if capability["isPresent"]:
-            return self._json({"action": action, "succeeded": True}, emulated=call.emulated)
+            documented = action == api.START_SCREEN_SHARING  # 41071 is documented for screen sharing only
+            sub_code = 41071 if documented else 0
+            error = api.error_detail(412, sub_code, f"{action} is only possible in a connected call.")
+            return self._json({api.ACTION: action, api.SUCCEEDED: False, api.ERROR: error})
+        capability = call.capabilities.get(api.ACTIONS[action], {api.IS_PRESENT: True, api.REASON: "Capable"})
+        if capability[api.IS_PRESENT]:
+            return self._json({api.ACTION: action, api.SUCCEEDED: True}, emulated=call.emulated)
+        error = api.error_detail(403, 0, f"{action} is not allowed: {capability[api.REASON]}")
         return self._json(
-            {
-                "action": action,
-                "succeeded": False,
-                "error": {"code": 403, "subCode": 0, "message": f"{action} is not allowed: {capability['reason']}"},
-            },
-            emulated="the error for a blocked action",
+            {api.ACTION: action, api.SUCCEEDED: False, api.ERROR: error}, emulated="the error for a blocked action"
         )
 
     # -- incoming calls ----------------------------------------------------------------------------
@@ -508,11 +501,11 @@ class Calling:
         except CallingError as err:
             return self._error(err)
         value = [
-            {"id": i.id, "callerInfo": {"identifier": i.caller}, "state": i.state}
+            {api.ID: i.id, api.CALLER_INFO: {api.IDENTIFIER: i.caller}, api.STATE: i.state}
             for i in self.state.incoming.values()
             if i.agent == agent.id and i.state == "Ringing"
         ]
-        return self._json({"value": value})
+        return self._json({api.VALUE: value})
 
     def _incoming(self, request: Request, operation: str) -> Incoming:
         tenant, user = self._token_user(request)
@@ -558,12 +551,12 @@ class Calling:
     async def phone_network_call(self, request: Request) -> Response:
         try:
             body = await self._body(request)
-            number, target = body.get("from", ""), body.get("to") or {}
+            number, target = body.get(api.FROM, ""), body.get(api.TO) or {}
             if not isinstance(number, str):
                 number = ""
             if not E164.match(number):
                 raise CallingError(400, 0, "from must be an E.164 number.", emulated="phone network input")
-            oid = str(target.get("microsoftTeamsUserId", "")) if isinstance(target, dict) else ""
+            oid = str(target.get(api.TEAMS_USER_ID, "")) if isinstance(target, dict) else ""
             tenant = next((t for t in self.ctx.directory.tenants.values() if t.user_by_oid(oid)), None)
             if tenant is None:
                 raise CallingError(404, 0, "No such Teams user.", emulated="phone network input")
@@ -572,12 +565,12 @@ class Calling:
         callee = tenant.user_by_oid(oid)
         assert callee is not None
         with self.ctx.lock:
-            call = self._new_call(None, "Outgoing", f"8:orgid:{oid}")
+            call = self._new_call(None, "Outgoing", api.teams_user_raw_id(oid))
             call.move("Connecting")
-            if not self._ring(tenant, callee, f"4:{number}", call):
+            if not self._ring(tenant, callee, api.phone_raw_id(number), call):
                 call.end(480, 10037)
         return self._json(
-            {"id": call.id, "state": call.state, "stateHistory": call.history},
+            {api.ID: call.id, api.STATE: call.state, api.STATE_HISTORY: call.history},
             201,
             "the emulator's phone network: a simulated PSTN caller",
         )
@@ -592,14 +585,14 @@ class Calling:
             call = self._call(request)
         except CallingError as err:
             return self._error(err)
-        waiting = [{"identifier": c.member, "state": "InLobby"} for c in self._meeting_calls(call.meeting, "InLobby")]
-        return self._json({"value": waiting})
+        in_lobby = self._meeting_calls(call.meeting, "InLobby")
+        return self._json({api.VALUE: [{api.IDENTIFIER: c.member, api.STATE: "InLobby"} for c in in_lobby]})
 
     async def admit(self, request: Request) -> Response:
         """lobby.admit: only an organizer, co-organizer or presenter may (41805 otherwise)."""
         try:
             call = self._call(request)
-            identity = (await self._body(request)).get("identifier")
+            identity = (await self._body(request)).get(api.IDENTIFIER)
             if call.role not in ("Organizer", "Co-organizer", "Presenter"):
                 raise CallingError(
                     403, 41805, "only Organizer, Co-organizer or Presenter can admit/reject participants from lobby"
@@ -626,17 +619,17 @@ class Calling:
     def _recompute(self, tenant: Tenant, meeting: Meeting, reason: str) -> None:
         """Roles and capabilities after a change; a capabilitiesChanged event where they differ."""
         for call in self._meeting_calls(meeting.id, "Connected") + self._meeting_calls(meeting.id, "InLobby"):
-            user = tenant.user_by_oid((call.member or "").removeprefix("8:orgid:"))
+            user = tenant.user_by_oid((call.member or "").removeprefix(api.TEAMS_USER_RAW_PREFIX))
             if user is None:
                 continue
             role = self._role(meeting, user)
             honour = meeting.kind != "webinar" or tenant.honours_webinar_roles
             capabilities = capabilities_for(role, honour_roles=honour, meeting=meeting, user=user)
             changed = {k: v for k, v in capabilities.items() if call.capabilities.get(k) != v}
-            event_reason = "RoleChanged" if role != call.role else reason
+            event_reason = api.ROLE_CHANGED if role != call.role else reason
             call.role, call.capabilities = role, capabilities
             if changed:
-                call.capability_changes.append({"reason": event_reason, "changed": changed})
+                call.capability_changes.append({api.REASON: event_reason, api.CHANGED: changed})
 
     async def organizer_sets_options(self, request: Request) -> Response:
         """The organizer changes meeting options in Teams during the meeting."""
@@ -644,7 +637,7 @@ class Calling:
             tenant, meeting = self._meeting_by_thread(request.path_params["thread"])
             body = await self._body(request)
             previous = {}
-            for key, attribute in (("attendeeMic", "attendee_mic"), ("attendeeCamera", "attendee_camera")):
+            for key, attribute in ((api.ATTENDEE_MIC, "attendee_mic"), (api.ATTENDEE_CAMERA, "attendee_camera")):
                 if key in body:
                     if not isinstance(body[key], bool):
                         raise CallingError(400, 0, f"{key} must be true or false.", emulated="simulated client input")
@@ -653,17 +646,24 @@ class Calling:
         except CallingError as err:
             return self._error(err)
         with self.ctx.lock:
-            self._recompute(tenant, meeting, "MeetingOptionOrOrganizerPolicyChanged")
+            self._recompute(tenant, meeting, api.MEETING_OPTION_CHANGED)
         return self._json(  # what the options were, so that a test can put them back
-            {"meeting": meeting.name, "previous": previous},
+            {api.MEETING: meeting.name, api.PREVIOUS: previous},
             emulated="the emulator's stand-in for the organizer's Teams client",
         )
 
     async def organizer_promotes(self, request: Request) -> Response:
-        """The organizer makes an attendee a presenter in Teams, or an attendee again (the ACS SDK cannot)."""
+        """The organizer makes an attendee a presenter in Teams (the ACS SDK cannot)."""
+        return await self._organizer_sets_role(request, presenter=True)
+
+    async def organizer_demotes(self, request: Request) -> Response:
+        """The organizer makes a promoted presenter an attendee again."""
+        return await self._organizer_sets_role(request, presenter=False)
+
+    async def _organizer_sets_role(self, request: Request, *, presenter: bool) -> Response:
         try:
             tenant, meeting = self._meeting_by_thread(request.path_params["thread"])
-            oid = (await self._body(request)).get("microsoftTeamsUserId")
+            oid = (await self._body(request)).get(api.TEAMS_USER_ID)
             if not isinstance(oid, str) or tenant.user_by_oid(oid) is None:
                 raise CallingError(
                     400,
@@ -674,13 +674,13 @@ class Calling:
         except CallingError as err:
             return self._error(err)
         with self.ctx.lock:
-            if request.url.path.endswith("/demote"):
-                meeting.promoted = [p for p in meeting.promoted if p != oid]
-            else:
+            if presenter:
                 meeting.promoted.append(oid)
-            self._recompute(tenant, meeting, "RoleChanged")
+            else:
+                meeting.promoted = [p for p in meeting.promoted if p != oid]
+            self._recompute(tenant, meeting, api.ROLE_CHANGED)
         return self._json(
-            {"meeting": meeting.name}, emulated="the emulator's stand-in for the organizer's Teams client"
+            {api.MEETING: meeting.name}, emulated="the emulator's stand-in for the organizer's Teams client"
         )
 
     async def admin_sets_user_policy(self, request: Request) -> Response:
@@ -689,7 +689,7 @@ class Calling:
             oid = request.path_params["oid"]
             tenant = next((t for t in self.ctx.directory.tenants.values() if t.user_by_oid(oid)), None)
             body = await self._body(request)
-            value = body.get("screenSharing")
+            value = body.get(api.SCREEN_SHARING)
             if tenant is None or not isinstance(value, bool):
                 raise CallingError(400, 0, "Name a user and screenSharing true or false.", emulated="admin input")
         except CallingError as err:
@@ -699,8 +699,8 @@ class Calling:
         with self.ctx.lock:
             previous, user.screen_sharing = user.screen_sharing, value
             for meeting in tenant.meetings.values():
-                self._recompute(tenant, meeting, "UserPolicyChanged")
+                self._recompute(tenant, meeting, api.USER_POLICY_CHANGED)
         return self._json(
-            {"previous": {"screenSharing": previous}},
+            {api.PREVIOUS: {api.SCREEN_SHARING: previous}},
             emulated="the emulator's stand-in for a Teams admin changing a policy",
         )

@@ -23,8 +23,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from harness.sandbox.context import SandboxContext, base_url, emulator_defined, form_fields
+from harness.sandbox.context import SandboxContext
+from harness.sandbox.http import Service, ServiceError, base_url, form_fields
 from harness.sandbox.state import RESOURCES, AppRegistration, Tenant, User, service_principal_oid
+from harness.wire.contract import ENTRA_HOST
 
 OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 ACCESS_TOKEN_LIFETIME_S = 4500  # 75 minutes: emulator-defined (real tokens last 60-90 minutes)
@@ -32,9 +34,12 @@ DEVICE_CODE_LIFETIME_S = 900
 PASSWORD_GRANT = "password"
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+TOKEN_PATH_SUFFIX = "/oauth2/v2.0/token"
 
 
-class EntraError(Exception):
+class EntraError(ServiceError):
+    """An OAuth error as Entra ID answers it: `error`, an AADSTS code and text, and `extra` fields."""
+
     def __init__(
         self,
         status: int,
@@ -45,10 +50,28 @@ class EntraError(Exception):
         emulator_defined: str | None = None,
         **extra: Any,
     ) -> None:
-        super().__init__(message)
-        self.status, self.error, self.code, self.message = status, error, code, message
-        self.emulator_defined = emulator_defined
-        self.extra = extra
+        super().__init__(status, message, emulated=emulator_defined or "")
+        self.error, self.code, self.extra = error, code, extra
+
+    def render(self, request: Request, service: Any, **options: Any) -> Response:
+        entra: Entra = service
+        timestamp = entra.ctx.now().strftime("%Y-%m-%d %H:%M:%SZ")
+        trace_id = entra.ctx.ids.next("trace")
+        correlation_id = request.headers.get("client-request-id") or entra.ctx.ids.next("correlation")
+        body = {
+            "error": self.error,
+            "error_description": (
+                f"AADSTS{self.code}: {self.message} Trace ID: {trace_id} "
+                f"Correlation ID: {correlation_id} Timestamp: {timestamp}"
+            ),
+            "error_codes": [self.code],
+            "timestamp": timestamp,
+            "trace_id": trace_id,
+            "correlation_id": correlation_id,
+            "error_uri": f"https://login.microsoftonline.com/error?code={self.code}",
+            **self.extra,
+        }
+        return self.marked(entra.json(request, body, self.status))
 
 
 def _invalid_scope(scope: str) -> EntraError:
@@ -79,52 +102,46 @@ class Grant:
     wants_id_token: bool
 
 
-class Entra:
+class Entra(Service):
+    workload = "entra"
+    hosts = (ENTRA_HOST,)
+
     def __init__(self, ctx: SandboxContext) -> None:
-        self.ctx = ctx
+        super().__init__(ctx)
+        self.refresh_tokens: dict[str, dict[str, Any]] = {}
+        self.device_codes: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def faultable(cls, method: str, path: str) -> bool | None:
+        """The token endpoint only: MSAL's discovery GETs run while the client is built, and Microsoft
+        documents throttling of token requests, not of discovery."""
+        return method == "POST" if path.endswith(TOKEN_PATH_SUFFIX) else None
+
+    def reset(self) -> None:
+        with self.ctx.lock:
+            self.refresh_tokens.clear()
+            self.device_codes.clear()
 
     def routes(self) -> list[Route]:
         return [
-            Route("/common/discovery/instance", self.instance_discovery, methods=["GET"]),
-            Route("/common/userrealm/{username}", self.user_realm, methods=["GET"]),
-            Route("/common/oauth2/deviceauth", self.device_auth_page, methods=["GET"]),
-            Route("/common/oauth2/deviceauth", self.device_auth_approve, methods=["POST"]),
-            Route("/{tenant}/v2.0/.well-known/openid-configuration", self.openid_configuration, methods=["GET"]),
-            Route("/{tenant}/discovery/v2.0/keys", self.keys, methods=["GET"]),
-            Route("/{tenant}/oauth2/v2.0/token", self.token, methods=["POST"]),
-            Route("/{tenant}/oauth2/v2.0/devicecode", self.device_code, methods=["POST"]),
+            self.route("/common/discovery/instance", self.instance_discovery, ["GET"]),
+            self.route("/common/userrealm/{username}", self.user_realm, ["GET"]),
+            self.route("/common/oauth2/deviceauth", self.device_auth_page, ["GET"]),
+            self.route("/common/oauth2/deviceauth", self.device_auth_approve, ["POST"]),
+            self.route("/{tenant}/v2.0/.well-known/openid-configuration", self.openid_configuration, ["GET"]),
+            self.route("/{tenant}/discovery/v2.0/keys", self.keys, ["GET"]),
+            self.route("/{tenant}" + TOKEN_PATH_SUFFIX, self.token, ["POST"]),
+            self.route("/{tenant}/oauth2/v2.0/devicecode", self.device_code, ["POST"]),
         ]
 
     # -- responses ---------------------------------------------------------------------------
 
-    def _json(self, request: Request, body: dict[str, Any], status: int = 200) -> JSONResponse:
+    def json(self, request: Request, body: dict[str, Any], status: int = 200) -> JSONResponse:
         response = JSONResponse(body, status_code=status)
         response.headers["cache-control"] = "no-store, no-cache"
         response.headers["x-ms-request-id"] = self.ctx.ids.next("request")
         if cid := request.headers.get("client-request-id"):
             response.headers["client-request-id"] = cid
-        return response
-
-    def _error(self, request: Request, err: EntraError) -> JSONResponse:
-        timestamp = self.ctx.now().strftime("%Y-%m-%d %H:%M:%SZ")
-        trace_id = self.ctx.ids.next("trace")
-        correlation_id = request.headers.get("client-request-id") or self.ctx.ids.next("correlation")
-        body = {
-            "error": err.error,
-            "error_description": (
-                f"AADSTS{err.code}: {err.message} Trace ID: {trace_id} "
-                f"Correlation ID: {correlation_id} Timestamp: {timestamp}"
-            ),
-            "error_codes": [err.code],
-            "timestamp": timestamp,
-            "trace_id": trace_id,
-            "correlation_id": correlation_id,
-            "error_uri": f"https://login.microsoftonline.com/error?code={err.code}",
-            **err.extra,
-        }
-        response = self._json(request, body, err.status)
-        if err.emulator_defined:
-            emulator_defined(response, err.emulator_defined)
         return response
 
     # -- discovery -----------------------------------------------------------------------------
@@ -144,15 +161,9 @@ class Entra:
 
     async def openid_configuration(self, request: Request) -> Response:
         key = request.path_params["tenant"]
-        if key in ("common", "organizations"):
-            tid = "{tenantid}"
-        else:
-            try:
-                tid = self._tenant_or_error(key).tenant_id
-            except EntraError as err:
-                return self._error(request, err)
+        tid = "{tenantid}" if key in ("common", "organizations") else self._tenant_or_error(key).tenant_id
         base = base_url(request)
-        return self._json(
+        return self.json(
             request,
             {
                 "token_endpoint": f"{base}/{key}/oauth2/v2.0/token",
@@ -195,11 +206,11 @@ class Entra:
         )
 
     async def keys(self, request: Request) -> Response:
-        return self._json(request, self.ctx.entra_signer.jwks())
+        return self.json(request, self.ctx.entra_signer.jwks())
 
     async def instance_discovery(self, request: Request) -> Response:
         host = request.url.hostname or "login.microsoftonline.com"
-        return self._json(
+        return self.json(
             request,
             {
                 "tenant_discovery_endpoint": f"{base_url(request)}/common/v2.0/.well-known/openid-configuration",
@@ -219,17 +230,14 @@ class Entra:
             "cloud_instance_name": "microsoftonline.com",
             "cloud_audience_urn": "urn:federation:MicrosoftOnline",
         }
-        return self._json(request, body)
+        return self.json(request, body)
 
     # -- token endpoint ------------------------------------------------------------------------
 
     async def token(self, request: Request) -> Response:
-        try:
-            fields = await form_fields(request)
-            tenant = self._tenant_or_error(request.path_params["tenant"])
-            return self._json(request, self._token_for(tenant, fields))
-        except EntraError as err:
-            return self._error(request, err)
+        fields = await form_fields(request)
+        tenant = self._tenant_or_error(request.path_params["tenant"])
+        return self.json(request, self._token_for(tenant, fields))
 
     def _token_for(self, tenant: Tenant, form: dict[str, str]) -> dict[str, Any]:
         grant_type = form.get("grant_type", "")
@@ -538,7 +546,7 @@ class Entra:
         if grant.wants_refresh:
             refresh = base64.urlsafe_b64encode(ctx.ids.secret(ctx.ids.next("refresh"), 48)).decode().rstrip("=")
             with ctx.lock:
-                ctx.refresh_tokens[refresh] = {"tenant": tenant.name, "user": user.alias, "client_id": app.client_id}
+                self.refresh_tokens[refresh] = {"tenant": tenant.name, "user": user.alias, "client_id": app.client_id}
             body["refresh_token"] = refresh
         if grant.wants_id_token:
             body["id_token"] = ctx.entra_signer.sign(
@@ -562,7 +570,7 @@ class Entra:
 
     def _refresh(self, tenant: Tenant, app: AppRegistration, form: dict[str, str]) -> dict[str, Any]:
         with self.ctx.lock:
-            record = self.ctx.refresh_tokens.pop(form.get("refresh_token", ""), None)
+            record = self.refresh_tokens.pop(form.get("refresh_token", ""), None)
         if record is None or record["tenant"] != tenant.name or record["client_id"] != app.client_id:
             raise EntraError(
                 400,
@@ -642,19 +650,16 @@ class Entra:
     # -- device code -----------------------------------------------------------------------------
 
     async def device_code(self, request: Request) -> Response:
-        try:
-            form = await form_fields(request)
-            tenant = self._tenant_or_error(request.path_params["tenant"])
-            app = self._app(tenant, form)
-            self._require_public_client(app, form)
-            self._resolve_scopes(tenant, form.get("scope", ""))
-        except EntraError as err:
-            return self._error(request, err)
+        form = await form_fields(request)
+        tenant = self._tenant_or_error(request.path_params["tenant"])
+        app = self._app(tenant, form)
+        self._require_public_client(app, form)
+        self._resolve_scopes(tenant, form.get("scope", ""))
         ctx = self.ctx
         device_code = base64.urlsafe_b64encode(ctx.ids.secret(ctx.ids.next("device"), 36)).decode().rstrip("=")
         user_code = base64.b32encode(ctx.ids.secret(device_code, 5)).decode()[:9]
         with ctx.lock:
-            ctx.device_codes[device_code] = {
+            self.device_codes[device_code] = {
                 "tenant": tenant.name,
                 "client_id": app.client_id,
                 "scope": form.get("scope", ""),
@@ -663,7 +668,7 @@ class Entra:
                 "user": None,
             }
         uri = f"{base_url(request)}/common/oauth2/deviceauth"
-        return self._json(
+        return self.json(
             request,
             {
                 "user_code": user_code,
@@ -679,7 +684,7 @@ class Entra:
     def _redeem_device_code(self, tenant: Tenant, app: AppRegistration, form: dict[str, str]) -> tuple[Grant, User]:
         code = form.get("device_code") or form.get("code") or ""
         with self.ctx.lock:
-            record = self.ctx.device_codes.get(code)
+            record = self.device_codes.get(code)
         if record is None or record["tenant"] != tenant.name or record["client_id"] != app.client_id:
             raise EntraError(400, "invalid_grant", 70000, "The provided value for the 'device_code' is not valid.")
         if self.ctx.epoch() > record["expires"]:
@@ -692,7 +697,7 @@ class Entra:
                 "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
             )
         with self.ctx.lock:
-            self.ctx.device_codes.pop(code, None)
+            self.device_codes.pop(code, None)
         return self._resolve_scopes(tenant, record["scope"]), tenant.users[record["user"]]
 
     async def device_auth_page(self, request: Request) -> Response:
@@ -703,7 +708,7 @@ class Entra:
         form = await form_fields(request)
         user_code = form.get("user_code", "").strip().upper()
         with self.ctx.lock:
-            record = next((r for r in self.ctx.device_codes.values() if r["user_code"] == user_code), None)
+            record = next((r for r in self.device_codes.values() if r["user_code"] == user_code), None)
         if record is None:
             page = _DEVICE_PAGE.format(message="That code didn't work. Check the code and try again.")
             return HTMLResponse(page, status_code=400)

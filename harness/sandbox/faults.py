@@ -136,18 +136,14 @@ SERVER_ERRORS = (500, 502, 503, 504)
 
 
 def workload_of(method: str, path: str) -> str | None:
-    """Which emulated service a request is for (routes are disjoint by path); None: never faulted.
+    """Which emulated service a request is for, by the paths each service declares (`Service.faultable`);
+    None: never faulted (Entra, for one, is faulted at its token endpoint only)."""
+    from harness.sandbox.services import SERVICES  # the services hold the context, which holds the faults
 
-    Entra is faulted at its token endpoint only: MSAL's discovery GETs run while the client is built,
-    and Microsoft documents throttling of token requests, not of discovery."""
-    if path.endswith("/oauth2/v2.0/token"):
-        return "entra" if method == "POST" else None
-    if path.startswith(("/teamsUser/", "/identities")):
-        return "acs"
-    if path.startswith(("/v1.0/", "/beta/")):
-        return "graph"
-    if path.startswith("/v1/"):
-        return "calling"
+    for service in SERVICES:
+        faultable = service.faultable(method, path)
+        if faultable is not None:
+            return service.workload if faultable else None
     return None
 
 

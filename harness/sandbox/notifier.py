@@ -1,10 +1,10 @@
 """Graph change notifications as the sandbox delivers them (docs/contracts/graph.md §4).
 
-- resource data encrypted as Graph does: a fresh 32-byte AES key per notification, AES-CBC with
-  PKCS7 and the key's first 16 bytes as IV, HMAC-SHA256 of the ciphertext as `dataSignature`, the
-  key wrapped with RSA-OAEP (SHA-1) for the subscription's certificate;
-- `validationTokens`: JWTs signed by the sandbox's Entra key, `aud` the subscribing app, `appid`
-  Graph's change-notification app `0bf30f3b-4a52-48df-9a82-234910c4a086`;
+- resource data encrypted as Graph does (`harness.wire.notification_crypto.seal`: a fresh AES key
+  per notification, wrapped with RSA-OAEP for the subscription's certificate);
+- `validationTokens`: JWTs signed by the sandbox's Entra key with the claims of
+  `harness.wire.notification_crypto.validation_token_claims`: `aud` the subscribing app, `appid`
+  Graph's change-notification app;
 - delivery: one worker, in order; a 2xx within 3 s is success; otherwise retried (the real service
   retries for up to 4 hours; the sandbox's schedule 1, 2, 4, 8 s is emulator-defined); an endpoint
   whose answers take over 2,900 ms for 10% of 100 notifications is throttled (delayed), at 15% its
@@ -13,11 +13,7 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
-import os
 import queue
 import threading
 import time
@@ -27,48 +23,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, padding
-from cryptography.hazmat.primitives.asymmetric import padding as asymmetric
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-NOTIFICATION_APP_ID = "0bf30f3b-4a52-48df-9a82-234910c4a086"
+from harness.wire.notification_crypto import seal, validation_token_claims
+from harness.wire.transport import LOOPBACK_NAMES
+
 RETRY_DELAYS_S = (1, 2, 4, 8)
 TIMEOUT_S = 3.0
 SLOW_MS = 2900
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 def verify_for(url: str) -> bool:
     """TLS verification for a notification URL: on, except for the loopback receivers of tests, whose
     self-signed certificates the sandbox cannot know (emulator-defined; Graph requires public CAs)."""
-    return urllib.parse.urlsplit(url).hostname not in LOOPBACK_HOSTS
-
-
-def encrypt_resource(certificate_b64: str, plaintext: bytes) -> dict[str, str]:
-    """encryptedContent for one notification, as Graph builds it."""
-    certificate = x509.load_der_x509_certificate(base64.b64decode(certificate_b64))
-    public_key = certificate.public_key()
-    if not isinstance(public_key, RSAPublicKey):
-        raise ValueError("the encryption certificate's key is not RSA")
-    key = os.urandom(32)
-    padder = padding.PKCS7(128).padder()
-    padded = padder.update(plaintext) + padder.finalize()
-    encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
-    ciphertext = encryptor.update(padded) + encryptor.finalize()
-    wrapped = public_key.encrypt(
-        key, asymmetric.OAEP(mgf=asymmetric.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
-    )
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    thumbprint = hashlib.sha1(certificate.public_bytes(Encoding.DER)).hexdigest().upper()  # noqa: S324 (Graph's format)
-    return {
-        "data": base64.b64encode(ciphertext).decode(),
-        "dataSignature": base64.b64encode(hmac.new(key, ciphertext, hashlib.sha256).digest()).decode(),
-        "dataKey": base64.b64encode(wrapped).decode(),
-        "encryptionCertificateThumbprint": thumbprint,
-    }
+    return urllib.parse.urlsplit(url).hostname not in LOOPBACK_NAMES
 
 
 @dataclass
@@ -144,18 +111,7 @@ class Notifier:
 
     def validation_token(self, subscription: Subscription, tenant_id: str, now: int) -> str:
         return self._sign_token(
-            {
-                "aud": subscription.app_id,
-                "iss": f"https://sts.windows.net/{tenant_id}/",
-                "iat": now,
-                "nbf": now,
-                "exp": now + 3600,
-                "appid": NOTIFICATION_APP_ID,
-                "azp": NOTIFICATION_APP_ID,
-                "tid": tenant_id,
-                "ver": "1.0",
-                "idtyp": "app",
-            }
+            validation_token_claims(subscription.app_id, tenant_id, now=now, backdate_s=0, idtyp="app")
         )
 
     def message_changed(
@@ -182,7 +138,7 @@ class Notifier:
         if subscription.include_resource_data and subscription.certificate:
             plaintext = json.dumps({**message, "replies": [], "hostedContents": []}).encode()
             notification["encryptedContent"] = {
-                **encrypt_resource(subscription.certificate, plaintext),
+                **seal(subscription.certificate, plaintext),
                 "encryptionCertificateId": subscription.certificate_id,
             }
             body["validationTokens"] = [self.validation_token(subscription, tenant_id, now)]

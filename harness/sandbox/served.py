@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import re
 import socket
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from harness.wire.serving import LOOPBACK
+from harness.wire.tenant import EXTERNAL_TENANT, HOME_TENANT
 
 # The roles, policies and external user of the sandbox's contoso tenant, as harness/profiles/sandbox.toml
 # declares them for the embedded sandbox (the sandbox does not read profiles: it states its own facts).
@@ -39,7 +41,7 @@ POLICIES = (
     ("Meeting options", "Who can present", "Only organizers", "meeting", "organizer-presents"),
     ("Meeting policy", "Screen sharing", "Off during the meeting", "user", "adele"),
 )
-EXTERNAL = ("fabrikam", "alex")  # a user of another organisation whose domain contoso blocks
+EXTERNAL = (EXTERNAL_TENANT, "alex")  # a user of another organisation whose domain contoso blocks
 MISCONFIGURED = (
     "consent-missing",
     "public-client-disabled",
@@ -79,13 +81,13 @@ def write_profiles(sandbox: Any, path: Path, origins: dict[str, str], notificati
     assert sandbox.certificates is not None
     ca.write_bytes(sandbox.certificates.ca_bundle.read_bytes())  # a public certificate, not a secret
     env: dict[str, str] = {}
-    info = sandbox.tenant_info("contoso")
-    connection = f"endpoint={origins['acs']}/;accesskey={info['acs_access_key']}"
+    info = sandbox.tenant_info(HOME_TENANT)
+    connection = f"endpoint={origins['acs']}/;accesskey={info.acs_access_key}"
     env[_env_name("ACS_CONNECTION_STRING")] = connection
-    env[_env_name("EXPIRED_TEAMS_TOKEN")] = info["expired_teams_token"]
+    env[_env_name("EXPIRED_TEAMS_TOKEN")] = info.expired_teams_token
     written = {}
-    for name in (*MISCONFIGURED, "contoso"):
-        target = path if name == "contoso" else path.with_name(f"{path.stem}-{name}.toml")
+    for name in (*MISCONFIGURED, HOME_TENANT):
+        target = path if name == HOME_TENANT else path.with_name(f"{path.stem}-{name}.toml")
         text = _profile(sandbox, name, target, ca, origins, env, notification_port, path.stem)
         target.write_text(text, encoding="utf-8")
         written[name] = str(target)
@@ -103,15 +105,15 @@ def _profile(
     stem: str,
 ) -> str:
     info = sandbox.tenant_info(name)
-    main = name == "contoso"
+    main = name == HOME_TENANT
     lines = [
         f"# Written by `cte sandbox serve --write-profile`: the sandbox's {name} tenant as a partner would",
         "# describe a live tenant. Export the environment variables `cte sandbox serve` printed.",
         'kind = "live"',
         "",
         "[tenant]",
-        f"tenant_id = {_toml(info['tenant_id'])}",
-        f"client_id = {_toml(info['client_id'])}",
+        f"tenant_id = {_toml(info.tenant_id)}",
+        f"client_id = {_toml(info.client_id)}",
         f"acs_endpoint = {_toml(origins['acs'])}",
         f"authority_host = {_toml(origins['entra'])}",
         f"graph_base_url = {_toml(origins['graph'] + '/v1.0')}",
@@ -122,20 +124,20 @@ def _profile(
     ]
     if main:
         lines.append(f"expired_teams_token_env = {_toml(_env_name('EXPIRED_TEAMS_TOKEN'))}")
-    for user in info["users"]:
-        variable = _env_name(name, "PASSWORD", user["alias"])
-        env[variable] = user["password"]
-        lines += ["", f"[users.{user['alias']}]", f"upn = {_toml(user['upn'])}", f"password_env = {_toml(variable)}"]
-        lines.append(f"oid = {_toml(user['oid'])}  # the object id (Entra admin center): calls name users by it")
+    for user in info.users:
+        variable = _env_name(name, "PASSWORD", user.alias)
+        env[variable] = user.password
+        lines += ["", f"[users.{user.alias}]", f"upn = {_toml(user.upn)}", f"password_env = {_toml(variable)}"]
+        lines.append(f"oid = {_toml(user.oid)}  # the object id (Entra admin center): calls name users by it")
     lines += ["", "[roles]", *(f"{role} = {_toml(alias)}" for role, alias in ROLES.items())]
     lines += ["", "[calling]", 'driver = "browser"', "offline = true  # Microsoft's calling services: not here"]
     if not main:
         return "\n".join(lines) + "\n"
     lines += ["", "[misconfigured]", *(f"{m} = {_toml(f'{stem}-{m}.toml')}" for m in MISCONFIGURED)]
     tenant_name, alias = EXTERNAL
-    external = next(u for u in sandbox.tenant_info(tenant_name)["users"] if u["alias"] == alias)
-    lines += ["", "[external_user]", f"upn = {_toml(external['upn'])}", f"oid = {_toml(external['oid'])}"]
-    domain = external["upn"].rpartition("@")[2]
+    external = sandbox.tenant_info(tenant_name).user(alias)
+    lines += ["", "[external_user]", f"upn = {_toml(external.upn)}", f"oid = {_toml(external.oid)}"]
+    domain = external.upn.rpartition("@")[2]
     for policy, setting, value, holder_kind, holder in (*POLICIES, ("External access", domain, "Blocked", "", "")):
         lines += ["", "[[policies]]", f"policy = {_toml(policy)}", f"setting = {_toml(setting)}"]
         lines.append(f"value = {_toml(value)}")
@@ -148,8 +150,8 @@ def _profile(
         f"listen_port = {notification_port}",
         "lifecycle_wait_s = 20  # this tenant's Graph sends reauthorizationRequired 4 s after a subscription",
     ]
-    lines += ["", "[phone_numbers]", *(f"{k} = {_toml(v)}" for k, v in info["phone_numbers"].items())]
-    for kind, meeting in sorted(info["meetings"].items()):
+    lines += ["", "[phone_numbers]", *(f"{k} = {_toml(v)}" for k, v in asdict(info.phone_numbers).items())]
+    for kind, meeting in sorted(info.meetings.items()):
         lines += ["", f"[meetings.{kind}]"]
-        lines += [f"{key} = {_toml(value)}" for key, value in meeting.items() if value and key != "message_id"]
+        lines += [f"{key} = {_toml(value)}" for key, value in asdict(meeting).items() if value and key != "message_id"]
     return "\n".join(lines) + "\n"

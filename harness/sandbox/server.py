@@ -17,16 +17,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from harness.sandbox.acs import Acs
-from harness.sandbox.calling import Calling
+from harness.sandbox import services
 from harness.sandbox.context import SandboxContext
-from harness.sandbox.entra import Entra
 from harness.sandbox.faults import FaultInjection, plan_from_profile
-from harness.sandbox.graph import Graph, GraphPaths
+from harness.sandbox.graph import GraphPaths
 from harness.sandbox.notifier import Notifier
 from harness.sandbox.state import SANDBOX_EPOCH, Clock, Directory, IdSource
-from harness.wire.contract import ACS_HOST_SUFFIX, ENTRA_HOST, GRAPH_HOST, SANDBOX_CALLING_HOST
+from harness.wire.calling import VERSION
+from harness.wire.contract import ENTRA_HOST, GRAPH_HOST, SANDBOX_CALLING_HOST
 from harness.wire.serving import LOOPBACK, Certificates, ServerThread
+from harness.wire.tenant import HOME_TENANT, PhoneNumbers, TenantInfo, TenantMeeting, TenantUser
 
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:
@@ -65,7 +65,7 @@ class ClockTick:
 
 
 def build_app(ctx: SandboxContext) -> ClockTick:
-    routes: list[Route] = [*Acs(ctx).routes(), *Graph(ctx).routes(), *Calling(ctx).routes(), *Entra(ctx).routes()]
+    routes: list[Route] = [route for service in services.build(ctx) for route in service.routes()]
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _method_not_allowed})
     # Graph's paths without their empty segments before anything (faults included) looks at them.
     return ClockTick(GraphPaths(FaultInjection(app, ctx.faults)), ctx.clock)
@@ -98,12 +98,7 @@ class Sandbox:
 
     def start(self, timeout: float = 10.0) -> Sandbox:
         self.certificates = Certificates.issue(
-            ENTRA_HOST,
-            GRAPH_HOST,
-            self.ctx.directory.acs.host,
-            f"*{ACS_HOST_SUFFIX}",
-            SANDBOX_CALLING_HOST,
-            organization="cte-conformance sandbox",
+            self.ctx.directory.acs.host, *self.hosts(), organization="cte-conformance sandbox"
         )
         self.ctx.notifier = Notifier(self.ctx.entra_signer.sign)
         self.ctx.notifier.start()
@@ -147,18 +142,9 @@ class Sandbox:
             if self.deterministic:
                 self.ctx.ids.restart("build")
             self.ctx.directory = Directory.build(self.ctx.ids)  # stable ids only: the same tenants, users, keys
-            self.ctx.refresh_tokens.clear()
-            self.ctx.device_codes.clear()
-            self.ctx.acs_identities.clear()
-            self.ctx.rate_windows.clear()
-            self.ctx.calling.clear()
-            self.ctx.faults.clear()
-            self.ctx.subscriptions.clear()
-            self.ctx.reauthorized.clear()
+            self.ctx.reset()
             if self.deterministic:
-                self.ctx.last_message_ms = 0
-                self.ctx.ids.restart(name)
-                self.ctx.clock.restart(start)
+                self.ctx.restart(name, start)
 
     def _sent_twice(self) -> int:
         """Messages posted twice with the same content in one chat or channel of the current world."""
@@ -189,12 +175,15 @@ class Sandbox:
     def loopback_base(self) -> str:
         return f"https://localhost:{self.port}"
 
+    def hosts(self) -> tuple[str, ...]:
+        """The canonical host names the services play (wildcards included)."""
+        return tuple(host for service in services.SERVICES for host in service.hosts)
+
     def host_routes(self) -> dict[str, tuple[str, int]]:
         """Canonical host names -> this server, for clients that keep canonical URLs."""
-        hosts = (ENTRA_HOST, GRAPH_HOST, f"*{ACS_HOST_SUFFIX}", SANDBOX_CALLING_HOST)
-        return {host: (LOOPBACK, self.port) for host in hosts}
+        return {host: (LOOPBACK, self.port) for host in self.hosts()}
 
-    def tenant_info(self, name: str = "contoso", *, canonical: bool = True) -> dict[str, Any]:
+    def tenant_info(self, name: str = HOME_TENANT, *, canonical: bool = True) -> TenantInfo:
         """Everything a client of tenant `name` needs, as `cte sandbox serve` prints it."""
         assert self.certificates is not None, "start() the sandbox first"
         directory = self.ctx.directory
@@ -203,48 +192,35 @@ class Sandbox:
         entra_base = f"https://{ENTRA_HOST}" if canonical else self.loopback_base
         acs_endpoint = f"https://{acs.host}" if canonical else self.loopback_base
         graph_base = f"https://{GRAPH_HOST}/v1.0" if canonical else f"{self.loopback_base}/v1.0"
-        calling_base = f"https://{SANDBOX_CALLING_HOST}/v1" if canonical else f"{self.loopback_base}/v1"
+        calling_base = f"https://{SANDBOX_CALLING_HOST}{VERSION}" if canonical else f"{self.loopback_base}{VERSION}"
         app = next(iter(tenant.apps.values()), None)
-        return {
-            "tenant": tenant.name,
-            "authority": f"{entra_base}/{tenant.tenant_id}",
-            "tenant_id": tenant.tenant_id,
-            "client_id": directory.client_id,
-            "client_secret": app.client_secret if app else None,
-            "acs_endpoint": acs_endpoint,
-            "acs_connection_string": f"endpoint={acs_endpoint}/;accesskey={acs.access_key}",
-            "acs_access_key": acs.access_key,
-            "graph_base_url": graph_base,
-            "calling_base_url": calling_base,
-            "meetings": {
-                m.name: {
-                    "join_url": m.join_url,
-                    "meeting_id": m.meeting_code,
-                    "passcode": m.passcode,
-                    "thread_id": m.thread_id,
-                    "organizer_id": m.organizer,
-                    "tenant_id": tenant.tenant_id,
-                    "message_id": "0",
-                }
+        return TenantInfo(
+            tenant=tenant.name,
+            authority=f"{entra_base}/{tenant.tenant_id}",
+            tenant_id=tenant.tenant_id,
+            client_id=directory.client_id,
+            client_secret=app.client_secret if app else None,
+            acs_endpoint=acs_endpoint,
+            acs_connection_string=f"endpoint={acs_endpoint}/;accesskey={acs.access_key}",
+            acs_access_key=acs.access_key,
+            graph_base_url=graph_base,
+            calling_base_url=calling_base,
+            meetings={
+                m.name: TenantMeeting(
+                    m.join_url, m.meeting_code, m.passcode, m.thread_id, m.organizer, tenant.tenant_id
+                )
                 for m in tenant.meetings.values()
             },
-            "phone_numbers": {"outbound": "+14255550100", "inbound_caller": "+14255550199"},
-            "ca_bundle": str(self.certificates.ca_bundle),
-            "users": [
-                {
-                    "alias": u.alias,
-                    "upn": u.upn,
-                    "password": u.password,
-                    "oid": u.oid,
-                    "teams_license": u.teams_license,
-                    "mfa_required": u.mfa_required,
-                }
+            phone_numbers=PhoneNumbers(outbound="+14255550100", inbound_caller="+14255550199"),
+            ca_bundle=str(self.certificates.ca_bundle),
+            users=tuple(
+                TenantUser(u.alias, u.upn, u.password, u.oid, u.teams_license, u.mfa_required)
                 for u in tenant.users.values()
-            ],
-            "expired_teams_token": self.expired_teams_token(name),
-            "misconfiguration": tenant.misconfiguration,
-            "tenants": sorted(directory.tenants),
-        }
+            ),
+            expired_teams_token=self.expired_teams_token(name),
+            misconfiguration=tenant.misconfiguration,
+            tenants=tuple(sorted(directory.tenants)),
+        )
 
     def lifecycle_event(self, subscription_id: str, event: str = "reauthorizationRequired") -> None:
         """Make Graph send a lifecycle notification for a subscription (a test's control)."""
@@ -253,7 +229,7 @@ class Sandbox:
         assert self.ctx.notifier is not None
         self.ctx.notifier.lifecycle(subscription, tenant.tenant_id, event)
 
-    def expired_teams_token(self, name: str = "contoso", alias: str = "adele") -> str:
+    def expired_teams_token(self, name: str = HOME_TENANT, alias: str = "adele") -> str:
         """An Entra token for the Teams scopes that expired an hour ago (real suites keep one recorded)."""
         tenant = self.ctx.directory.tenants[name]
         user = tenant.users[alias]
@@ -299,12 +275,14 @@ def serve_forever(
     """`cte sandbox serve`: one JSON line on stdout, then serve until interrupted. With `write_profile`,
     Entra ID, Graph and ACS each get their own port and the line says where the live profile is and
     which environment variables hold its secrets."""
+    import dataclasses
     import json
     import signal
     from pathlib import Path
 
     with Sandbox(port=port, deterministic=deterministic) as sandbox:
-        line = sandbox.tenant_info(tenant, canonical=canonical)
+        info = sandbox.tenant_info(tenant, canonical=canonical)
+        line = info.to_dict()
         if write_profile:
             from harness.sandbox.served import free_port, write_profiles
 
@@ -314,11 +292,15 @@ def serve_forever(
                 "graph": f"https://localhost:{sandbox.add_listener()}",
                 "acs": f"https://localhost:{sandbox.add_listener()}",
             }
-            line = {**line, **write_profiles(sandbox, Path(write_profile), origins, free_port())}
+            written = write_profiles(sandbox, Path(write_profile), origins, free_port())
             # The line says what the profile says: each workload at its own origin.
-            line["acs_endpoint"] = origins["acs"]
-            line["acs_connection_string"] = f"endpoint={origins['acs']}/;accesskey={line['acs_access_key']}"
-            line["graph_base_url"] = origins["graph"] + "/v1.0"
+            info = dataclasses.replace(
+                info,
+                acs_endpoint=origins["acs"],
+                acs_connection_string=f"endpoint={origins['acs']}/;accesskey={info.acs_access_key}",
+                graph_base_url=origins["graph"] + "/v1.0",
+            )
+            line = {**info.to_dict(), **written}
         print(json.dumps(line), flush=True)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from harness.wire.tenant import EXTERNAL_TENANT, HOME_TENANT, VARIANT_TENANTS
+
 ACS_RESOURCE_URI = "https://auth.msft.communication.azure.com"
 ACS_FIRST_PARTY_APP_ID = "1fd5118e-2576-4263-8130-9503064c837a"
 ACS_APP_NAME = "Azure Communication Services"
@@ -376,7 +378,12 @@ def _app_not_registered(tenant: Tenant) -> None:
     tenant.apps.clear()
 
 
-TENANT_NAMES = ("contoso", "fabrikam", *MISCONFIGURATIONS)  # fabrikam: an external organisation
+TENANT_NAMES = (HOME_TENANT, EXTERNAL_TENANT, *MISCONFIGURATIONS)  # fabrikam: an external organisation
+if set(MISCONFIGURATIONS) != set(VARIANT_TENANTS):  # the names clients may ask for are the ones built here
+    raise RuntimeError(
+        f"wire.tenant.VARIANT_TENANTS and the sandbox's misconfigurations differ: "
+        f"{sorted(set(MISCONFIGURATIONS) ^ set(VARIANT_TENANTS))}"
+    )
 
 
 def meeting_thread(ids: IdSource, key: str) -> str:
@@ -486,7 +493,7 @@ def build_tenant(ids: IdSource, name: str, client_id: str) -> Tenant:
         channels={general: Channel(id=general, display_name="General")},
     )
     seed_meetings(ids, tenant, tenant.teams[team_id], general)
-    if name != "fabrikam":  # external access: contoso (and its variants) block fabrikam's domain
+    if name != EXTERNAL_TENANT:  # external access: contoso (and its variants) block fabrikam's domain
         tenant.blocked_domains = {"fabrikam-sandbox.onmicrosoft.com"}
     if name in MISCONFIGURATIONS:
         MISCONFIGURATIONS[name](tenant)
@@ -514,7 +521,7 @@ class Directory:
             access_key=base64.b64encode(ids.secret("acs/access-key", 64)).decode(),
         )
         for tenant in tenants.values():
-            if tenant.name == "fabrikam":  # another organisation: the resource is not in its subscription
+            if tenant.name == EXTERNAL_TENANT:  # another organisation: the resource is not in its subscription
                 continue
             acs.home_tenants.add(tenant.tenant_id)
             if tenant.acs_role and client_id in tenant.apps:

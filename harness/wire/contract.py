@@ -26,6 +26,8 @@ PERSONAL_USE_MEETING_LINK = "https://teams.live.com/meet/9398765432101?p=CteSand
 # which behaviour was emulated. Live services never send it, so evidence shows where a verdict
 # rests on the emulator's choice rather than on Microsoft's contract.
 EMULATOR_DEFINED_HEADER = "x-cte-emulator-defined"
+# The id of each answer, as Graph sends it (the sandbox's calling API sends it too).
+REQUEST_ID_HEADER = "request-id"
 
 # The ACS error bodies recorded from the real service (docs/contracts/identity.md §1.3).
 INVALID_ACCESS_TOKEN = (401, "InvalidAccessToken", "Provided access token is not valid.", None)

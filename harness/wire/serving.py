@@ -18,7 +18,9 @@ from typing import Any
 import trustme
 import uvicorn
 
-LOOPBACK = "127.0.0.1"
+from harness.wire.transport import LOOPBACK_ADDRESSES, LOOPBACK_NAMES
+
+LOOPBACK = LOOPBACK_ADDRESSES[0]  # where servers bind
 
 
 @dataclass
@@ -33,7 +35,7 @@ class Certificates:
     @classmethod
     def issue(cls, *names: str, organization: str = "cte-conformance") -> Certificates:
         ca = trustme.CA(organization_name=f"{organization} CA")
-        leaf = ca.issue_cert("localhost", LOOPBACK, "::1", *names)
+        leaf = ca.issue_cert(*LOOPBACK_NAMES, *names)
         directory = tempfile.TemporaryDirectory(prefix="cte-tls-")
         base = Path(directory.name)
         ca.cert_pem.write_to_path(str(base / "ca.pem"))

@@ -22,7 +22,12 @@ _original_getaddrinfo = socket.getaddrinfo
 _original_connect = socket.socket.connect
 
 
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+# This machine's loopback: the addresses, and the names a URL may give them (the sandbox, the
+# receiver and the stand-ins of tests listen there). A URL at one of them reaches only this host.
+LOOPBACK_ADDRESSES = ("127.0.0.1", "::1")
+LOOPBACK_NAMES = ("localhost", *LOOPBACK_ADDRESSES)
+# As the host of a URL the harness is given (a receiver's own address), also the wildcard address.
+LOOPBACK_HOSTS = (*LOOPBACK_NAMES, "0.0.0.0")
 
 
 def origin(url: str) -> str:
@@ -61,7 +66,7 @@ def _getaddrinfo(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
 
 
 def _connect(self: socket.socket, address) -> None:  # type: ignore[no-untyped-def]
-    own = isinstance(address, tuple) and address[0] in ("127.0.0.1", "::1") and address[1] in _allowed_ports
+    own = isinstance(address, tuple) and address[0] in LOOPBACK_ADDRESSES and address[1] in _allowed_ports
     if _blocked and self.family in (socket.AF_INET, socket.AF_INET6) and not own:
         raise NetworkBlocked(f"{_blocked[-1]}: refused a connection to {address!r}")
     return _original_connect(self, address)

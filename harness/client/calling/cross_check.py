@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 from harness.client.calling.browser_driver import CLIENT_SIDE_SUBCODES, SDK, BrowserCallingDriver, sandbox_offline
 from harness.client.calling.protocol import (
-    WITNESSES_AGREE,
     Call,
     CallingCommunicationError,
     CallingDriver,
@@ -28,7 +27,6 @@ from harness.client.calling.protocol import (
 )
 
 MODEL = "sandbox model"
-AGREE = WITNESSES_AGREE
 
 T = TypeVar("T")
 

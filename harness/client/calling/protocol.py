@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from harness.core.prerequisites import MissingPrerequisite
+from harness.wire import calling as api
+from harness.wire.calling import teams_user_raw_id as teams_user_raw_id  # step code imports it from here
 
 CALL_STATES = (
     "None",
@@ -73,10 +75,6 @@ class GroupLocator:
 
 Locator = MeetingLink | MeetingId | MeetingCoordinates | GroupLocator
 Target = TeamsUser | PhoneNumber
-
-
-# The check that holds two witnesses of one operation to each other (harness.client.calling.cross_check).
-WITNESSES_AGREE = "the sandbox model and the real Calling SDK agree"
 
 
 class CallingCommunicationError(Exception):
@@ -219,12 +217,7 @@ class CallingDriver(Protocol):
 # -- the SDK's data shapes: what a locator, a target and a call view look like on the wire -----------
 
 
-def teams_user_raw_id(oid: str) -> str:
-    """A Teams user's rawId as a callee's SDK shows the caller (public cloud)."""
-    return f"8:orgid:{oid}"
-
-
-ANY_PHONE_NUMBER = "4:"  # as an expected caller: a call from any phone number
+ANY_PHONE_NUMBER = api.PHONE_RAW_PREFIX  # as an expected caller: a call from any phone number
 
 
 def same_caller(raw_id: str | None, expected: str) -> bool:
@@ -238,7 +231,7 @@ def same_caller(raw_id: str | None, expected: str) -> bool:
     want_kind, _, want = expected.partition(":")
     if kind != want_kind:
         return False
-    if kind == "4":
+    if f"{kind}:" == api.PHONE_RAW_PREFIX:
         return not want or re.sub(r"\D", "", rest) == re.sub(r"\D", "", want)
     return bool(want) and rest.rsplit(":", 1)[-1].lower() == want.rsplit(":", 1)[-1].lower()
 
@@ -246,46 +239,42 @@ def same_caller(raw_id: str | None, expected: str) -> bool:
 def locator_data(locator: Locator) -> dict[str, str]:
     """A locator as the SDK takes it (TeamsMeetingLinkLocator, ...; GroupLocator is the ACS CallAgent's)."""
     if isinstance(locator, MeetingLink):
-        return {"meetingLink": locator.meeting_link}
+        return {api.MEETING_LINK: locator.meeting_link}
     if isinstance(locator, MeetingId):
-        return {"meetingId": locator.meeting_id, **({"passcode": locator.passcode} if locator.passcode else {})}
+        return {api.MEETING_ID: locator.meeting_id, **({api.PASSCODE: locator.passcode} if locator.passcode else {})}
     if isinstance(locator, MeetingCoordinates):
-        return {
-            "threadId": locator.thread_id,
-            "organizerId": locator.organizer_id,
-            "tenantId": locator.tenant_id,
-            "messageId": locator.message_id,
-        }
+        coordinates = (locator.thread_id, locator.organizer_id, locator.tenant_id, locator.message_id)
+        return dict(zip(api.MEETING_COORDINATES, coordinates, strict=True))
     if isinstance(locator, GroupLocator):
-        return {"groupId": locator.group_id}
+        return {api.GROUP_ID: locator.group_id}
     raise TypeError(f"not a locator: {locator!r}")
 
 
 def target_data(target: Target) -> dict[str, str]:
     if isinstance(target, TeamsUser):
-        return {"microsoftTeamsUserId": target.oid}
+        return api.teams_user_target(target.oid)
     if isinstance(target, PhoneNumber):
-        return {"phoneNumber": target.number}
+        return api.phone_target(target.number)
     raise TypeError(f"not a call target: {target!r}")
 
 
 def _capability(data: dict[str, Any]) -> Capability:
-    return Capability(bool(data.get("isPresent")), str(data.get("reason")))
+    return Capability(bool(data.get(api.IS_PRESENT)), str(data.get(api.REASON)))
 
 
 def call_view(data: dict[str, Any]) -> CallView:
     """A call as the SDK describes it (the bridge's view, the sandbox model's answer)."""
-    end = data.get("callEndReason")
+    end = data.get(api.CALL_END_REASON)
     return CallView(
-        id=str(data["id"]),
-        direction=str(data.get("direction") or "Outgoing"),
-        state=str(data["state"]),
-        state_history=[str(s) for s in data.get("stateHistory") or []],
-        end_reason=EndReason(int(end["code"]), end.get("subCode")) if end else None,
-        role=str(data.get("role") or "Unknown"),
-        capabilities={k: _capability(v) for k, v in (data.get("capabilities") or {}).items()},
+        id=str(data[api.ID]),
+        direction=str(data.get(api.DIRECTION) or "Outgoing"),
+        state=str(data[api.STATE]),
+        state_history=[str(s) for s in data.get(api.STATE_HISTORY) or []],
+        end_reason=EndReason(int(end[api.CODE]), end.get(api.SUB_CODE)) if end else None,
+        role=str(data.get(api.ROLE) or "Unknown"),
+        capabilities={k: _capability(v) for k, v in (data.get(api.CAPABILITIES) or {}).items()},
         capability_changes=[
-            CapabilityChange(str(c["reason"]), {k: _capability(v) for k, v in c["changed"].items()})
-            for c in data.get("capabilityChanges") or []
+            CapabilityChange(str(c[api.REASON]), {k: _capability(v) for k, v in c[api.CHANGED].items()})
+            for c in data.get(api.CAPABILITY_CHANGES) or []
         ],
     )

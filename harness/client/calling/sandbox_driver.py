@@ -23,6 +23,7 @@ from harness.client.calling.protocol import (
     same_caller,
     target_data,
 )
+from harness.wire import calling as wire
 from harness.wire import contract
 
 
@@ -48,13 +49,13 @@ class _Api:
         except ValueError:
             data = None
         if response.status_code >= 400:
-            error = (data or {}).get("error", {}) if isinstance(data, dict) else {}
+            error = (data or {}).get(wire.ERROR, {}) if isinstance(data, dict) else {}
             raise CallingCommunicationError(
-                int(error.get("code", response.status_code)),
-                error.get("subCode"),
-                str(error.get("message", response.reason_phrase)),
+                int(error.get(wire.CODE, response.status_code)),
+                error.get(wire.SUB_CODE),
+                str(error.get(wire.MESSAGE, response.reason_phrase)),
                 emulator_defined=response.headers.get(contract.EMULATOR_DEFINED_HEADER),
-                request_id=response.headers.get("request-id"),
+                request_id=response.headers.get(contract.REQUEST_ID_HEADER),
             )
         return data, response
 
@@ -62,8 +63,8 @@ class _Api:
 def _view(data: dict[str, Any], response: httpx.Response) -> CallView:
     return dataclasses.replace(
         call_view(data),
-        emulator_defined=response.headers.get(contract.EMULATOR_DEFINED_HEADER) or data.get("emulatorDefined"),
-        request_id=response.headers.get("request-id"),
+        emulator_defined=response.headers.get(contract.EMULATOR_DEFINED_HEADER) or data.get(wire.EMULATOR_DEFINED),
+        request_id=response.headers.get(contract.REQUEST_ID_HEADER),
     )
 
 
@@ -73,7 +74,7 @@ class SandboxCall:
         self.id = view.id
 
     def view(self) -> CallView:
-        data, response = self._api.call("GET", f"calls/{self.id}")
+        data, response = self._api.call("GET", wire.CALL.format(call=self.id))
         self._view = _view(data, response)
         return self._view
 
@@ -87,77 +88,76 @@ class SandboxCall:
         return self._view
 
     def hang_up(self) -> CallView:
-        data, response = self._api.call("POST", f"calls/{self.id}/hangUp")
+        data, response = self._api.call("POST", wire.CALL_HANG_UP.format(call=self.id))
         self._view = _view(data, response)
         return self._view
 
     def _action(self, action: str) -> ActionResult:
-        data, _ = self._api.call("POST", f"calls/{self.id}/actions", {"action": action})
-        error = data.get("error")
+        data, _ = self._api.call("POST", wire.CALL_ACTIONS.format(call=self.id), {wire.ACTION: action})
+        error = data.get(wire.ERROR)
         return ActionResult(
             action,
-            bool(data.get("succeeded")),
-            f"{error['code']}/{error['subCode']}: {error['message']}" if error else None,
+            bool(data.get(wire.SUCCEEDED)),
+            f"{error[wire.CODE]}/{error[wire.SUB_CODE]}: {error[wire.MESSAGE]}" if error else None,
         )
 
     def unmute(self) -> ActionResult:
-        return self._action("unmute")
+        return self._action(wire.UNMUTE)
 
     def start_video(self) -> ActionResult:
-        return self._action("startVideo")
+        return self._action(wire.START_VIDEO)
 
     def start_screen_sharing(self) -> ActionResult:
-        return self._action("startScreenSharing")
+        return self._action(wire.START_SCREEN_SHARING)
 
     def lobby_participants(self) -> list[str]:
-        data, _ = self._api.call("GET", f"calls/{self.id}/lobby")
-        return [p["identifier"] for p in data["value"]]
+        data, _ = self._api.call("GET", wire.CALL_LOBBY.format(call=self.id))
+        return [p[wire.IDENTIFIER] for p in data[wire.VALUE]]
 
     def admit(self, identifier: str) -> None:
-        self._api.call("POST", f"calls/{self.id}/lobby/admit", {"identifier": identifier})
+        self._api.call("POST", wire.CALL_LOBBY_ADMIT.format(call=self.id), {wire.IDENTIFIER: identifier})
 
 
 class SandboxIncomingCall:
     def __init__(self, api: _Api, data: dict[str, Any], sleep: Callable[[float], None]) -> None:
         self._api, self._sleep = api, sleep
-        self.id = data["id"]
-        self.caller = data["callerInfo"]["identifier"]
+        self.id = data[wire.ID]
+        self.caller = data[wire.CALLER_INFO][wire.IDENTIFIER]
 
     def accept(self) -> SandboxCall:
-        data, response = self._api.call("POST", f"incomingCalls/{self.id}/accept")
+        data, response = self._api.call("POST", wire.INCOMING_ACCEPT.format(incoming=self.id))
         return SandboxCall(self._api, _view(data, response), self._sleep)
 
     def reject(self) -> None:
-        self._api.call("POST", f"incomingCalls/{self.id}/reject")
+        self._api.call("POST", wire.INCOMING_REJECT.format(incoming=self.id))
 
 
 class SandboxTeamsCallAgent:
     def __init__(self, api: _Api, data: dict[str, Any], sleep: Callable[[float], None]) -> None:
         self._api, self._sleep = api, sleep
-        self.id = data["agentId"]
-        self.identity = data["identity"]
+        self.id = data[wire.AGENT_ID]
+        self.identity = data[wire.AGENT_IDENTITY]
 
     def start_call(self, targets: Target | list[Target], thread_id: str | None = None) -> SandboxCall:
         listed = targets if isinstance(targets, list) else [targets]
-        body: dict[str, Any] = {"operation": "startCall", "targets": [target_data(t) for t in listed]}
+        body: dict[str, Any] = {wire.OPERATION: wire.START_CALL, wire.TARGETS: [target_data(t) for t in listed]}
         if thread_id:
-            body["threadId"] = thread_id
-        data, response = self._api.call("POST", f"agents/{self.id}/calls", body)
+            body[wire.THREAD_ID] = thread_id
+        data, response = self._api.call("POST", wire.AGENT_CALLS.format(agent=self.id), body)
         return SandboxCall(self._api, _view(data, response), self._sleep)
 
     def join(self, locator: Locator) -> SandboxCall:
-        data, response = self._api.call(
-            "POST", f"agents/{self.id}/calls", {"operation": "join", "locator": locator_data(locator)}
-        )
+        body = {wire.OPERATION: wire.JOIN, wire.LOCATOR: locator_data(locator)}
+        data, response = self._api.call("POST", wire.AGENT_CALLS.format(agent=self.id), body)
         return SandboxCall(self._api, _view(data, response), self._sleep)
 
     def wait_for_incoming_call(self, timeout: float = 30.0, caller: str | None = None) -> SandboxIncomingCall | None:
         """The first call ringing this agent from `caller` (None: anyone); others are left ringing."""
         deadline = time.monotonic() + timeout
         while True:
-            data, _ = self._api.call("GET", f"agents/{self.id}/incomingCalls")
-            for ringing in data["value"]:
-                if caller is None or same_caller((ringing.get("callerInfo") or {}).get("identifier"), caller):
+            data, _ = self._api.call("GET", wire.AGENT_INCOMING_CALLS.format(agent=self.id))
+            for ringing in data[wire.VALUE]:
+                if caller is None or same_caller((ringing.get(wire.CALLER_INFO) or {}).get(wire.IDENTIFIER), caller):
                     return SandboxIncomingCall(self._api, ringing, self._sleep)
             if time.monotonic() > deadline:
                 return None
@@ -172,7 +172,7 @@ class SandboxPhoneNetwork:
         self._api = api
 
     def dial(self, from_number: str, to: TeamsUser) -> None:
-        self._api.call("POST", "pstn/calls", {"from": from_number, "to": {"microsoftTeamsUserId": to.oid}})
+        self._api.call("POST", wire.PHONE_NETWORK_CALLS, {wire.FROM: from_number, wire.TO: target_data(to)})
 
 
 class SandboxTeamsClient:
@@ -185,20 +185,21 @@ class SandboxTeamsClient:
         self, thread_id: str, *, attendee_mic: bool | None = None, attendee_camera: bool | None = None
     ) -> dict[str, bool]:
         """Change options; returns what they were (to put them back)."""
-        body = {k: v for k, v in (("attendeeMic", attendee_mic), ("attendeeCamera", attendee_camera)) if v is not None}
-        data, _ = self._api.call("POST", f"simulated/meetings/{thread_id}/options", body)
-        return dict(data.get("previous", {}))
+        options = ((wire.ATTENDEE_MIC, attendee_mic), (wire.ATTENDEE_CAMERA, attendee_camera))
+        body = {k: v for k, v in options if v is not None}
+        data, _ = self._api.call("POST", wire.MEETING_OPTIONS.format(thread=thread_id), body)
+        return dict(data.get(wire.PREVIOUS, {}))
 
     def promote(self, thread_id: str, user: TeamsUser) -> None:
-        self._api.call("POST", f"simulated/meetings/{thread_id}/promote", {"microsoftTeamsUserId": user.oid})
+        self._api.call("POST", wire.MEETING_PROMOTE.format(thread=thread_id), target_data(user))
 
     def demote(self, thread_id: str, user: TeamsUser) -> None:
-        self._api.call("POST", f"simulated/meetings/{thread_id}/demote", {"microsoftTeamsUserId": user.oid})
+        self._api.call("POST", wire.MEETING_DEMOTE.format(thread=thread_id), target_data(user))
 
     def set_user_screen_sharing(self, user: TeamsUser, allowed: bool) -> bool:
         """A Teams admin changes the user's meeting policy; returns the previous value."""
-        data, _ = self._api.call("POST", f"simulated/users/{user.oid}/policies", {"screenSharing": allowed})
-        return bool(data["previous"]["screenSharing"])
+        data, _ = self._api.call("POST", wire.USER_POLICIES.format(oid=user.oid), {wire.SCREEN_SHARING: allowed})
+        return bool(data[wire.PREVIOUS][wire.SCREEN_SHARING])
 
 
 class SandboxCallingDriver:
@@ -215,7 +216,7 @@ class SandboxCallingDriver:
 
     def create_teams_call_agent(self, acs_token: str) -> SandboxTeamsCallAgent:
         api = self._api(acs_token)
-        data, _ = api.call("POST", "agents")
+        data, _ = api.call("POST", wire.AGENTS)
         return SandboxTeamsCallAgent(api, data, self.sleep)
 
     def phone_network(self) -> SandboxPhoneNetwork:

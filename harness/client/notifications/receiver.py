@@ -10,7 +10,7 @@
 - Per notification (`_one`), pushed only if authentic and new:
   - a registered subscription, and its `clientState` (compared in constant time);
   - a subscription registered with resource data takes only notifications that carry
-    `encryptedContent`, in a collection whose `validationTokens` all verify (`crypto.TokenVerifier`:
+    `encryptedContent`, in a collection whose `validationTokens` all verify (`verification.TokenVerifier`:
     signature, audience, Graph's app id, issuer and tenant, expiry; an unknown `kid` refreshes the
     key set, rate-limited) and one of which is for the notification's `tenantId`; the content must
     be sealed for the subscription's own key; `dataSignature` is checked before decrypting;
@@ -51,7 +51,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from harness.client.notifications import shape
-from harness.wire.notification_crypto import ISSUERS, EncryptionKey, KeySet, Rejected, TokenVerifier, decrypt
+from harness.client.notifications.verification import KeySet, TokenVerifier
+from harness.wire.notification_crypto import ISSUERS, EncryptionKey, Rejected, decrypt
 
 MAX_BODY = 1024 * 1024
 QUEUE_SIZE = 10_000  # deliveries waiting to be verified...

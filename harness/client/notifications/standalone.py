@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from harness.client.notifications.receiver import Receiver
-from harness.wire.notification_crypto import ISSUERS, KeySet
+from harness.client.notifications.verification import KeySet
+from harness.wire.notification_crypto import ISSUERS
 
 MICROSOFT_JWKS = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
 KEY_ID = "cte-receiver"

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from harness.client.calling import DriverUnavailable, driver_for
 from harness.client.calling.protocol import (
     ANY_PHONE_NUMBER,
-    WITNESSES_AGREE,
     Call,
     CallingCommunicationError,
     CallingDriver,
@@ -38,11 +37,13 @@ from harness.client.calling.protocol import (
     teams_user_raw_id,
 )
 from harness.client.calling.sdk_cassette import SdkCassette
+from harness.conformance.flows import observe
 from harness.conformance.flows.chat import THIRD_MEMBER  # a group chat's third member: a group call on it rings her too
 from harness.conformance.flows.identity import IdentityFlow
-from harness.conformance.verdicts import Check, Observation, ObservationLog
+from harness.conformance.verdicts import WITNESSES_AGREE, Check, Observation, ObservationLog
 from harness.core.config import Tenant
 from harness.core.prerequisites import MissingPrerequisite
+from harness.wire import calling as wire_calling
 from harness.wire import contract
 
 # What a callEndReason means (call-end.md, calling-sdk.md; docs/contracts/calling.md §2).
@@ -95,43 +96,34 @@ def call_observation(stage: str, view: CallView) -> Observation:
     evidence: dict[str, object] = {"states": " → ".join(view.state_history), "role": view.role}
     if view.end_reason:
         evidence["callEndReason"] = {"code": view.end_reason.code, "subCode": view.end_reason.sub_code}
-    if view.state in ("Connected", "InLobby"):  # in the lobby: admitted to wait, not refused
-        return Observation(
-            "allowed", stage, request_id=view.request_id, emulator_defined=view.emulator_defined, evidence=evidence
-        )
-    code = view.end_reason.code if view.end_reason else None
-    sub = view.end_reason.sub_code if view.end_reason else None
-    meaning, remedy = END_REASONS.get((code or 0, sub), (None, None))
-    return Observation(
-        "rejected",
+    allowed = view.state in ("Connected", "InLobby")  # in the lobby: admitted to wait, not refused
+    code = view.end_reason.code if view.end_reason and not allowed else None
+    sub = view.end_reason.sub_code if view.end_reason and not allowed else None
+    return observe.answer(
+        view,
         stage,
+        evidence,
+        allowed=allowed,
         status=code,
         code=sub,
         message=f"call ended in state {view.state}",
-        request_id=view.request_id,
-        emulator_defined=view.emulator_defined,
-        diagnosis=meaning,
-        remedy=remedy or None,
-        evidence=evidence,
+        found=END_REASONS.get((code or 0, sub)),
     )
 
 
 def error_observation(stage: str, err: CallingCommunicationError) -> Observation:
-    meaning, remedy = END_REASONS.get((err.code, err.sub_code), (None, None))
     checks = []
     if err.agreement is not None:  # two witnesses (the sandbox model and the real SDK): they must agree
         checks.append(Check(WITNESSES_AGREE, *err.agreement))
-    return Observation(
-        "rejected",
+    return observe.answer(
+        err,
         stage,
+        {"error": "CallingCommunicationError (thrown synchronously)", **err.evidence},
+        allowed=False,
         status=err.code,
         code=err.sub_code,
         message=err.message,
-        request_id=err.request_id,
-        emulator_defined=err.emulator_defined,
-        diagnosis=meaning,
-        remedy=remedy or None,
-        evidence={"error": "CallingCommunicationError (thrown synchronously)", **err.evidence},
+        found=END_REASONS.get((err.code, err.sub_code)),
         checks=checks,
     )
 
@@ -261,7 +253,7 @@ class CallingFlow(ObservationLog):
         if network is None:
             return self._dial_through_a_teams_phone_user(callee)
         number = self.tenant.phone_number("inbound_caller")
-        self.expected_callers[callee] = f"4:{number}"
+        self.expected_callers[callee] = wire_calling.phone_raw_id(number)
         network.dial(number, TeamsUser(self._oid(callee)))
         return self._record(Observation("allowed", "phone network dials", evidence={}))
 
@@ -465,7 +457,7 @@ class CallingFlow(ObservationLog):
 
     def admit(self, organizer: str, attendee: str) -> Observation:
         """The organizer admits the attendee from the lobby (lobby.admit), then the attendee's call settles."""
-        identifier = f"8:orgid:{self._oid(attendee)}"
+        identifier = wire_calling.teams_user_raw_id(self._oid(attendee))
         try:
             waiting = self.calls[organizer].lobby_participants()
             if identifier not in waiting:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from harness.client.auth import EntraSignIn
 from harness.client.graph import GRAPH_SCOPES, MARKER_PREFIX, ChatMessage, GraphClient, GraphResult, MarkerSource, Sent
+from harness.conformance.flows import observe
 from harness.conformance.flows.identity import sign_in_observation
 from harness.conformance.verdicts import Observation, ObservationLog
 from harness.core.config import Tenant
@@ -63,33 +64,20 @@ def graph_diagnosis(result: GraphResult) -> tuple[str | None, str | None]:
 
 
 def graph_observation(result: GraphResult, stage: str, **evidence: object) -> Observation:
-    extra = {k: v for k, v in evidence.items() if v not in (None, [], "")}
-    if result.retries:
-        extra["retries"] = result.retries
-    if result.ok:
-        return Observation(
-            "allowed",
-            stage,
-            status=result.status,
-            request_id=result.request_id,
-            emulator_defined=result.emulator_defined,
-            evidence=extra,
-        )
-    meaning, remedy = graph_diagnosis(result)
-    if result.transport_error:
-        extra["transport_error"] = result.transport_error
-    return Observation(
-        "rejected",
+    observed = observe.answer(
+        result,
         stage,
+        {k: v for k, v in evidence.items() if v not in (None, [], "")},
+        allowed=result.ok,
         status=result.status,
         code=result.code,
         message=result.message,
-        request_id=result.request_id,
-        emulator_defined=result.emulator_defined,
-        diagnosis=meaning,
-        remedy=remedy,
-        evidence=extra,
+        found=None if result.ok else graph_diagnosis(result),
+        retries=result.retries,
     )
+    if result.transport_error and not result.ok:  # a rejection's transport failure, after the retries
+        observed.evidence["transport_error"] = result.transport_error
+    return observed
 
 
 @dataclass

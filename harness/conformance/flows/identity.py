@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from harness.client.auth import EntraSignIn, SignIn
 from harness.client.identity import AcsIdentity, Exchange
 from harness.conformance import diagnosis
+from harness.conformance.flows import observe
 from harness.conformance.verdicts import Observation, ObservationLog
 from harness.core.config import Tenant
 from harness.core.prerequisites import MissingPrerequisite
@@ -25,60 +26,31 @@ SCOPE_SETS = {
 
 
 def sign_in_observation(result: SignIn) -> Observation:
-    if result.ok:
-        return Observation(
-            "allowed",
-            "sign-in",
-            status=result.status,
-            request_id=result.request_id,
-            emulator_defined=result.emulator_defined,
-            evidence={"retries": result.retries} if result.retries else {},
-        )
-    found = diagnosis.for_aadsts(result.aadsts)
-    return Observation(
-        "rejected",
+    return observe.answer(
+        result,
         "sign-in",
+        {"suberror": result.suberror} if result.suberror and not result.ok else {},
+        allowed=result.ok,
         status=result.status,
         code=f"AADSTS{result.aadsts}" if result.aadsts else None,
         message=result.error,
-        request_id=result.request_id,
-        emulator_defined=result.emulator_defined,
-        diagnosis=found.meaning if found else None,
-        remedy=found.remedy if found else None,
-        evidence={
-            **({"suberror": result.suberror} if result.suberror else {}),
-            **({"retries": result.retries} if result.retries else {}),
-        },
+        found=diagnosis.for_aadsts(result.aadsts),
+        retries=result.retries,
     )
 
 
 def exchange_observation(result: Exchange) -> Observation:
-    if result.ok:
-        return Observation(
-            "allowed",
-            result.operation,
-            status=result.status,
-            request_id=result.request_id,
-            emulator_defined=result.emulator_defined,
-            evidence={
-                "expiresOn": result.expires_on,
-                "acs_auth": result.auth,
-                **({"retries": result.retries} if result.retries else {}),
-            },
-        )
-    found = diagnosis.for_acs(result.status, result.code)
-    return Observation(
-        "rejected",
+    return observe.answer(
+        result,
         result.operation,
+        {"expiresOn": result.expires_on, "acs_auth": result.auth} if result.ok else {"acs_auth": result.auth},
+        allowed=result.ok,
         status=result.status,
         code=result.code,
         message=result.message,
         target=result.target,
-        request_id=result.request_id,
-        emulator_defined=result.emulator_defined,
-        diagnosis=found.meaning if found else None,
-        remedy=found.remedy if found else None,
-        evidence={"acs_auth": result.auth, **({"retries": result.retries} if result.retries else {})},
+        found=diagnosis.for_acs(result.status, result.code),
+        retries=result.retries,
     )
 
 

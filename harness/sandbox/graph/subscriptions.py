@@ -15,11 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from cryptography import x509
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from harness.sandbox.graph.chats import chat_for
+from harness.sandbox.graph.odata import GraphError, json_body
+from harness.sandbox.http import base_url
 from harness.sandbox.notifier import Subscription, verify_for
 
 if TYPE_CHECKING:
-    from harness.sandbox.graph import Caller, Graph
+    from harness.sandbox.graph.service import Caller, Graph
 
 MAX_MINUTES = 4320
 LIFECYCLE_REQUIRED_AFTER = timedelta(hours=1)
@@ -34,16 +40,34 @@ VALIDATION_FAILED = (
 
 
 class Subscriptions:
+    """The subscriptions themselves live in the context (`ctx.subscriptions`): the notifier and the
+    sandbox's test controls read them too."""
+
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.ctx = graph.ctx
+        self.reauthorized: list[str] = []  # ids of subscriptions a client reauthorized
 
-    def _error(self, status: int, code: str, message: str, emulated: str = "") -> Exception:
-        from harness.sandbox.graph import GraphError
+    def routes(self) -> list[Route]:
+        endpoint = self.graph.endpoint
+        return [
+            endpoint("POST /subscriptions", "/subscriptions", self.create),
+            endpoint("GET /subscriptions", "/subscriptions", self.list),
+            endpoint("PATCH /subscriptions/{id}", "/subscriptions/{id}", self.renew),
+            endpoint("DELETE /subscriptions/{id}", "/subscriptions/{id}", self.delete),
+            endpoint("POST /subscriptions/{id}/reauthorize", "/subscriptions/{id}/reauthorize", self.reauthorize),
+        ]
 
+    def reset(self) -> None:
+        with self.ctx.lock:
+            self.ctx.subscriptions.clear()
+            self.reauthorized.clear()
+
+    @staticmethod
+    def _error(status: int, code: str, message: str, emulated: str = "") -> GraphError:
         return GraphError(status, code, message, emulated=emulated)
 
-    def _bad(self, message: str, emulated: str = "") -> Exception:
+    def _bad(self, message: str, emulated: str = "") -> GraphError:
         return self._error(400, "InvalidRequest", message, emulated)
 
     def _json(self, subscription: Subscription, base: str) -> dict[str, Any]:
@@ -105,8 +129,8 @@ class Subscriptions:
         if response.status_code != 200 or not content_type.startswith("text/plain") or response.text != token:
             raise self._bad(VALIDATION_FAILED)
 
-    async def create(self, request: Any, caller: Caller, request_id: str) -> Any:
-        body = await self.graph._body(request)
+    async def create(self, request: Request, caller: Caller, request_id: str) -> Response:
+        body = await json_body(request)
         change_types = {c.strip() for c in str(body.get("changeType", "")).split(",") if c.strip()}
         if not change_types or not change_types <= CHANGE_TYPES:
             raise self._bad("changeType must be one or more of created, updated, deleted.", "bad changeType")
@@ -120,7 +144,7 @@ class Subscriptions:
         chat_id = None
         if match := CHAT_RESOURCE.match(resource):
             chat_id = urllib.parse.unquote(match.group(1))
-            self.graph._chat_for(caller, chat_id)
+            chat_for(caller, chat_id)
         elif not USER_RESOURCE.match(resource):
             raise self._bad(
                 f"Resource '{resource}' is not supported for subscriptions in the sandbox.",
@@ -186,7 +210,7 @@ class Subscriptions:
             self.ctx.subscriptions[subscription.id] = subscription
         if self.ctx.lifecycle_after_s is not None and subscription.lifecycle_url:
             self._schedule_reauthorization(subscription, caller.tenant.tenant_id)
-        return self.graph._json(request, self._json(subscription, self.graph._base(request)), 201, request_id)
+        return self.graph.json(request, self._json(subscription, base_url(request)), 201, request_id)
 
     def _schedule_reauthorization(self, subscription: Subscription, tenant_id: str) -> None:
         """Graph on its own schedule (emulator-defined): reauthorizationRequired, if the subscription still exists."""
@@ -208,8 +232,8 @@ class Subscriptions:
             )
         return subscription
 
-    async def list(self, request: Any, caller: Caller, request_id: str) -> Any:
-        base = self.graph._base(request)
+    async def list(self, request: Request, caller: Caller, request_id: str) -> Response:
+        base = base_url(request)
         value = [
             self._json(s, base)
             for s in self.ctx.subscriptions.values()
@@ -217,27 +241,23 @@ class Subscriptions:
         ]
         for item in value:
             item.pop("@odata.context", None)
-        return self.graph._json(
+        return self.graph.json(
             request, {"@odata.context": f"{base}/v1.0/$metadata#subscriptions", "value": value}, 200, request_id
         )
 
-    async def renew(self, request: Any, caller: Caller, request_id: str) -> Any:
+    async def renew(self, request: Request, caller: Caller, request_id: str) -> Response:
         subscription = self._mine(caller, request.path_params["id"])
-        body = await self.graph._body(request)
+        body = await json_body(request)
         subscription.expiration = self._expiration(body.get("expirationDateTime"), subscription.lifecycle_url)
-        return self.graph._json(request, self._json(subscription, self.graph._base(request)), 200, request_id)
+        return self.graph.json(request, self._json(subscription, base_url(request)), 200, request_id)
 
-    async def delete(self, request: Any, caller: Caller, request_id: str) -> Any:
-        from starlette.responses import Response
-
+    async def delete(self, request: Request, caller: Caller, request_id: str) -> Response:
         subscription = self._mine(caller, request.path_params["id"])
         with self.ctx.lock:
             self.ctx.subscriptions.pop(subscription.id, None)
-        return Response(status_code=204, headers=self.graph._headers(request, request_id))
+        return self.graph.no_content(request, request_id)
 
-    async def reauthorize(self, request: Any, caller: Caller, request_id: str) -> Any:
-        from starlette.responses import Response
-
+    async def reauthorize(self, request: Request, caller: Caller, request_id: str) -> Response:
         self._mine(caller, request.path_params["id"])
-        self.ctx.reauthorized.append(request.path_params["id"])
-        return Response(status_code=204, headers=self.graph._headers(request, request_id))
+        self.reauthorized.append(request.path_params["id"])
+        return self.graph.no_content(request, request_id)
