@@ -10,6 +10,7 @@ from harness.sandbox.context import SandboxContext
 from harness.sandbox.entra import Entra
 from harness.sandbox.graph import Graph
 from harness.sandbox.http import Service
+from harness.wire.calling import VERSION
 from harness.wire.contract import SANDBOX_CALLING_HOST
 
 
@@ -18,7 +19,7 @@ class CallingService(Service):
 
     workload = "calling"
     hosts = (SANDBOX_CALLING_HOST,)
-    prefixes = ("/v1/",)
+    prefixes = (f"{VERSION}/",)
 
     def __init__(self, ctx: SandboxContext) -> None:
         super().__init__(ctx)
