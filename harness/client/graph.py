@@ -27,6 +27,7 @@ import httpx
 
 from harness.core.config import Tenant
 from harness.wire import contract
+from harness.wire.tls import client_context
 
 GRAPH_SCOPES = ("https://graph.microsoft.com/.default",)
 RETRY_STATUSES = {429, 503, 504}
@@ -113,7 +114,7 @@ class MarkerSource:
 
 
 def _verify(tenant: Tenant) -> ssl.SSLContext | bool:
-    return ssl.create_default_context(cafile=tenant.ca_bundle) if tenant.ca_bundle else True
+    return client_context(str(tenant.ca_bundle) if tenant.ca_bundle else None)
 
 
 # What identifies a subscription the app created (Graph echoes them in a listing).

@@ -59,7 +59,9 @@ def _content_type(headers: Any) -> str:
 
 
 def scrub_request(scrubber: scrubbing.Scrubber, request: Request) -> Request:
-    request = copy.deepcopy(request)
+    # A new request of the same parts (vcrpy asks for each request several times: a deep copy of
+    # all of it each time was a twentieth of a replay run); the parts are replaced, never mutated.
+    request = Request(request.method, request.uri, request.body, dict(request.headers))
     content_type = _content_type(request.headers)
     request.uri = scrubber.url(request.uri)
     body = scrubber.body(request.body, content_type)
@@ -301,6 +303,16 @@ class CassetteMismatch(CassetteError):
     """A well-formed recording that does not hold what the replay asked for: one line naming both."""
 
 
+# libyaml's parser with PyYAML's safe constructor: the same documents as yaml.safe_load, about ten
+# times faster (loading the cassettes was a third of a replay run). Pure Python where libyaml is absent.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str) -> Any:
+    """`yaml.safe_load`, with libyaml's parser when PyYAML has it."""
+    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 (a safe loader)
+
+
 def check_cassette(path: Path) -> None:
     """Before vcrpy reads a cassette (which may come from anyone): UTF-8, YAML that a safe loader
     accepts, and vcrpy's shape, or a CassetteError. vcrpy itself fails on a malformed one with a bare
@@ -313,7 +325,7 @@ def check_cassette(path: Path) -> None:
     if path.stat().st_size > MAX_CASSETTE_BYTES:
         raise bad(f"larger than {MAX_CASSETTE_BYTES // 2**20} MiB")
     try:
-        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+        data = load_yaml(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as err:
         raise bad(f"not UTF-8 text (byte {err.start})") from None
     except yaml.MarkedYAMLError as err:

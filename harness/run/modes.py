@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from harness.core.cassettes import CASSETTE_ROOT, cassette_path, check_cassette,
 from harness.core.config import MODES, Profile, ProfileError, Secret, Tenant, UserCredentials, load_profile
 from harness.core.prerequisites import MissingPrerequisite
 from harness.wire import transport
+from harness.wire.tls import client_context
 
 # harness.sandbox.server.embedded: (deterministic=, faults=, where=) -> a function that starts the
 # sandbox (the [faults] table checked at once, ValueError). The session and the CLI hand over embedded_sandbox.
@@ -318,7 +318,7 @@ class LiveMode(Mode):
             )
         authority_origin = tenant.authority.rsplit("/", 1)[0]
         jwks_url = f"{authority_origin}/common/discovery/v2.0/keys"
-        verify = ssl.create_default_context(cafile=tenant.ca_bundle) if tenant.ca_bundle else True
+        verify = client_context(str(tenant.ca_bundle) if tenant.ca_bundle else None)
         try:
             keys = crypto.jwks_keys(httpx.get(jwks_url, timeout=30, verify=verify).json())
         except (httpx.HTTPError, ValueError, AttributeError) as err:

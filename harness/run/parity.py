@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from harness.core.cassettes import load_yaml
 
 # The sandbox's own calling model is an HTTP API of its own making (docs/contracts/calling.md): no
 # live recording has a counterpart, so its requests are not compared.
@@ -263,7 +263,7 @@ def _text(body: Any) -> str:
 
 def load_cassette(path: Path) -> list[Exchange]:
     """The exchanges of a cassette `cte record` wrote (vcrpy's YAML)."""
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    document = load_yaml(path.read_text(encoding="utf-8")) or {}
     exchanges = []
     for interaction in document.get("interactions", []):
         request, response = interaction["request"], interaction["response"]
@@ -281,7 +281,7 @@ def load_cassette(path: Path) -> list[Exchange]:
 
 def load_inbound(path: Path) -> list[dict[str, Any]]:
     """What Graph delivered to the webhook during a recording (decrypted, scrubbed)."""
-    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("inbound", [])
+    return (load_yaml(path.read_text(encoding="utf-8")) or {}).get("inbound", [])
 
 
 def compare_exchanges(recorded: list[Exchange], sandbox: list[Exchange], where: str) -> tuple[list[Divergence], int]:

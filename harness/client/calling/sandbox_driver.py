@@ -25,6 +25,7 @@ from harness.client.calling.protocol import (
 )
 from harness.wire import calling as wire
 from harness.wire import contract
+from harness.wire.tls import client_context
 
 
 class _Api:
@@ -32,7 +33,7 @@ class _Api:
         self, base_url: str, token: str | None, ca_bundle: str | None, transport: httpx.BaseTransport | None = None
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+        verify: ssl.SSLContext | bool = client_context(str(ca_bundle)) if ca_bundle else client_context()
         self.http = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             headers=headers,

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from harness.client.calling.browser import BridgeError
-from harness.core.cassettes import CassetteError, CassetteMismatch, display_path, without_identities
+from harness.core.cassettes import CassetteError, CassetteMismatch, display_path, load_yaml, without_identities
 
 FORMAT = 1
 
@@ -103,7 +103,7 @@ class SdkCassette:
         if not self.path.is_file():
             raise CassetteMismatch(f"{where} does not exist: the real Calling SDK was not recorded for this scenario")
         try:
-            data = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+            data = load_yaml(self.path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, yaml.YAMLError) as err:
             raise CassetteError(f"{where}: not a Calling SDK recording ({type(err).__name__})") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("calls"), list):

@@ -15,6 +15,7 @@ import httpx
 import yaml
 
 from harness.client.notifications.service import ReceiverService
+from harness.core.cassettes import load_yaml
 from harness.wire import notification_crypto as crypto
 
 SEALED_FIELDS = ("encryptedContent", "clientState")
@@ -54,9 +55,7 @@ class InboundReplayer:
 
     def __init__(self, cassette: Path, service: ReceiverService, signer: crypto.TokenSigner, audience: str) -> None:
         path = inbound_path(cassette)
-        self._entries: list[dict[str, Any]] = (
-            yaml.safe_load(path.read_text()).get("inbound", []) if path.exists() else []
-        )
+        self._entries: list[dict[str, Any]] = load_yaml(path.read_text()).get("inbound", []) if path.exists() else []
         self._service, self._signer, self._audience = service, signer, audience
 
     @property

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import socket
-import ssl
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
+
+from harness.wire.tls import client_context
 
 
 class PushClient:
@@ -23,7 +24,7 @@ class PushClient:
         self._token = token
         self.events: list[dict[str, Any]] = []
         self.error: str | None = None
-        self._context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
+        self._context = client_context(str(ca_bundle) if ca_bundle else None)
         self._changed = threading.Condition()
         self._connected = threading.Event()
         self._closed = threading.Event()

@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.client.notifications.receiver import Receiver
 from harness.wire.serving import Certificates, ServerThread
+from harness.wire.tls import client_context
 
 
 @dataclass
@@ -45,7 +46,7 @@ class ReceiverService:
         return f"https://localhost:{self.server.port}"
 
     def tls_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.certificates.ca_bundle))
+        return client_context(str(self.certificates.ca_bundle))
 
     def events_url(self, channel: str) -> str:
         return f"{self.local_url}/events?channel={channel}"

@@ -69,6 +69,7 @@ class NotificationFlow:
     subscription_id: str | None = None
     client_state: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     push: PushClient | None = None
+    push_channel: str = ""
     subscriber: str | None = None
     reauthorized: threading.Event = field(default_factory=threading.Event)
     lifecycle_results: list[str] = field(default_factory=list)
@@ -127,6 +128,7 @@ class NotificationFlow:
             self.lifecycle_results.append(f"{event}: not handled by this flow")
 
     def connect(self, alias: str) -> Observation:
+        self.push_channel = alias
         try:
             self.push = PushClient(
                 self.env.service.events_url(alias),
@@ -250,6 +252,20 @@ class NotificationFlow:
 
     # -- forgeries -------------------------------------------------------------------------------------
 
+    def _pushed_before_now(self, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+        """What the client was pushed that matches, of all the receiver had decided so far.
+
+        The receiver publishes an accepted notification before it records its decision, and the push
+        channel keeps order; so a marker published now reaches the client after anything already
+        decided. Once the marker is seen, what has not arrived was never pushed: no blind wait."""
+        if self.push is None:
+            return None
+        marker = f"cte-order-marker-{secrets.token_hex(6)}"
+        self.receiver.hub.publish(self.push_channel, {"orderMarker": marker})
+        if self.push.wait_for(lambda e: e.get("orderMarker") == marker, timeout=5) is None:
+            return self.push.wait_for(predicate, timeout=0)  # the channel is stuck: say what was seen
+        return next((e for e in list(self.push.events) if predicate(e)), None)
+
     def forge(self, kind: str) -> Observation:
         """Post a forged notification to the webhook, as an attacker who knows its URL would."""
         if self.chat.blocked:
@@ -284,11 +300,7 @@ class NotificationFlow:
         with httpx.Client(verify=self.env.service.tls_context()) as client:
             answer = client.post(f"{self.env.service.local_url}/notifications", json=body)
         decision = self.receiver.wait_for(lambda d: d.notification_id == notification["id"], timeout=5)
-        pushed = (
-            self.push.wait_for(lambda e: (e.get("message") or {}).get("id") == message_id, timeout=0.3)
-            if self.push
-            else None
-        )
+        pushed = self._pushed_before_now(lambda e: (e.get("message") or {}).get("id") == message_id)
         evidence = {
             "http_status": answer.status_code,
             "pushed_to_a_client": pushed is not None,
