@@ -32,6 +32,8 @@ ARGUMENTS = {
     "webhook_load": ["--notifications", "6000", "--senders", "2"],
     "peak_memory": ["--repeat", "1"],
     "calling_sdk": ["--repeat", "2", "--checks", "200"],
+    # Records the 10x suite once (about 2 min on two cores), then replays 1x, 3x, 10x once each.
+    "suite_scale": ["--scales", "1,3,10", "--repeat", "1"],
 }
 
 

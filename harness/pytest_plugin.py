@@ -20,6 +20,7 @@ from harness.run.session import GHERKIN_TAGS, CteSession, ScenarioSetup, scenari
 SETUP_KEY = pytest.StashKey[ScenarioSetup]()
 CLEANUPS_KEY = pytest.StashKey[list]()
 RESULT_PROPERTY = "cte_result"
+TOKENS_PROPERTY = "cte_token_requests"  # (alias, resource, count): the token requests made in this phase
 _SESSIONS: list[CteSession] = []  # the session of this process (logreport gets no config)
 OPTIONS = {  # --cte-NAME: its help (each CteSession argument but order)
     "mode": "sandbox (default) | replay | record | live; or CTE_MODE",
@@ -137,6 +138,8 @@ def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scen
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     report = yield
+    if taken := _session(item.config).take_token_requests():
+        report.user_properties.append((TOKENS_PROPERTY, taken))  # with -n, carried to the controller
     setup = _setup(item)
     if setup is None or report.when not in ("setup", "call") or (report.when == "setup" and report.passed):
         return report
@@ -157,11 +160,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Collect each scenario's result once, from its own report (serial, or sent by an xdist worker)."""
-    if not _SESSIONS or report.when == "teardown":
+    if not _SESSIONS:
         return
     for name, value in report.user_properties:
-        if name == RESULT_PROPERTY:
+        if name == RESULT_PROPERTY and report.when != "teardown":
             _SESSIONS[-1].results.append(value)
+        elif name == TOKENS_PROPERTY:
+            _SESSIONS[-1].count_token_requests(value)
 
 
 @pytest.hookimpl(trylast=True)

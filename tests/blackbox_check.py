@@ -18,7 +18,8 @@
    any divergence fails the check.
 
 Prints one table of every scenario, then the requests the recorded run made, by kind, with the
-token requests per user, then the parity summary; exits 1 on any difference.
+token requests per user (the recording's, and the live run's as its report counts them), then the
+parity summary; exits 1 on any difference.
 """
 
 from __future__ import annotations
@@ -232,7 +233,16 @@ def main() -> int:
     print(f"\nrequests of the recorded black-box run: {sum(kinds.values())}")
     for kind, count in kinds.most_common():
         print(f"{count:>6}  {kind}")
-    print("token requests per user: " + ", ".join(f"{who} {n}" for who, n in tokens.most_common()))
+    print(
+        "token requests per user of the recording (each cassette signs in for itself): "
+        + ", ".join(f"{who} {n}" for who, n in tokens.most_common())
+    )
+    live_tokens = run_info(out / "live" / "conformance.json").get("token_requests", {})
+    by_user = {who: sum(by_resource.values()) for who, by_resource in live_tokens.items()}
+    print(
+        f"token requests of the live run (one token cache for the run): {sum(by_user.values())}: "
+        + ", ".join(f"{who} {n}" for who, n in sorted(by_user.items(), key=lambda item: -item[1]))
+    )
 
     # The black-box recording is a live recording like a partner's: the sandbox must answer the same
     # scenarios the same way (`cte sandbox parity`; the sandbox side may be recorded already).

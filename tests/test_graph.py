@@ -120,6 +120,19 @@ def test_an_ambiguous_failure_after_the_send_is_recovered_by_listing_not_resendi
     assert [m.content for m in stored] == [f"exactly once {MARKER_PREFIX}{sent.marker}]"]
 
 
+def test_a_soft_delete_cut_off_after_it_committed_is_recognised_not_sent_again(world) -> None:
+    """The flaky profile met it: the connection drops after the delete committed; a blind retry
+    meets a deleted message (404). The client reads the message and finds it deleted."""
+    sandbox, _, clients, oids = world
+    chat = new_group(world)
+    sent = clients["adele"].send(f"chats/{chat}/messages", "to be deleted")
+    sandbox.ctx.faults.add("POST", r"/softDelete$", 504, after_processing=True)
+    deleted = clients["adele"].soft_delete_message(oids["adele"], chat, sent.message.id)
+    assert deleted.status == 204 and "ambiguous failure; found deleted by reading it" in deleted.retries, deleted
+    stored = sandbox.ctx.directory.tenants["contoso"].chats[chat].messages
+    assert [m.deleted is not None for m in stored if m.id == sent.message.id] == [True]
+
+
 def test_a_failure_before_the_send_is_retried_once_the_listing_shows_nothing(world) -> None:
     sandbox, _, clients, _ = world
     chat = new_group(world)

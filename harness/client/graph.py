@@ -274,7 +274,18 @@ class GraphClient:
         )
 
     def soft_delete_message(self, user_id: str, chat_id: str, message_id: str) -> GraphResult:
-        return self.request("POST", f"users/{user_id}/chats/{chat_id}/messages/{message_id}/softDelete")
+        """Soft-delete a message, at most once (`post_once`): a blind retry of a delete that did commit
+        meets a message already deleted. After an ambiguous failure the message is read: deleted
+        (`deletedDateTime` set) means the first POST took effect, answered as Graph answers it (204)."""
+        path = f"users/{user_id}/chats/{chat_id}/messages/{message_id}/softDelete"
+
+        def deleted() -> dict[str, Any] | None:
+            answer = self.request("GET", f"chats/{chat_id}/messages/{message_id}")
+            body = answer.body if answer.ok and isinstance(answer.body, dict) else {}
+            return body if body.get("deletedDateTime") else None
+
+        result, found, _ = self.post_once(path, None, deleted, found="ambiguous failure; found deleted by reading it")
+        return GraphResult("POST", path, 204, request_id=result.request_id, retries=result.retries) if found else result
 
     # -- subscriptions ---------------------------------------------------------------------------
 
@@ -291,7 +302,13 @@ class GraphClient:
         return self.post_once("subscriptions", body, listed, max_posts=max_creates)[0]
 
     def post_once(
-        self, path: str, body: Any, find: Callable[[], dict[str, Any] | None], *, max_posts: int = 3
+        self,
+        path: str,
+        body: Any,
+        find: Callable[[], dict[str, Any] | None],
+        *,
+        max_posts: int = 3,
+        found: str = "ambiguous failure; found by listing",
     ) -> tuple[GraphResult, bool, int]:
         """POST `body` so that what it makes is made once: after an ambiguous failure (no answer, a 5xx)
         look for it (`find`: its JSON, or None) before posting again. Returns the result (what was found
@@ -301,11 +318,11 @@ class GraphClient:
             result = self.request("POST", path, json=body, retry_ambiguous=False)
             if result.ok or not (result.status is None or result.status in AMBIGUOUS_STATUSES):
                 return result, False, attempt
-            found = find()
-            if found is not None:
-                retries = [*result.retries, "ambiguous failure; found by listing"]
+            made = find()
+            if made is not None:
+                retries = [*result.retries, found]
                 return (
-                    GraphResult("POST", path, 201, body=found, request_id=result.request_id, retries=retries),
+                    GraphResult("POST", path, 201, body=made, request_id=result.request_id, retries=retries),
                     True,
                     attempt,
                 )

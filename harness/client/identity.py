@@ -81,7 +81,8 @@ def entra_credential(tenant: Tenant) -> Any:
 
 
 class AcsIdentity:
-    def __init__(self, tenant: Tenant) -> None:
+    def __init__(self, tenant: Tenant, *, credential: Any = None) -> None:
+        """`credential`: the Entra ID credential to reach ACS with, when the profile names one (default: a new one)."""
         self.tenant = tenant
         self.auth = tenant.acs_auth
         verify = tenant.ca_bundle or True
@@ -91,7 +92,7 @@ class AcsIdentity:
             )
         else:
             self.client = CommunicationIdentityClient(
-                tenant.acs_endpoint, entra_credential(tenant), connection_verify=verify
+                tenant.acs_endpoint, credential or entra_credential(tenant), connection_verify=verify
             )
         self.retries: list[str] = []
         self.sleep: Callable[[float], None] = time.sleep

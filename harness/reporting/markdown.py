@@ -18,6 +18,18 @@ def _sandbox_health(health: dict[str, Any] | None) -> list[str]:
     return [text, ""] if text else []
 
 
+def _token_requests(by_user: dict[str, dict[str, int]] | None) -> list[str]:
+    """The run's token requests to Entra ID, by user and resource (the run section's `token_requests`)."""
+    if not by_user:
+        return []
+    total = sum(n for by_resource in by_user.values() for n in by_resource.values())
+    users = "; ".join(
+        f"{user} " + ", ".join(f"{n} for {resource}" for resource, n in by_resource.items())
+        for user, by_resource in by_user.items()
+    )
+    return [f"Token requests to Entra ID: {total} ({_cell(users)})", ""]
+
+
 def render(document: dict[str, Any]) -> str:
     run, scenarios = document["run"], document["scenarios"]
     lines = [
@@ -29,6 +41,7 @@ def render(document: dict[str, Any]) -> str:
         " · ".join(f"{n} {v}" for v, n in document["summary"].items() if n) or "no scenarios ran",
         "",
         *_sandbox_health(run.get("sandbox")),
+        *_token_requests(run.get("token_requests")),
         "## The source table",
         "",
         "| # | Scenario | Documented | Observed | Verdict | Evidence |",

@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +252,13 @@ class SandboxMode(Mode):
         --rerun-failed, --cte-order): no agent, call, chat, token or subscription of an earlier one."""
         self.fresh_world(scenario.nodeid)
         return None
+
+    def pacing(self, nodeid: str) -> Pacing:
+        """The sandbox runs in this process, on a model clock: a client that honours Retry-After moves
+        that clock on by the wait instead of sleeping (the sandbox sees the same wait; the run does not
+        spend it). Live and record runs sleep for real."""
+        clock = self.sandbox().ctx.clock
+        return Pacing(MarkerSource(), lambda seconds: clock.advance(timedelta(seconds=seconds)))
 
     def fresh_world(self, stream: str) -> None:
         self.sandbox().begin_stream(stream)

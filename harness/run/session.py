@@ -12,12 +12,14 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.client import auth
 from harness.conformance import expectations
 from harness.conformance.scenario import AREAS, ScenarioRun
 from harness.core.cassettes import take_unused
@@ -95,6 +97,10 @@ class CteSession:
         self.results: list[dict[str, Any]] = []
         self._receiver: Any = None
         self.deviations = expectations.load(expectations.expectations_path(self.profile.path, self.profile.name))
+        # The run's sign-ins, one token cache per process; with cassettes, each scenario signs in itself.
+        self.sign_ins = auth.SignIns(reuse=not self.mode.uses_cassettes)
+        auth.install(self.sign_ins)
+        self.token_requests: Counter[tuple[str, str]] = Counter()  # (alias, resource): every process's
 
     @property
     def known_secrets(self) -> dict[str, str]:
@@ -168,6 +174,23 @@ class CteSession:
         if self.mode.capture_sink is not None:
             self.mode.capture_sink(entry)
 
+    def take_token_requests(self) -> list[tuple[str, str, int]]:
+        """This process's token requests since the last take (a scenario's, handed on with its report)."""
+        return self.sign_ins.take()
+
+    def count_token_requests(self, taken: Iterable[tuple[str, str, int]]) -> None:
+        """A scenario's token requests, from this process or an xdist worker."""
+        for alias, resource, sent in taken:
+            self.token_requests[alias, resource] += sent
+
+    def token_requests_by_user(self) -> dict[str, dict[str, int]]:
+        """alias -> resource -> token requests sent to Entra ID over the run (every worker's)."""
+        self.count_token_requests(self.take_token_requests())  # any made outside a scenario's report
+        by_user: dict[str, dict[str, int]] = {}
+        for (alias, resource), sent in sorted(self.token_requests.items()):
+            by_user.setdefault(alias, {})[resource] = sent
+        return by_user
+
     def stale(self) -> list[expectations.Deviation]:
         """The profile's expected deviations this run no longer gives."""
         return expectations.stale(self.deviations, self.results)
@@ -183,6 +206,7 @@ class CteSession:
             "harness_version": __version__,
             **({"sandbox": health} if (health := self.mode.health()) is not None else {}),
             "embedded_sandbox": "harness.sandbox" in sys.modules,  # False: the tenant was reached only by its profile
+            "token_requests": self.token_requests_by_user(),
         }
 
     def write_reports(self) -> dict[str, Path]:
@@ -197,6 +221,7 @@ class CteSession:
         )
 
     def close(self) -> None:
+        auth.uninstall(self.sign_ins)
         if self._receiver is not None:
             self._receiver.stop()
         self.mode.close()

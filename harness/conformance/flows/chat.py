@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness.client.auth import EntraSignIn
+from harness.client.auth import run_sign_ins
 from harness.client.graph import GRAPH_SCOPES, MARKER_PREFIX, ChatMessage, GraphClient, GraphResult, MarkerSource, Sent
 from harness.conformance.flows import observe
 from harness.conformance.flows.identity import sign_in_observation
@@ -97,7 +97,7 @@ class ChatFlow(ObservationLog):
         """A Graph client signed in as `alias` (None, with the rejection recorded, if sign-in fails)."""
         if alias in self.clients:
             return self.clients[alias]
-        signed = EntraSignIn(self.tenant).with_password(alias, GRAPH_SCOPES)
+        signed = run_sign_ins().with_password(self.tenant, alias, GRAPH_SCOPES)  # once per run (its token cache)
         if not signed.ok:
             self._record(sign_in_observation(signed))
             return None

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from harness.client.auth import EntraSignIn, SignIn
-from harness.client.identity import AcsIdentity, Exchange
+from harness.client.auth import SignIn, run_sign_ins
+from harness.client.identity import AcsIdentity, Exchange, entra_credential
 from harness.conformance import diagnosis
 from harness.conformance.flows import observe
 from harness.conformance.verdicts import Observation, ObservationLog
@@ -26,10 +26,13 @@ SCOPE_SETS = {
 
 
 def sign_in_observation(result: SignIn) -> Observation:
+    evidence = {"suberror": result.suberror} if result.suberror and not result.ok else {}
+    if result.cached:
+        evidence["token"] = "from the run's token cache (MSAL acquire_token_silent): no request sent"
     return observe.answer(
         result,
         "sign-in",
-        {"suberror": result.suberror} if result.suberror and not result.ok else {},
+        evidence,
         allowed=result.ok,
         status=result.status,
         code=f"AADSTS{result.aadsts}" if result.aadsts else None,
@@ -67,12 +70,13 @@ class IdentityFlow(ObservationLog):
     def sign_in_with_password(
         self, alias: str, scopes: Sequence[str] = contract.TEAMS_SCOPES, *, wrong_password: bool = False
     ) -> Observation:
-        self.sign_in = EntraSignIn(self.tenant).with_password(alias, scopes, wrong_password=wrong_password)
+        """Signed in once per run for these scopes (the run's token cache); a wrong password always asks Entra."""
+        self.sign_in = run_sign_ins().with_password(self.tenant, alias, scopes, wrong_password=wrong_password)
         self.observations.append(sign_in_observation(self.sign_in))
         return self.last
 
     def create_acs_user(self) -> Observation:
-        self.acs_user = AcsIdentity(self.tenant).create_user_with_token(("voip",))
+        self.acs_user = self._acs().create_user_with_token(("voip",))
         self.observations.append(exchange_observation(self.acs_user))
         return self.last
 
@@ -82,7 +86,7 @@ class IdentityFlow(ObservationLog):
         if self.blocked:
             return self.blocking
         assert self.sign_in is not None, "sign a user in before exchanging their token"
-        self.exchange = AcsIdentity(self.tenant).exchange(
+        self.exchange = self._acs().exchange(
             self._token(token), self._id(app_id, self.tenant.client_id), self._id(user_id, self.sign_in.oid or "")
         )
         observation = exchange_observation(self.exchange)
@@ -90,6 +94,14 @@ class IdentityFlow(ObservationLog):
             observation.evidence["entra_exp"] = self.sign_in.expires_at
         self.observations.append(observation)
         return self.last
+
+    def _acs(self) -> AcsIdentity:
+        """ACS Identity; reached with an Entra ID credential, one per run and tenant (it caches its app token)."""
+        tenant, spec = self.tenant, self.tenant.acs_credential
+        if spec is None:
+            return AcsIdentity(tenant)
+        key = ("acs", spec.kind, spec.authority_host, spec.tenant_id, spec.client_id)
+        return AcsIdentity(tenant, credential=run_sign_ins().kept(key, lambda: entra_credential(tenant)))
 
     def _token(self, kind: str) -> str:
         assert self.sign_in is not None
