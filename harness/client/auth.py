@@ -331,10 +331,10 @@ class SignIns:
         self.reuse = reuse
         self.requests: Counter[tuple[str, str]] = Counter()
         self._untaken: Counter[tuple[str, str]] = Counter()
-        self._apps: dict[tuple[str, str], EntraSignIn] = {}
-        self._caches: dict[tuple[str, str], msal.TokenCache] = {}
-        # (authority, client id, upn) -> (scopes asked, scopes granted) of each token the run was given
-        self._granted: dict[tuple[str, str, str], list[tuple[frozenset[str], tuple[str, ...]]]] = {}
+        self._apps: dict[tuple[str, str, str], EntraSignIn] = {}
+        self._caches: dict[tuple[str, str, str], msal.TokenCache] = {}
+        # (authority, client id, trust anchor, upn) -> (scopes asked, scopes granted) of each token the run was given
+        self._granted: dict[tuple[str, str, str, str], list[tuple[frozenset[str], tuple[str, ...]]]] = {}
         self._kept: dict[Any, Any] = {}
         self._lock = threading.RLock()
 
@@ -344,7 +344,9 @@ class SignIns:
         user = tenant.user(alias)
         if wrong_password or not self.reuse:
             return self._sign_in(EntraSignIn(tenant), alias, user, scopes, wrong_password=wrong_password)
-        key = (tenant.authority.rstrip("/").lower(), tenant.client_id)
+        # An application is kept per authority, client id and trust anchor: two sandboxes in one process
+        # (the plain tests start many) share the canonical authority but never a CA, nor their tokens.
+        key = (tenant.authority.rstrip("/").lower(), tenant.client_id, str(tenant.ca_bundle or ""))
         with self._lock:  # sign-ins are few and short: one at a time keeps the bookkeeping simple
             if (entra := self._apps.get(key)) is None:
                 entra = self._apps[key] = EntraSignIn(

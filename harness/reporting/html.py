@@ -29,6 +29,7 @@ from harness.reporting.wording import (
     policy_observed,
     row_verdict,
     sandbox_health_text,
+    token_requests_text,
 )
 
 VERDICT_COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "WARN": "#9a6700", "SKIP": "#57606a", "ERROR": "#8250df"}
@@ -211,6 +212,7 @@ def render(document: dict[str, Any]) -> str:
             f"{_dl(s['evidence'])}</details></td></tr>"
         )
     health = sandbox_health_text(run.get("sandbox"))
+    token_requests = token_requests_text(run.get("token_requests"))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_e(TITLE)}</title>
@@ -220,6 +222,7 @@ def render(document: dict[str, Any]) -> str:
  · started {_e(run["started"])} · {_e(run["duration_s"])} s · harness {_e(run["harness_version"])}</div>
 <div class="summary">{summary or "no scenarios ran"}</div>
 {f'<p class="meta" id="sandbox-health">{_e(health)}</p>' if health else ""}
+{f'<p class="meta" id="token-requests">{_e(token_requests)}</p>' if token_requests else ""}
 <h2 id="source">The source table</h2>
 <div class="scroll"><table id="source-table"><thead><tr><th>#</th><th>Scenario</th><th>Documented</th><th>Observed</th>
 <th>Verdict</th><th>Evidence</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>

@@ -19,15 +19,8 @@ def _sandbox_health(health: dict[str, Any] | None) -> list[str]:
 
 
 def _token_requests(by_user: dict[str, dict[str, int]] | None) -> list[str]:
-    """The run's token requests to Entra ID, by user and resource (the run section's `token_requests`)."""
-    if not by_user:
-        return []
-    total = sum(n for by_resource in by_user.values() for n in by_resource.values())
-    users = "; ".join(
-        f"{user} " + ", ".join(f"{n} for {resource}" for resource, n in by_resource.items())
-        for user, by_resource in by_user.items()
-    )
-    return [f"Token requests to Entra ID: {total} ({_cell(users)})", ""]
+    text = wording.token_requests_text(by_user)
+    return [_cell(text), ""] if text else []
 
 
 def render(document: dict[str, Any]) -> str:

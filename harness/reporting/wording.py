@@ -28,6 +28,18 @@ def row_verdict(results: list[dict[str, Any]]) -> str:
     return worst(r["verdict"] for r in results) or "—"
 
 
+def token_requests_text(by_user: dict[str, dict[str, int]] | None) -> str:
+    """The run's token requests to Entra ID, by user and resource (the run section's `token_requests`)."""
+    if not by_user:
+        return ""
+    total = sum(n for by_resource in by_user.values() for n in by_resource.values())
+    users = "; ".join(
+        f"{user} " + ", ".join(f"{n} for {resource}" for resource, n in by_resource.items())
+        for user, by_resource in by_user.items()
+    )
+    return f"Token requests to Entra ID: {total} ({users})"
+
+
 def sandbox_health_text(health: dict[str, Any] | None) -> str:
     """What the sandbox saw, in words a partner reads: requests per service, faults it injected on
     purpose, chat messages stored twice (a retry that sent a message again; must be none)."""

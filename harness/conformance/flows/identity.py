@@ -100,7 +100,7 @@ class IdentityFlow(ObservationLog):
         tenant, spec = self.tenant, self.tenant.acs_credential
         if spec is None:
             return AcsIdentity(tenant)
-        key = ("acs", spec.kind, spec.authority_host, spec.tenant_id, spec.client_id)
+        key = ("acs", spec.kind, spec.authority_host, spec.tenant_id, spec.client_id, str(tenant.ca_bundle or ""))
         return AcsIdentity(tenant, credential=run_sign_ins().kept(key, lambda: entra_credential(tenant)))
 
     def _token(self, kind: str) -> str:
