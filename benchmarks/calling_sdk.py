@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from suite_timing import PYTEST, figure, timed  # noqa: E402 - a sibling script
 
-from harness import transport  # noqa: E402
+from harness.wire import transport  # noqa: E402
 from harness.client.calling import driver_for  # noqa: E402
 from harness.client.calling.browser import BrowserUnavailable, CallingSdkBrowser, check_available  # noqa: E402
 from harness.client.calling.protocol import CallingCommunicationError, MeetingLink  # noqa: E402

@@ -28,7 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import transport  # noqa: E402
+from harness.wire import transport  # noqa: E402
 from harness.client.auth import EntraSignIn  # noqa: E402
 from harness.client.graph import GRAPH_SCOPES, GraphClient, MarkerSource  # noqa: E402
 from harness.core.config import load_profile  # noqa: E402
