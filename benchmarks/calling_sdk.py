@@ -27,13 +27,13 @@ sys.path.insert(0, str(ROOT))
 
 from suite_timing import PYTEST, figure, timed  # noqa: E402 - a sibling script
 
-from harness.wire import transport  # noqa: E402
 from harness.client.calling import driver_for  # noqa: E402
 from harness.client.calling.browser import BrowserUnavailable, CallingSdkBrowser, check_available  # noqa: E402
 from harness.client.calling.protocol import CallingCommunicationError, MeetingLink  # noqa: E402
 from harness.conformance.flows.identity import IdentityFlow  # noqa: E402
 from harness.core.config import load_profile  # noqa: E402
 from harness.sandbox.server import Sandbox  # noqa: E402
+from harness.wire import transport  # noqa: E402
 
 PERSONAL_USE = {"meetingLink": "https://teams.live.com/meet/9391234567890?p=abcdEFGH"}
 

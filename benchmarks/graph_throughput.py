@@ -28,12 +28,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.wire import transport  # noqa: E402
 from harness.client.auth import EntraSignIn  # noqa: E402
 from harness.client.graph import GRAPH_SCOPES, GraphClient, MarkerSource  # noqa: E402
 from harness.core.config import load_profile  # noqa: E402
 from harness.sandbox.server import Sandbox  # noqa: E402
 from harness.sandbox.state import Message  # noqa: E402
+from harness.wire import transport  # noqa: E402
 
 
 def row(name: str, ours: float, raw: float, unit: str, **extra: Any) -> dict[str, Any]:
