@@ -14,6 +14,7 @@ from harness.core.config import ProfileError, Tenant
 from harness.core.prerequisites import MissingPrerequisite
 from harness.reporting.session import scrub_report_files
 from harness.reporting.terminal import last_line, summary
+from harness.run.cli import embedded_sandbox
 from harness.run.modes import Pacing
 from harness.run.session import GHERKIN_TAGS, CteSession, ScenarioSetup, scenario_order
 
@@ -55,7 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         scenario_order(config.getoption("--cte-order"))
         options = {name.replace("-", "_"): config.getoption(f"--cte-{name}") for name in OPTIONS if name != "order"}
-        config._cte_session = CteSession(**options)  # type: ignore[attr-defined]
+        config._cte_session = CteSession(**options, embedded=embedded_sandbox)  # type: ignore[attr-defined]
     except ProfileError as err:
         raise pytest.UsageError(str(err)) from None
     _SESSIONS.append(config._cte_session)  # type: ignore[attr-defined]

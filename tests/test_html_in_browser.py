@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import allure
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import cte
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
     "--no-sandbox",
@@ -29,23 +28,7 @@ FLAGS = [
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("html") / "reports"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.run.cli",
-            "run",
-            "-q",
-            "--profile",
-            "live-events-joinable",
-            "--report-dir",
-            str(directory),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    cte("run", "-q", "--profile", "live-events-joinable", "--report-dir", str(directory), timeout=300)
     return directory
 
 

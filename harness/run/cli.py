@@ -33,10 +33,18 @@ def _fail(message: str) -> int:
     return 2
 
 
+def embedded_sandbox(**options: Any) -> Any:
+    """The sandbox a sandbox-profile mode starts in this process (`cte` and the pytest plugin hand it
+    to the mode); imported only then, so a live run, and the check of a live profile, never loads it."""
+    from harness.sandbox.server import embedded
+
+    return embedded(**options)
+
+
 def check_run(profile: str, mode: str, cassette_dir: Path | None = None) -> None:
     """The profile validated once for the mode, before anything starts: a bad profile, a secret not
     set, a sandbox profile in live mode (ProfileError, one line)."""
-    from harness.run.modes import embedded_sandbox, mode_for
+    from harness.run.modes import mode_for
 
     mode_for(resolve_mode(mode), load_profile(profile), cassette_dir=cassette_dir, embedded=embedded_sandbox).close()
 

@@ -31,16 +31,9 @@ from harness.wire import transport
 from harness.wire.tls import client_context
 
 # harness.sandbox.server.embedded: (deterministic=, faults=, where=) -> a function that starts the
-# sandbox (the [faults] table checked at once, ValueError). The session and the CLI hand over embedded_sandbox.
+# sandbox (the [faults] table checked at once, ValueError). Only the CLI and the pytest plugin hand it
+# over (harness.run.cli.embedded_sandbox): a mode never imports the sandbox itself.
 EmbeddedSandbox = Callable[..., Callable[[], Any]]
-
-
-def embedded_sandbox(**options: Any) -> Any:
-    """The sandbox a sandbox-profile mode starts in this process; imported only then, so a live run
-    (and the check of a live profile) never loads it."""
-    from harness.sandbox.server import embedded
-
-    return embedded(**options)
 
 
 @dataclass

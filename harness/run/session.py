@@ -25,7 +25,7 @@ from harness.conformance.scenario import AREAS, ScenarioRun
 from harness.core.cassettes import take_unused
 from harness.core.config import PROFILE_DIR, Profile, ProfileError, Tenant, load_profile, resolve_mode
 from harness.reporting.session import ReportedScenario, report_scenario
-from harness.run.modes import Scenario, embedded_sandbox, mode_for
+from harness.run.modes import EmbeddedSandbox, Scenario, mode_for
 
 GHERKIN_TAGS = {
     **{area: f"scenarios of the {area} area" for area in AREAS},
@@ -78,6 +78,7 @@ class CteSession:
         cassette_dir: str | None = None,
         run_id: str | None = None,
         report_dir: str | None = None,
+        embedded: EmbeddedSandbox | None = None,
     ) -> None:
         mode = resolve_mode(mode)
         self.profile = load_profile(profile or os.environ.get("CTE_PROFILE") or "sandbox")
@@ -88,7 +89,7 @@ class CteSession:
             self.profile,
             calling=calling,
             cassette_dir=Path(cassette_dir) if cassette_dir else None,
-            embedded=embedded_sandbox,
+            embedded=embedded,
         )
         self.started = datetime.now(UTC)
         self.clock_start = time.monotonic()
