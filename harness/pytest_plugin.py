@@ -30,6 +30,7 @@ OPTIONS = {  # --cte-NAME: its help (each CteSession argument but order)
     "cassette-dir": "the cassettes replay reads and record writes (default: cassettes/)",
     "calling": "calling driver: sandbox (the sandbox's model) | browser (the real Calling SDK); or CTE_CALLING",
     "run-id": "the run's id (default: <UTC stamp>-<mode>); `cte run` passes the one its report folder is named by",
+    "backend-url": "the token service cte backend check checks (see [backend] in a profile); or CTE_BACKEND_URL",
     "order": "the order scenarios run in: as written (default) | reverse | shuffle:SEED (a seeded shuffle, the "
     "same in every xdist worker); a verdict must not depend on it",
 }

@@ -27,14 +27,17 @@ def test_the_clean_sandbox_is_ready(tmp_path: Path) -> None:
     status, report, output = doctor("sandbox", tmp_path)
     assert status == 0 and not report["blocked"], output
     names = [c["name"] for c in report["checks"]]
-    assert names[:3] == ["profile complete", "authority reachable", "sign-in of adele"]
+    assert names[:4] == ["profile complete", "authority reachable", "cloud", "sign-in of adele"]
     assert {
         "Teams scopes consented",
         "ACS resource and access key",
         "exchange for megan",
         "Graph scopes for chat and meetings",
+        "redirect URI",
         "calling driver",
     } <= set(names)
+    redirect = next(c for c in report["checks"] if c["name"] == "redirect URI")
+    assert redirect["status"] == "ok" and "http://localhost:3000/spa (spa)" in redirect["detail"], redirect
     calling = next(c for c in report["checks"] if c["name"] == "calling driver")
     assert (calling["status"], calling["detail"]) == ("ok", "sandbox (the sandbox's calling model)")
 
@@ -61,6 +64,8 @@ def test_the_sandbox_with_an_entra_credential_for_acs_is_ready(tmp_path: Path) -
         ("graph-scope-missing", "Graph scopes for chat and meetings", "ChatMessage.Send", "ChatMessage.Send"),
         ("acs-role-missing", "ACS resource and role assignment", "403 AuthorizationFailed", "Contributor role"),
         ("client-secret-expired", "ACS credential", "AADSTS7000222", "create a new one"),
+        ("redirect-uri-wrong-platform", "redirect URI", "AADSTS9002326", "under 'Single-page application', not"),
+        ("redirect-uri-unregistered", "redirect URI", "AADSTS50011", "register http://localhost:3000/spa under"),
     ],
 )
 def test_each_misconfiguration_gets_its_diagnosis(
@@ -84,3 +89,21 @@ def test_a_bad_profile_is_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "no profile named 'no-such-profile'" in result.stderr
+
+
+def test_a_government_cloud_tenant_stops_at_the_cloud_check_naming_the_document(tmp_path: Path) -> None:
+    """The gcc-high sandbox tenant's OpenID configuration names the US Government cloud: the doctor stops there,
+    before any sign-in, and names the ACS page that says Teams interoperability is not offered in it."""
+    status, report, output = doctor("gcc-high", tmp_path)
+    assert status == 1 and report["blocked"], output
+    names = [c["name"] for c in report["checks"]]
+    assert names[-1] == "cloud" and not any(n.startswith("sign-in") for n in names), output
+    failed = report["checks"][-1]
+    assert failed["status"] == "fail" and "microsoftonline.us" in failed["detail"] and "DODCON" in failed["detail"]
+    assert "teams-interop#teams-in-government-clouds-gcc" in failed["remedy"]
+
+
+def test_the_public_cloud_passes_the_cloud_check(tmp_path: Path) -> None:
+    _, report, output = doctor("sandbox", tmp_path)
+    cloud = next(c for c in report["checks"] if c["name"] == "cloud")
+    assert cloud["status"] == "ok" and "microsoftonline.com" in cloud["detail"], output

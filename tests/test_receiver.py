@@ -161,3 +161,20 @@ def test_a_recording_holds_a_notification_before_its_client_can_see_it() -> None
         assert pushed_at_capture == [0], "the notification was pushed before it was recorded"
     finally:
         service.stop()
+
+
+def test_keys_are_separate_key_pairs_unless_the_receiver_is_told_to_share_one() -> None:
+    from harness.client.notifications.receiver import Receiver
+
+    receiver = Receiver(audience=AUDIENCE, workers=0)
+    separate = [receiver.new_key(key_id) for key_id in ("a", "b", "b2")]  # the 2nd and 3rd: spares made meanwhile
+    assert [key.id for key in separate] == ["a", "b", "b2"] and receiver.keys["b2"] is separate[2]
+    assert len({key.certificate_b64 for key in separate}) == 3, "each subscription its own key pair by default"
+    assert len({id(key.private_key) for key in separate}) == 3
+    receiver.use_one_key_pair()  # replay: the harness seals every notification itself
+    third, fourth = receiver.new_key("c"), receiver.new_key("d")
+    assert (third.id, fourth.id) == ("c", "d") and receiver.keys["d"] is fourth
+    assert third.certificate_b64 == fourth.certificate_b64 and third.private_key is fourth.private_key
+    assert third.certificate_b64 not in {key.certificate_b64 for key in separate}
+    sealed = crypto.encrypt(fourth.certificate_b64, b'{"id": "1"}', fourth.id)
+    assert crypto.decrypt(sealed, receiver.keys) == b'{"id": "1"}'

@@ -95,3 +95,33 @@ def test_a_body_that_is_not_json_gets_a_4xx(info: TenantInfo) -> None:
     request.headers["Content-Type"] = "application/json"
     response = acs._identity_service_client._client.send_request(request)  # the SDK's own signing pipeline
     assert response.status_code == 400 and json.loads(response.text())["error"]["code"] == "ValidationError"
+
+
+def test_the_exchange_log_says_what_reached_acs_without_the_token(info: TenantInfo, entra_token: dict) -> None:
+    """The sandbox's own diagnostics for `cte backend check`: each exchange request's ids, its token's facts
+    and the answer, after a mark; marked emulator-defined (no Microsoft service has it)."""
+    import httpx
+
+    log_url = f"{info.acs_endpoint}{contract.SANDBOX_EXCHANGE_LOG_PATH}"
+    with httpx.Client(verify=info.ca_bundle) as http:
+        mark = http.get(log_url, params={"since": 2**31}).json()["last"]
+        token, oid = entra_token["access_token"], tokens.claims(entra_token["access_token"])["oid"]
+        client(info).get_token_for_teams_user(token, info.client_id, oid)
+        with pytest.raises(HttpResponseError):
+            client(info).get_token_for_teams_user(token, "00000000-0000-0000-0000-00000000beef", oid)
+        answer = http.get(log_url, params={"since": mark})
+    assert answer.headers[contract.EMULATOR_DEFINED_HEADER]
+    entries = answer.json()["entries"]
+    assert [(e["app_id"], e["status"], e["code"]) for e in entries] == [
+        (info.client_id, 200, None),
+        ("00000000-0000-0000-0000-00000000beef", 400, "ValidationError"),
+    ]
+    assert entries[0]["token"] == {
+        "aud": "https://auth.msft.communication.azure.com",
+        "appid": info.client_id,
+        "oid": oid,
+        "tid": info.tenant_id,
+        "scp": "Teams.ManageCalls Teams.ManageChats",
+        "expired": False,
+    }
+    assert token not in answer.text and token.split(".")[2] not in answer.text

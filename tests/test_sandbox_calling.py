@@ -66,6 +66,16 @@ def test_the_sdk_locator_checks_throw_synchronously(world, locator, code, sub) -
     assert (raised.value.code, raised.value.sub_code) == (code, sub)
 
 
+def test_an_invalid_meeting_link_is_diagnosed_with_where_the_link_comes_from(world) -> None:
+    from harness.conformance.flows.calling import error_observation
+
+    with pytest.raises(CallingCommunicationError) as raised:
+        agent(world).join(MeetingLink("https://teams.microsoft.com/not-a-meeting"))
+    observed = error_observation("join", raised.value)
+    assert (observed.status, observed.code) == (400, 40210)
+    assert "joinWebUrl" in str(observed.remedy) and "Join link" in str(observed.remedy)
+
+
 def test_a_short_link_and_a_meeting_id_need_the_right_passcode(world) -> None:
     _, tenant, _, _ = world
     meeting = tenant.meeting("regular")

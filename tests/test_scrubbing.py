@@ -173,3 +173,50 @@ def test_a_scrubbed_jwt_keeps_the_claims_verdicts_need() -> None:
 )
 def test_only_reserved_domains_count_as_identifying_nobody(domain: str, reserved: bool) -> None:
     assert scrubbing.is_reserved_domain(domain) is reserved
+
+
+def test_a_scrubber_scrubs_a_text_again_as_it_would_anew() -> None:
+    """Scrubbed texts are remembered only while the scrubber learns nothing: a secret learnt later is
+    scrubbed from a text seen before, and a copy numbers on exactly as the original would."""
+    known = {"Fabrikam.example.com": "tenant.invalid", "P@ss word!": scrubbing.PASSWORD}
+    text = "login P@ss word! for 7d9f1a52-2b1c-4e0a-8f4b-9c1d2e3f4a5b at fabrikam.EXAMPLE.com by megan"
+    scrubber = scrubbing.Scrubber(known)
+    first = scrubber.text(text)
+    assert (
+        first
+        == scrubber.text(text)
+        == ("login <password> for 00000000-0000-0000-0000-0000000f0001 at tenant.invalid by megan")
+    )
+    scrubber.learn("megan", "<display-name>")
+    assert scrubber.text(text) == first.replace("megan", "<display-name>")
+    twin, fresh = scrubber.copy(), scrubbing.Scrubber(known)
+    fresh.text(text)
+    fresh.learn("megan", "<display-name>")
+    other = "id 0e0c2f2a-1d0b-4b0e-9a43-5d6a1c2b3e4f, then 19:meeting_abcdef@thread.v2 and 19:xYz9@thread.v2"
+    assert (
+        twin.text(other)
+        == fresh.text(other)
+        == (
+            "id 00000000-0000-0000-0000-0000000f0002, then 19:meeting_abcdef@thread.v2"
+            " and 19:cte-conversation-0001@thread.v2"
+        )
+    )
+    assert scrubber.text(other) == twin.text(other)  # the original goes on alike, apart from its copy
+    assert scrubber.version == twin.version == fresh.version
+
+
+def test_a_report_redaction_starts_from_what_the_run_learnt_not_from_the_last_report() -> None:
+    """redact() copies a scrubber that learnt the run's secrets: the same as a new one each time."""
+    from harness.reporting.redaction import _identifying, redact
+
+    def anew(value: object, known: dict[str, str]) -> object:
+        return scrubbing.Scrubber(_identifying(known), keep=frozenset({"request_id"})).json_value(value)
+
+    known = {"fabrikam.com": "tenant.invalid", "adele@fabrikam.com": "adele@upn.invalid", "lab.example": "x.invalid"}
+    first = {"a": "0e0c2f2a-1d0b-4b0e-9a43-5d6a1c2b3e4f", "b": "adele@fabrikam.com at lab.example", "request_id": "x"}
+    second = {"a": ["7d9f1a52-2b1c-4e0a-8f4b-9c1d2e3f4a5b", "megan@fabrikam.com"]}
+    more = {**known, "adele": "<alias>"}
+    for value, secrets in [(first, known), (second, known), (first, known), (first, more), (second, more)]:
+        assert redact(value, secrets) == anew(value, secrets)
+    assert redact(second, known) == {"a": ["00000000-0000-0000-0000-0000000f0001", "user1@upn.invalid"]}
+    assert redact(first, more)["b"] == "<alias>@upn.invalid at lab.example"

@@ -238,3 +238,61 @@ def test_a_cassette_with_an_extra_interaction_is_reported_as_unused(tmp_path: Pa
         "recorded": 5,
         "requests": [f"GET {GRAPH_ME}"],
     }
+
+
+# -- each request worked out once ------------------------------------------------------------------------
+
+
+def test_requests_alike_but_for_their_bodies_replay_in_recorded_order(tmp_path: Path, replaying: Any) -> None:
+    """The index narrows the recorded requests to those of the same method, host, path and query; the
+    scrubbed body then picks among them, the first not yet played, as vcrpy's own loop does."""
+
+    def post(body: str, answer: str) -> dict[str, Any]:
+        interaction = graph_interaction("POST", f"{GRAPH_ME}/chats?$top=2")
+        interaction["request"]["body"] = body
+        interaction["response"]["body"]["string"] = answer
+        return interaction
+
+    cassette = write_cassette(
+        tmp_path,
+        graph_interaction(),
+        post('{"n": 1}', '{"answer": "first one"}'),
+        post('{"n": 2}', '{"answer": "two"}'),
+        post('{"n": 1}', '{"answer": "second one"}'),
+    )
+    headers = {"Accept": "application/json", "Authorization": "Bearer eyJ.e30.", "content-type": "application/json"}
+    with replaying(cassette):
+        answers = [
+            httpx.post(f"{GRAPH_ME}/chats?$top=2", content=body, headers=headers).json()["answer"]
+            for body in ('{"n": 1}', '{"n": 2}', '{"n": 1}')
+        ]
+        assert httpx.get(GRAPH_ME, headers=headers).status_code == 200
+        with pytest.raises(Exception) as failure:
+            httpx.post(f"{GRAPH_ME}/chats?$top=3", content='{"n": 2}', headers=headers)
+    assert answers == ["first one", "two", "second one"]
+    line = the_line(failure.value, cassette)
+    assert "holds no matching interaction; the closest recorded request differs in query" in line
+
+
+def test_a_request_sent_once_is_scrubbed_at_most_twice(
+    tmp_path: Path, replaying: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vcrpy hands a request sent to the hook three times (and what the hook returned once more): the
+    same request, to a scrubber that has learnt nothing since, is not scrubbed again."""
+    from harness.core import cassettes
+
+    scrubbed: list[str] = []
+    real = cassettes.scrub_request
+
+    def counting(scrubber: Any, request: Any) -> Any:
+        scrubbed.append(request.uri)
+        return real(scrubber, request)
+
+    monkeypatch.setattr(cassettes, "scrub_request", counting)
+    cassette = write_cassette(tmp_path, graph_interaction(), graph_interaction("GET", f"{GRAPH_ME}/chats"))
+    with replaying(cassette):
+        loaded = len(scrubbed)  # each recorded request, once, as the cassette loads
+        for uri in (GRAPH_ME, f"{GRAPH_ME}/chats"):
+            httpx.get(uri, headers={"Accept": "application/json", "Authorization": "Bearer eyJ.e30."})
+    assert loaded == 2
+    assert len(scrubbed) - loaded == 4, scrubbed  # each sent request and its scrubbed self: 2 x 2

@@ -42,7 +42,9 @@ async def token(self, request):
     entry = {
         "tenant": request.path_params["tenant"],
         "client_id": fields.get("client_id", ""),
-        "user": fields.get("username", "").partition("@")[0] or fields.get("grant_type", ""),
+        # a user by alias; the app's own token (client credentials) as the report names it: "app"
+        "user": fields.get("username", "").partition("@")[0]
+        or ("app" if fields.get("grant_type") == "client_credentials" else fields.get("grant_type", "")),
         "scopes": [s for s in fields.get("scope", "").split() if s not in ("openid", "profile", "offline_access")],
         "ok": False,
     }
@@ -108,7 +110,7 @@ def test_a_run_asks_entra_for_each_users_token_once_per_resource(serial_run) -> 
         if e["ok"]
     )
     assert max(given.values()) == 1, [key for key, n in given.items() if n > 1]
-    assert document["summary"]["PASS"] == 69 and document["summary"]["WARN"] == 1
+    assert document["summary"]["PASS"] == 79 and document["summary"]["WARN"] == 1
 
 
 def test_the_report_counts_the_requests_entra_was_sent_by_user_and_resource(serial_run) -> None:  # type: ignore[no-untyped-def]

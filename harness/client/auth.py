@@ -111,7 +111,7 @@ MSAL_DEFAULT_THROTTLE_S = 60.0  # how long MSAL caches a 429/5xx with no Retry-A
 MAX_RETRY_WAIT_S = 61.0  # a service asking for a longer pause is not transiently unavailable: give up
 
 
-def _retry_after(headers: dict[str, str], *, default: float) -> float:
+def retry_after_s(headers: dict[str, str], *, default: float) -> float:
     """Seconds to wait before trying again: the response's Retry-After (whole seconds, as Entra
     sends it) plus a little, so that MSAL's cached copy of the failure has expired."""
     value = {k.lower(): v for k, v in headers.items()}.get("retry-after", "").strip()
@@ -189,7 +189,7 @@ class EntraSignIn:
             try:
                 result = attempt()
             except msal.exceptions.MsalServiceError as exc:  # how MSAL reports a 5xx
-                why, wait = str(exc), _retry_after(self.session.last_headers, default=MSAL_DEFAULT_THROTTLE_S)
+                why, wait = str(exc), retry_after_s(self.session.last_headers, default=MSAL_DEFAULT_THROTTLE_S)
                 if last or not why.startswith("HTTP Error: 5") or wait > MAX_RETRY_WAIT_S:
                     raise
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
@@ -199,7 +199,7 @@ class EntraSignIn:
             else:
                 if self.session.last_status != 429 or "access_token" in result or last:
                     return result
-                why, wait = "HTTP 429", _retry_after(self.session.last_headers, default=MSAL_DEFAULT_THROTTLE_S)
+                why, wait = "HTTP 429", retry_after_s(self.session.last_headers, default=MSAL_DEFAULT_THROTTLE_S)
                 if wait > MAX_RETRY_WAIT_S:
                     return result
             self.retries.append(f"token request: {why}; retried after {wait:g} s")
@@ -228,14 +228,17 @@ class EntraSignIn:
         observed.retries = self.retries[before:]
         return observed
 
-    def silently(self, alias: str, user: UserCredentials, scopes: Sequence[str]) -> SignIn | None:
+    def silently(
+        self, alias: str, user: UserCredentials, scopes: Sequence[str], *, force_refresh: bool = False
+    ) -> SignIn | None:
         """`user`'s token for `scopes` from MSAL's cache (acquire_token_silent: refreshed with the
-        refresh token when it is about to expire); None when MSAL has none to give."""
+        refresh token when it is about to expire, or at once with `force_refresh`: the service said
+        the token had expired); None when MSAL has none to give."""
         accounts = self.app.get_accounts(username=user.upn)
         if not accounts:
             return None
         try:  # a refresh that fails for any reason is no answer: the caller signs in with the password
-            result = self.app.acquire_token_silent(list(scopes), account=accounts[0]) or {}
+            result = self.app.acquire_token_silent(list(scopes), account=accounts[0], force_refresh=force_refresh) or {}
             if result.get("token_source") == "cache" and int(result.get("expires_in", 0)) < CACHED_TOKEN_MIN_LIFE_S:
                 result = self.app.acquire_token_silent(list(scopes), account=accounts[0], force_refresh=True) or {}
         except (msal.exceptions.MsalServiceError, requests.RequestException):
@@ -339,10 +342,18 @@ class SignIns:
         self._lock = threading.RLock()
 
     def with_password(
-        self, tenant: Tenant, alias: str, scopes: Sequence[str] = contract.TEAMS_SCOPES, *, wrong_password: bool = False
+        self,
+        tenant: Tenant,
+        alias: str,
+        scopes: Sequence[str] = contract.TEAMS_SCOPES,
+        *,
+        wrong_password: bool = False,
+        fresh: bool = False,
     ) -> SignIn:
+        """`fresh`: a new token whatever the cache holds (a token service under test must see a token it
+        has not seen before)."""
         user = tenant.user(alias)
-        if wrong_password or not self.reuse:
+        if wrong_password or fresh or not self.reuse:
             return self._sign_in(EntraSignIn(tenant), alias, user, scopes, wrong_password=wrong_password)
         # An application is kept per authority, client id and trust anchor: two sandboxes in one process
         # (the plain tests start many) share the canonical authority but never a CA, nor their tokens.
@@ -369,6 +380,23 @@ class SignIns:
                 del self._apps[key]
             return signed
 
+    def again(self, tenant: Tenant, alias: str, scopes: Sequence[str]) -> SignIn:
+        """A new token for `alias` after a service said theirs had expired: the kept application's refresh
+        token (MSAL acquire_token_silent, forced), as an app does; without one (record and replay, where
+        each sign-in stands alone) the password grant again."""
+        user = tenant.user(alias)
+        key = (tenant.authority.rstrip("/").lower(), tenant.client_id, str(tenant.ca_bundle or ""))
+        with self._lock:
+            entra = self._apps.get(key) if self.reuse else None
+            if entra is not None:
+                before = entra.session.token_requests
+                signed = entra.silently(alias, user, scopes, force_refresh=True)
+                self._count(user.alias, scopes, entra.session.token_requests - before)
+                if signed is not None:
+                    signed.scopes = tuple(scopes)
+                    return signed
+        return self._sign_in(EntraSignIn(tenant), alias, user, scopes)
+
     def _sign_in(
         self, entra: EntraSignIn, alias: str, user: UserCredentials, scopes: Sequence[str], **options: bool
     ) -> SignIn:
@@ -391,6 +419,18 @@ class SignIns:
             taken = [(alias, resource, n) for (alias, resource), n in sorted(self._untaken.items())]
             self._untaken.clear()
         return taken
+
+    def app_token(self, key: Any, make: Callable[[], Any], scope: str) -> str:
+        """An app-only token for `scope` from the credential `make` makes (kept per `key` like `kept`). A
+        token request it sent (a token not seen before) counts for the user "app"."""
+        credential = self.kept(key, make)
+        token = credential.get_token(scope).token
+        with self._lock:
+            seen = self._kept.setdefault(("app-tokens", key, scope), set())
+            if token not in seen:
+                seen.add(token)
+                self._count("app", [scope], 1)
+        return str(token)
 
     def kept(self, key: Any, make: Callable[[], T]) -> T:
         """What `make` makes (an azure-identity credential, which caches its own token), once per run

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from harness.core.config import Tenant
-from harness.wire import contract
+from harness.wire import contract, tokens
 from harness.wire.tls import client_context
 
 GRAPH_SCOPES = ("https://graph.microsoft.com/.default",)
@@ -136,6 +136,14 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
+def _exp(token: str) -> int | None:
+    try:
+        exp = tokens.claims(token).get("exp")
+    except ValueError:
+        return None
+    return int(exp) if exp is not None else None
+
+
 class GraphClient:
     def __init__(
         self,
@@ -147,8 +155,12 @@ class GraphClient:
         max_delay: float = 30.0,
         markers: MarkerSource | None = None,
         transport: httpx.BaseTransport | None = None,
+        reacquire: Callable[[], str | None] | None = None,
     ) -> None:
+        """`reacquire`: a new access token when Graph says the one in use has expired (None: none to be had)."""
         self.tenant = tenant
+        self.reacquire = reacquire
+        self.token_expiries: list[int | None] = [_exp(access_token)]  # each token used, in order: its exp
         self.sleep = sleep
         self.max_retries = max_retries
         self.max_delay = max_delay
@@ -195,6 +207,13 @@ class GraphClient:
                 self.sleep(delay)
                 continue
             self._fill(result, response)
+            if self._expired_token(result) and attempt < self.max_retries:
+                token = self.reacquire() if self.reacquire is not None else None
+                if token:
+                    self.http.headers["Authorization"] = f"Bearer {token}"
+                    self.token_expiries.append(_exp(token))
+                    result.retries.append(f"401 {result.code} ({result.message}); signed in again and retried")
+                    continue
             if response.status_code not in RETRY_STATUSES or attempt == self.max_retries:
                 return result
             if response.status_code != 429 and not retry_ambiguous:
@@ -206,6 +225,15 @@ class GraphClient:
             result.retries.append(f"{response.status_code}; waited {delay:g}s")
             self.sleep(delay)
         return result
+
+    def _expired_token(self, result: GraphResult) -> bool:
+        """Graph's answer to an expired access token (and only the first time for a given token)."""
+        return (
+            result.status == 401
+            and result.code == "InvalidAuthenticationToken"
+            and "expired" in (result.message or "").lower()
+            and len(self.token_expiries) < 3
+        )
 
     def server_now(self) -> datetime:
         """The service's time (its last Date header), so that expiry times are in its terms."""
@@ -399,6 +427,16 @@ class GraphClient:
             if not result.ok or not isinstance(result.body, dict) or "@odata.nextLink" not in result.body:
                 return
             result = self.request("GET", result.body["@odata.nextLink"])
+
+    def get_all_messages(
+        self, *, user_id: str | None = None, team_id: str | None = None, model: str | None = None
+    ) -> GraphResult:
+        """The Teams export API: every chat message of a user (`/users/{id}/chats/getAllMessages`) or every
+        channel message of a team (`/teams/{id}/channels/getAllMessages`); `model` is the payment model
+        (A or B; none: evaluation mode). Application permissions only, and a protected API
+        (docs/contracts/graph.md §9.2)."""
+        path = f"users/{user_id}/chats/getAllMessages" if user_id else f"teams/{team_id}/channels/getAllMessages"
+        return self.request("GET", path, params={"model": model} if model else None)
 
     def all_messages(self, path: str, *, top: int | None = None) -> tuple[list[ChatMessage], list[GraphResult]]:
         messages: list[ChatMessage] = []

@@ -12,6 +12,7 @@ from typing import Any
 from azure.communication.identity import CommunicationIdentityClient, CommunicationTokenScope
 from azure.core.exceptions import HttpResponseError
 
+from harness.client.auth import is_well_known_authority
 from harness.core.config import AcsCredential, Secret, Tenant
 from harness.wire import contract, tokens
 
@@ -35,6 +36,7 @@ class Exchange:
     identity: str | None = None
     retries: list[str] = field(default_factory=list)  # transient failures the harness retried
     auth: str = "hmac"  # how the request authenticated to ACS: "hmac" (access key) or "entra:<credential kind>"
+    date: str | None = None  # the answer's Date header: the service's time of the request
 
     @property
     def ok(self) -> bool:
@@ -53,17 +55,19 @@ THROTTLE_RETRIES = 2
 BARE_429_PAUSE_S = 1.0  # a 429 that names no Retry-After: pause this long before the harness retries
 
 
-def entra_credential(tenant: Tenant) -> Any:
-    """The azure-identity credential a profile's [acs] names, reaching the tenant's Entra ID (the canonical
-    host, routed to the sandbox there, with the profile's CA bundle)."""
-    spec: AcsCredential | None = tenant.acs_credential
+def entra_credential(tenant: Tenant, spec: AcsCredential | None = None) -> Any:
+    """The azure-identity credential a profile's [acs] names (or `spec`: the app's own, [app]), reaching the
+    tenant's Entra ID (the canonical host, routed to the sandbox there, with the profile's CA bundle)."""
+    spec = spec or tenant.acs_credential
     assert spec is not None, "the profile names no Entra ID credential for ACS"
     from azure.identity import CertificateCredential, ClientSecretCredential, DefaultAzureCredential
 
     options: dict[str, Any] = {"authority": spec.authority_host}
     if tenant.ca_bundle:
         options["connection_verify"] = tenant.ca_bundle
-    if tenant.mode != "live":  # the sandbox (and its recordings) answer for their own tenants only
+    if tenant.mode != "live" or not is_well_known_authority(spec.authority_host):
+        # The sandbox (and its recordings) answer for their own tenants only; an authority that is not one of
+        # Microsoft's hosts (a tenant served elsewhere) is trusted as the profile gives it, as MSAL's own is.
         options["disable_instance_discovery"] = True
     if spec.kind == "client-secret":
         return ClientSecretCredential(spec.tenant_id, spec.client_id, str(spec.client_secret), **options)
@@ -148,6 +152,7 @@ class AcsIdentity:
         lowered = {k.lower(): v for k, v in dict(headers).items()}
         observed.request_id = lowered.get("ms-cv") or lowered.get("x-ms-client-request-id")
         observed.emulator_defined = lowered.get(contract.EMULATOR_DEFINED_HEADER)
+        observed.date = lowered.get("date")
 
     def exchange(self, entra_token: str, app_id: str, user_id: str) -> Exchange:
         """POST /teamsUser/:exchangeAccessToken through `get_token_for_teams_user`."""

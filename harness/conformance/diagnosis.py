@@ -6,6 +6,9 @@ Meanings: Entra error-code reference (docs/contracts/identity.md §5.3, §6).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from harness.wire import contract, tokens
 
 ACS_APP_ID = "1fd5118e-2576-4263-8130-9503064c837a"
 
@@ -58,10 +61,30 @@ AADSTS: dict[int, Diagnosis] = {
     ),
     650052: Diagnosis(
         "the tenant has no service principal for Azure Communication Services",
-        f'create it: New-AzureADServicePrincipal -AppId "{ACS_APP_ID}" (or az ad sp create --id {ACS_APP_ID})',
+        # Microsoft Graph PowerShell or the Azure CLI (the AzureAD module's New-AzureADServicePrincipal is
+        # retired): https://learn.microsoft.com/entra/identity/enterprise-apps/create-service-principal-cross-tenant
+        f'create it as an Application Administrator: Connect-MgGraph -Scopes "Application.ReadWrite.All"; '
+        f"New-MgServicePrincipal -AppId {ACS_APP_ID} (or az ad sp create --id {ACS_APP_ID})",
     ),
     500011: Diagnosis("the resource is not known in the tenant", "check the scope's resource URI"),
     90002: Diagnosis("the tenant does not exist", "check the tenant id in the profile"),
+    # A browser sign-in's redirect URI (docs/contracts/identity.md §11); for_redirect_uri names the URI.
+    50011: Diagnosis(
+        "the redirect URI is not registered on the app registration (under any platform)",
+        "add the app's redirect URI, exactly as the app sends it, under Authentication > Add a platform > "
+        "Single-page application",
+    ),
+    9002326: Diagnosis(
+        "a browser redeemed a code for a redirect URI registered under 'Mobile and desktop applications' or "
+        "'Web', not 'Single-page application'",
+        "register the redirect URI under 'Single-page application', not 'Mobile and desktop applications' or 'Web'",
+    ),
+    9002327: Diagnosis(
+        "a non-browser (a back end, a native app, a script) redeemed a code for a redirect URI registered under "
+        "'Single-page application'",
+        "redeem the code in the browser (MSAL.js) as a single-page app does; a back end or native app needs its "
+        "redirect URI under 'Web' or 'Mobile and desktop applications' instead",
+    ),
 }
 
 ACS: dict[tuple[int, str], Diagnosis] = {
@@ -83,9 +106,109 @@ ACS: dict[tuple[int, str], Diagnosis] = {
 }
 
 
+# ACS Chat refusing a Teams user's ACS token (docs/contracts/identity.md §9): ACS Chat is for ACS users;
+# Microsoft states that Teams users chat through Graph (microsoft/MicrosoftCloud#29).
+ACS_CHAT: dict[tuple[int, str], Diagnosis] = {
+    (403, "Forbidden"): Diagnosis(
+        "ACS Chat does not serve Teams users: their ACS token (from the exchange) is for calling only",
+        "Teams users chat through Microsoft Graph: send and read with POST/GET /chats/{id}/messages and a "
+        "delegated Graph token (ChatMessage.Send, Chat.Read); use ACS Chat (and CallWithChat) for ACS users only",
+    ),
+}
+
+
+def for_acs_chat(status: int | None, code: str | None) -> Diagnosis | None:
+    return ACS_CHAT.get((status or 0, code or ""))
+
+
 def for_aadsts(code: int | None) -> Diagnosis | None:
     return AADSTS.get(code) if code is not None else None
 
 
+def for_redirect_uri(code: int | None, redirect_uri: str) -> Diagnosis | None:
+    """A browser sign-in's AADSTS code, the remedy naming the redirect URI and where to register it."""
+    where = "Entra admin center > App registrations > the app > Authentication"
+    if code == 50011:
+        return Diagnosis(
+            AADSTS[50011].meaning,
+            f"register {redirect_uri} under 'Single-page application' ({where} > Add a platform), exactly as the "
+            "app sends it",
+        )
+    if code == 9002326:
+        return Diagnosis(
+            AADSTS[9002326].meaning,
+            f"register {redirect_uri} under 'Single-page application', not 'Mobile and desktop applications' "
+            f"or 'Web' ({where}: remove it from the other platform)",
+        )
+    if code == 9002327:
+        return Diagnosis(
+            AADSTS[9002327].meaning,
+            "redeem the code in the browser (MSAL.js), as a single-page app does; a back end or native app "
+            f"redeeming it needs {redirect_uri} under 'Web' or 'Mobile and desktop applications', not "
+            "'Single-page application'",
+        )
+    return for_aadsts(code)
+
+
 def for_acs(status: int | None, code: str | None) -> Diagnosis | None:
     return ACS.get((status or 0, code or ""))
+
+
+# The exchange's 401 InvalidAccessToken: ACS answers an expired token, a token for another audience and one
+# without a Teams scope with the same body (docs/contracts/identity.md §1.3), so the cause is read from the
+# Entra token the client sent (its exp, aud and scp, unverified) at the time of the exchange.
+ACS_AUDIENCES = (contract.ACS_RESOURCE, ACS_APP_ID)  # a v1 token names the resource URI, a v2 token its app id
+TEAMS_SCOPE_NAMES = tuple(scope.rsplit("/", 1)[-1] for scope in contract.TEAMS_SCOPES)
+EXCHANGE_REMEDIES = {
+    "not a JWT": "send the Entra access token MSAL returned (the access_token of its result) as it is, not an empty "
+    "or altered string",
+    "not Entra": "exchange the Teams user's Entra access token (from MSAL), not an ACS token or another JWT",
+    "expired": "sign in again or refresh (MSAL acquire_token_silent) and exchange the new token; never exchange "
+    "a cached Entra token past its exp",
+    "audience": f"request the token for the ACS Teams scopes ({contract.TEAMS_MANAGE_CALLS} and "
+    f"{contract.TEAMS_MANAGE_CHATS}), not for Graph or another API: one token request per resource",
+    "scopes": "add the missing Azure Communication Services permission (Teams.ManageCalls, Teams.ManageChats) to "
+    "the app registration, grant consent, and request both scopes at sign-in",
+}
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def exchange_token_causes(entra_token: str, at: float) -> list[tuple[str, str]]:
+    """What in the Entra token sent to the exchange (read, never verified) makes ACS refuse it at `at`
+    (epoch seconds: the exchange's time), as (cause, what was seen); empty when exp, aud and scp are fine."""
+    try:
+        claims = tokens.claims(entra_token)
+    except ValueError:
+        return [("not a JWT", "the token sent is not a JWT" + (" (it is empty)" if not entra_token else ""))]
+    if "aud" not in claims:
+        kind = "an ACS token" if "skypeid" in claims or "acsScope" in claims else "a JWT without an aud claim"
+        return [("not Entra", f"the token sent is not an Entra ID access token ({kind})")]
+    causes = []
+    exp = claims.get("exp")
+    if isinstance(exp, (int, float)) and exp <= at:
+        causes.append(("expired", f"the Entra token had expired (exp {_utc(exp)}, the exchange at {_utc(at)})"))
+    if claims["aud"] not in ACS_AUDIENCES:
+        causes.append(("audience", f"the Entra token is for {claims['aud']!r}, not for {contract.ACS_RESOURCE}"))
+    granted = str(claims.get("scp", "")).split()
+    missing = [s for s in TEAMS_SCOPE_NAMES if s not in granted]
+    if missing and claims["aud"] in ACS_AUDIENCES:  # another API's token lacks them as a matter of course
+        causes.append(("scopes", f"the Entra token lacks {', '.join(missing)} (its scp: {' '.join(granted)!r})"))
+    return causes
+
+
+def for_exchange(status: int | None, code: str | None, entra_token: str | None, at: float) -> Diagnosis | None:
+    """An exchange's rejection; for the 401 InvalidAccessToken, the cause seen in the token sent and its remedy."""
+    found = for_acs(status, code)
+    if (status, code) != (401, "InvalidAccessToken") or entra_token is None or found is None:
+        return found
+    causes = exchange_token_causes(entra_token, at)
+    if not causes:
+        return Diagnosis(
+            "the Entra token's exp, aud and scp are as ACS requires: ACS refused it for what the client cannot "
+            "read (its signature or issuer, or a tenant ACS does not serve)",
+            found.remedy,
+        )
+    return Diagnosis("; ".join(seen for _, seen in causes), "; ".join(EXCHANGE_REMEDIES[c] for c, _ in causes))

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from harness.conformance.verdicts import Check, Expectation, Fault, Judgement, Observation, Skipped, judge
 from harness.core.prerequisites import MissingPrerequisite
 
-AREAS = ("identity", "chat", "notifications", "calling", "policies", "tenant")
+AREAS = ("identity", "chat", "notifications", "calling", "policies", "backend", "tenant")
 Outcome = Literal["supported", "unsupported", "caveat"]
 # The tags that state what the source table documents for a row: its expectation's outcome.
 POLARITY_TAGS: tuple[Outcome, ...] = ("supported", "unsupported", "caveat")

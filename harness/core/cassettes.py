@@ -19,25 +19,31 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import copy
+import functools
 import hashlib
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import vcr
 import yaml
-from vcr.errors import CannotOverwriteExistingCassetteException
-from vcr.request import Request
 
 from harness.core import scrubbing
 from harness.core.places import CASSETTE_ROOT
 from harness.wire import tokens, transport
 
+if TYPE_CHECKING:
+    import vcr
+    from vcr.request import Request
+
+# vcrpy is imported where a cassette is first opened, not with this module: it imports every HTTP
+# library it patches (aiohttp, ...), half of the pytest plugin's import, paid by every pytest process
+# (a sandbox run, each -n worker, a collect-only) though only record and replay use it.
+
 # The committed cassettes (what replay reads unless told otherwise; record writes elsewhere unless told).
-MATCH_ON = ("method", "scheme", "host", "port", "path", "query", "scrubbed_body", "authorization")
+MATCH_ON = ("method", "scheme", "host", "port", "path", "query", "scrubbed_body", "authorization", "caller")
 
 
 def slug(text: str) -> str:
@@ -61,6 +67,8 @@ def _content_type(headers: Any) -> str:
 def scrub_request(scrubber: scrubbing.Scrubber, request: Request) -> Request:
     # A new request of the same parts (vcrpy asks for each request several times: a deep copy of
     # all of it each time was a twentieth of a replay run); the parts are replaced, never mutated.
+    from vcr.request import Request
+
     request = Request(request.method, request.uri, request.body, dict(request.headers))
     content_type = _content_type(request.headers)
     request.uri = scrubber.url(request.uri)
@@ -71,7 +79,9 @@ def scrub_request(scrubber: scrubbing.Scrubber, request: Request) -> Request:
 
 
 def scrub_response(scrubber: scrubbing.Scrubber, response: dict[str, Any]) -> dict[str, Any]:
-    response = copy.deepcopy(response)
+    # A new response of the same parts: the body and headers are built anew below, the rest (the
+    # status) copied; nothing of `response` is mutated (vcrpy has deep-copied it already).
+    response = {key: dict(value) if isinstance(value, dict) else value for key, value in response.items()}
     headers = response.get("headers", {})
     content_type = _content_type(headers)
     body = response.get("body", {}).get("string")
@@ -83,11 +93,21 @@ def scrub_response(scrubber: scrubbing.Scrubber, response: dict[str, Any]) -> di
     return response
 
 
+_NORMALISED = "_cte_normalised_body"  # (the body it was worked out from, the normalised text)
+
+
 def _normalised_body(request: Request) -> str:
     """The body with what scrubbing stands in for (tokens, identifiers) reduced to its kind: each
-    cassette holds one scenario, so requests differ in what they do, not in whose ids they carry."""
+    cassette holds one scenario, so requests differ in what they do, not in whose ids they carry.
+    Worked out once per request and body (a recorded request is compared with every request sent)."""
     body = request.body
-    return without_identities(body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or ""))
+    known = getattr(request, _NORMALISED, None)
+    if known is not None and known[0] is body:
+        return str(known[1])
+    text = without_identities(body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or ""))
+    if isinstance(body, bytes | str | None):  # immutable: the same object is the same body
+        setattr(request, _NORMALISED, (body, text))
+    return text
 
 
 def without_identities(text: str) -> str:
@@ -103,6 +123,13 @@ def scrubbed_body_matcher(r1: Request, r2: Request) -> None:
         raise AssertionError(
             f"bodies differ at character {at}: …{left[start : at + 60]!r} != …{right[start : at + 60]!r}"
         )
+
+
+def caller_matcher(r1: Request, r2: Request) -> None:
+    """Requests sent for different test users (scrubbing.CALLER_HEADER) are different requests."""
+    left, right = r1.headers.get(scrubbing.CALLER_HEADER), r2.headers.get(scrubbing.CALLER_HEADER)
+    if left != right:
+        raise AssertionError(f"sent for {left!r}, recorded for {right!r}")
 
 
 # -- what a replayed request must carry that its scrubbed recording cannot show ----------------------
@@ -234,51 +261,177 @@ def take_unused(cassette: Path) -> UnusedInteractions | None:
     return _UNUSED.pop(Path(cassette), None)
 
 
-class ScenarioVCR(vcr.VCR):
-    """A VCR that, in replay, notes the interactions a cassette never played when it closes."""
+# -- vcrpy, doing each piece of work once ----------------------------------------------------------------
 
-    def __init__(self, *args: Any, replay: bool, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._replay = replay
 
-    @contextlib.contextmanager
-    def use_cassette(self, path: Any = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
-        with super().use_cassette(path, **kwargs) as cassette:
-            try:
-                yield cassette
-            finally:
-                if self._replay and path is not None:
-                    found = unused_interactions(cassette, Path(path))
-                    if found is not None:
-                        _UNUSED[Path(path)] = found
-                    else:
-                        _UNUSED.pop(Path(path), None)
+class _ParsedOnce:
+    """vcrpy's YAML serializer, but a cassette `check_cassette` has just parsed (the same text) is not
+    parsed again: check_cassette's safe loader accepts a subset of what vcrpy's accepts (no python/
+    tags) and builds the same values from it."""
+
+    def __init__(self) -> None:
+        self._text: str | None = None
+        self._data: Any = None
+
+    def keep(self, text: str, data: Any) -> None:
+        self._text, self._data = text, data
+
+    def deserialize(self, text: str) -> Any:
+        from vcr.serializers import yamlserializer
+
+        kept, data = self._text, self._data
+        self._text = self._data = None  # used once: vcrpy may change what it is handed
+        if kept is not None and kept == text:
+            return data
+        return yamlserializer.deserialize(text)
+
+    @staticmethod
+    def serialize(cassette: Any) -> str:
+        from vcr.serializers import yamlserializer
+
+        return str(yamlserializer.serialize(cassette))
+
+
+_PARSED = _ParsedOnce()
+SERIALIZER = "cte-yaml"
+
+
+@functools.cache
+def _scenario_vcr() -> type[vcr.VCR]:
+    """ScenarioVCR (and its ScenarioCassette), made on first use: see the imports."""
+    import vcr
+    from vcr import matchers as vcr_matchers
+    from vcr.cassette import Cassette
+    from vcr.matchers import requests_match
+
+    # vcrpy's matchers that compare one attribute of each request for equality, and that attribute (for
+    # the path, a coarser one where vcrpy compares normalised paths: it only narrows the candidates).
+    keyed_matchers: dict[Any, Callable[[Request], Any]] = {
+        vcr_matchers.method: lambda r: r.method,
+        vcr_matchers.scheme: lambda r: r.scheme,
+        vcr_matchers.host: lambda r: r.host,
+        vcr_matchers.port: lambda r: r.port,
+        vcr_matchers.path: lambda r: r.path or "/",
+        vcr_matchers.query: lambda r: tuple(r.query),
+    }
+
+    class ScenarioCassette(Cassette):
+        """vcrpy's cassette, finding a request's recorded interactions by an index: each recorded
+        request's method, scheme, host, port, path and query are worked out once per cassette, and the
+        full matchers (the scrubbed body, the authorization, and these again) run only on the recorded
+        requests that agree on them. vcrpy's own loop runs every matcher on every recorded request, for
+        every lookup (three a request sent): the same answers, in the same order, at a cost that grew
+        with the cassette."""
+
+        def _match_key(self, request: Request) -> tuple[Any, ...]:
+            return tuple(keyed_matchers[m](request) for m in self._match_on if m in keyed_matchers)
+
+        def _candidates(self, key: tuple[Any, ...]) -> list[int]:
+            index: dict[tuple[Any, ...], list[int]] = self.__dict__.setdefault("_cte_index", {})
+            indexed: list[Request] = self.__dict__.setdefault("_cte_indexed", [])
+            if len(indexed) > len(self.data) or any(
+                indexed[i] is not self.data[i][0] for i in range(len(indexed))
+            ):  # data replaced, not appended to: index it again
+                index.clear()
+                indexed.clear()
+            for position in range(len(indexed), len(self.data)):
+                stored = self.data[position][0]
+                index.setdefault(self._match_key(stored), []).append(position)
+                indexed.append(stored)
+            return index.get(key, [])
+
+        def _responses(self, request: Request) -> Iterator[tuple[int, Any]]:
+            request = self._before_record_request(request)
+            positions = self._candidates(self._match_key(request)) if request else range(len(self.data))
+            for position in positions:
+                stored_request, response = self.data[position]
+                if requests_match(request, stored_request, self._match_on):
+                    yield position, response
+
+    class ScenarioVCR(vcr.VCR):
+        """A VCR that, in replay, notes the interactions a cassette never played when it closes; its
+        cassettes are `ScenarioCassette`s; and its request hook gets the request itself, not a deep
+        copy of it (vcrpy copies each request it hands a hook, four times a request sent: a hook that
+        never changes its argument, as `make_vcr`'s, needs no copy)."""
+
+        _REQUEST_FILTERS = (
+            "filter_headers",
+            "filter_query_parameters",
+            "filter_post_data_parameters",
+            "ignore_hosts",
+            "ignore_localhost",
+        )
+
+        def __init__(self, *args: Any, replay: bool, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._replay = replay
+            self.register_serializer(SERIALIZER, _PARSED)
+
+        def _use_cassette(self, with_current_defaults: bool = False, **kwargs: Any) -> Any:
+            if with_current_defaults:
+                return ScenarioCassette.use(**self.get_merged_config(**kwargs))
+            return ScenarioCassette.use_arg_getter(functools.partial(self.get_merged_config, **kwargs))
+
+        def _build_before_record_request(self, options: dict[str, Any]) -> Any:
+            hook = options.get("before_record_request", options.get("before_record", self.before_record_request))
+            filters = any(options.get(name, getattr(self, name, None)) for name in self._REQUEST_FILTERS)
+            if callable(hook) and not filters:
+                return hook
+            return super()._build_before_record_request(options)  # vcrpy's filters: its own copy and order
+
+        @contextlib.contextmanager
+        def use_cassette(self, path: Any = None, **kwargs: Any) -> Iterator[Any]:
+            with super().use_cassette(path, **kwargs) as cassette:
+                try:
+                    yield cassette
+                finally:
+                    if self._replay and path is not None:
+                        found = unused_interactions(cassette, Path(path))
+                        if found is not None:
+                            _UNUSED[Path(path)] = found
+                        else:
+                            _UNUSED.pop(Path(path), None)
+
+    return ScenarioVCR
 
 
 def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) -> tuple[vcr.VCR, scrubbing.Scrubber]:
     """A VCR for one cassette; `known_secrets` is asked again before each request is scrubbed."""
     scrubber = scrubbing.Scrubber()
+    # What a request scrubbed to, by what it is (its parts and what it carries of an earlier judgement),
+    # with the scrubber's version it was scrubbed at: vcrpy hands each request over more than once.
+    done: dict[tuple[Any, ...], tuple[int, Request]] = {}
 
     def on_request(request: Request) -> Request | None:
+        """Never changes `request` (ScenarioVCR hands it over uncopied)."""
         known = known_secrets()
         if transport.is_loopback(request.uri) and transport.origin(request.uri) not in known:
             return None  # our own servers on loopback (the webhook receiver, its push channel): not Microsoft's
         scrubber.learn_all(known)
+        carried = getattr(request, _SENT, None)
+        key = _request_key(request, carried)
+        if key is not None and (found := done.get(key)) is not None and found[0] == scrubber.version:
+            return found[1]  # the same request, scrubbed by a scrubber that has learnt nothing since
+        version = scrubber.version
         # vcrpy runs this on requests it plays back too, some twice (the second time on what it returned
         # the first, already scrubbed, which keeps its judgement): judge what was sent, before scrubbing.
-        sent = None if record else getattr(request, _SENT, None) or sent_authorization(request)
+        sent = None if record else carried or sent_authorization(request)
         scrubbed = scrub_request(scrubber, request)
         if sent is not None:
             setattr(scrubbed, _SENT, sent)
+        if key is not None and scrubber.version == version:  # scrubbing learnt nothing: it would again give this
+            if len(done) >= 256:
+                done.clear()
+            done[key] = (version, scrubbed)
         return scrubbed
 
     def on_response(response: dict[str, Any]) -> dict[str, Any]:
         scrubber.learn_all(known_secrets())
         return scrub_response(scrubber, response)
 
-    recorder = ScenarioVCR(
+    recorder = _scenario_vcr()(
         replay=not record,
-        serializer="yaml",
+        serializer=SERIALIZER,
         record_mode="all" if record else "none",
         match_on=MATCH_ON,
         before_record_request=on_request,
@@ -289,7 +442,24 @@ def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) ->
     )
     recorder.register_matcher("scrubbed_body", scrubbed_body_matcher)
     recorder.register_matcher("authorization", authorization_matcher)
+    recorder.register_matcher("caller", caller_matcher)
     return recorder, scrubber
+
+
+def _request_key(request: Request, carried: Any) -> tuple[Any, ...] | None:
+    """What a request is, as far as scrubbing it goes (None: a body that is not plain bytes or text)."""
+    body = request.body
+    if not isinstance(body, bytes | str | None):
+        return None
+    headers = tuple(
+        (name, tuple(value) if isinstance(value, list) else value) for name, value in dict(request.headers).items()
+    )
+    key = (request.method, request.uri, body, headers, carried)
+    try:
+        hash(key)
+    except TypeError:  # a header value that is not a string or a list of them
+        return None
+    return key
 
 
 MAX_CASSETTE_BYTES = 64 * 1024 * 1024
@@ -325,7 +495,8 @@ def check_cassette(path: Path) -> None:
     if path.stat().st_size > MAX_CASSETTE_BYTES:
         raise bad(f"larger than {MAX_CASSETTE_BYTES // 2**20} MiB")
     try:
-        data = load_yaml(path.read_bytes().decode("utf-8"))
+        text = path.read_bytes().decode("utf-8")
+        data = load_yaml(text)
     except UnicodeDecodeError as err:
         raise bad(f"not UTF-8 text (byte {err.start})") from None
     except yaml.MarkedYAMLError as err:
@@ -360,6 +531,7 @@ def check_cassette(path: Path) -> None:
             and isinstance(body.get("string"), str | bytes)
         ):
             raise bad(f"interaction {number}: `response` needs status.code, headers (name: [values]) and body.string")
+    _PARSED.keep(text, data)  # vcrpy, about to read this cassette, need not parse it again
 
 
 def _headers_ok(headers: Any) -> bool:
@@ -394,6 +566,12 @@ def _authorization_defect(similar: list[Any]) -> str | None:
     return None
 
 
+def _cannot_overwrite() -> type[BaseException] | tuple[()]:
+    """vcrpy's exception for a request a cassette does not hold; none if vcrpy was never imported."""
+    errors = sys.modules.get("vcr.errors")
+    return errors.CannotOverwriteExistingCassetteException if errors is not None else ()
+
+
 def explain_mismatch(exc: BaseException, cassette: Path, scenario: str, profile: str = "sandbox") -> str | None:
     """One line for a replay that asked for something the cassette does not hold, or a cassette that
     does not load."""
@@ -401,7 +579,7 @@ def explain_mismatch(exc: BaseException, cassette: Path, scenario: str, profile:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, CannotOverwriteExistingCassetteException):
+        if isinstance(current, _cannot_overwrite()):
             request = getattr(current, "failed_request", None)
             what = f"{request.method} {request.uri}" if request is not None else "a request"
             where = display_path(cassette, cassette.parents[2])

@@ -25,7 +25,7 @@ from harness.core.places import PROFILE_DIR
 from harness.core.prerequisites import MissingPrerequisite
 from harness.wire import calling as wire_calling
 from harness.wire import contract, tokens, transport
-from harness.wire.tenant import HOME_TENANT, SANDBOX_TENANTS, TenantInfo
+from harness.wire.tenant import HOME_TENANT, REDIRECT_PLATFORMS, SANDBOX_SPA_REDIRECT_URI, SANDBOX_TENANTS, TenantInfo
 
 MODES = ("sandbox", "replay", "record", "live")
 CALLING_DRIVERS = ("sandbox", "browser")  # the sandbox's calling model; the real Calling SDK in Chromium
@@ -54,6 +54,9 @@ MISCONFIGURATIONS = {
     "app-not-registered": "a tenant where the app's client id is not registered",
     "calls-scope-missing": "a tenant where Teams.ManageChats is consented but Teams.ManageCalls is not",
     "graph-scope-missing": "a tenant where the app lacks Microsoft Graph's ChatMessage.Send and Chat.ReadWrite",
+    "redirect-uri-wrong-platform": "a tenant whose app has the SPA's redirect URI under 'Mobile and desktop "
+    "applications', not 'Single-page application'",
+    "redirect-uri-unregistered": "a tenant whose app does not have the SPA's redirect URI registered",
 }
 
 
@@ -175,6 +178,13 @@ class Tenant:
     lifecycle_wait_s: float = 0  # live: how long to wait for Graph's own lifecycle notification (0: skip)
     # An Entra ID credential for ACS ([acs]); None: the access key (HMAC). With it, acs_access_key is empty.
     acs_credential: AcsCredential | None = field(default=None, repr=False)
+    # The redirect URI a browser sign-in (authorization code + PKCE) returns to, and the platform the app is
+    # (spa, publicClient, web): [app] redirect_uri and platform. None: the profile names none.
+    redirect_uri: str | None = None
+    redirect_platform: str | None = None
+    # The app's own confidential credential ([app] client_secret_env; a sandbox tenant's generated secret):
+    # what an app-only Graph token is requested with (a scenario about what Graph refuses an app). None: none.
+    app_credential: AcsCredential | None = field(default=None, repr=False)
 
     @property
     def acs_auth(self) -> str:
@@ -216,6 +226,15 @@ class Tenant:
                 f"add a [users.{alias}] table to the profile"
             ) from None
 
+    def with_client(self, client_id: str) -> Tenant:
+        """This tenant as another of its app registrations signs users in (a token issued to another app)."""
+        return dataclasses.replace(self, client_id=client_id)
+
+    def for_tenant(self, authority: str, tenant_id: str, users: Mapping[str, UserCredentials]) -> Tenant:
+        """Another tenant reached through the same app and endpoints (a customer of a multi-tenant app):
+        its own authority, id and users, no roles of this one's."""
+        return dataclasses.replace(self, authority=authority, tenant_id=tenant_id, users=dict(users), roles={})
+
     def with_role(self, role: str, alias: str) -> Tenant:
         """This tenant with one more role bound for a scenario (the holder of a policy, say)."""
         return dataclasses.replace(self, roles={**self.roles, role: alias})
@@ -246,6 +265,8 @@ class Tenant:
         }
         if str(self.acs_access_key):
             known[str(self.acs_access_key)] = scrubbing.ACS_ACCESS_KEY
+        if self.app_credential is not None and self.app_credential.client_secret:
+            known[str(self.app_credential.client_secret)] = scrubbing.CLIENT_SECRET
         credential = self.acs_credential
         if credential is not None:
             if credential.client_secret:
@@ -303,7 +324,18 @@ class Profile:
             "notification_url": notifications.get("public_url"),
             "notification_port": int(notifications.get("listen_port", 0)),
             "lifecycle_wait_s": float(notifications.get("lifecycle_wait_s", 0)),
+            **dict(zip(("redirect_uri", "redirect_platform"), self.app_redirect() or (None, None), strict=True)),
         }
+
+    def app_redirect(self) -> tuple[str, str] | None:
+        """The redirect URI the app signs users in with in a browser, and the platform it is (spa, publicClient,
+        web): [app] redirect_uri and platform; a sandbox tenant's app's SPA URI. None: the profile names none."""
+        if self.kind == "sandbox":
+            return SANDBOX_SPA_REDIRECT_URI, "spa"
+        table = self.data.get("app")
+        if isinstance(table, dict) and table.get("redirect_uri"):
+            return str(table["redirect_uri"]), str(table.get("platform", "spa"))
+        return None
 
     def external_sandbox_user(self) -> tuple[str, str] | None:
         """A sandbox profile's external user: (sandbox tenant, alias)."""
@@ -331,8 +363,18 @@ class Profile:
                 client_id=info.client_id,
                 client_secret=Secret(info.client_secret or ""),
             )
+        app = None
+        if info.client_secret:  # the sandbox tenant's app has a client secret: app-only tokens come with it
+            app = AcsCredential(
+                "client-secret",
+                authority_host=info.authority.rsplit("/", 1)[0],
+                tenant_id=info.tenant_id,
+                client_id=info.client_id,
+                client_secret=Secret(info.client_secret),
+            )
         return Tenant(
             acs_credential=credential,
+            app_credential=app,
             **self.declared(),
             external_user=external,
             profile=self.name,
@@ -389,9 +431,19 @@ class Profile:
                 client_id=scrubbing.CLIENT_ID if self.kind == "sandbox" else ACS_CLIENT_ID_PLACEHOLDER,
                 client_secret=Secret(scrubbing.CLIENT_SECRET) if kind == "client-secret" else None,
             )
+        app = None
+        if self.kind == "sandbox" or self._app_secret_env():
+            app = AcsCredential(
+                "client-secret",
+                authority_host="https://login.microsoftonline.com",
+                tenant_id=scrubbing.TENANT_ID,
+                client_id=scrubbing.CLIENT_ID,
+                client_secret=Secret(scrubbing.CLIENT_SECRET),
+            )
         return Tenant(
             **declared,
             acs_credential=credential,
+            app_credential=app,
             external_user=external,
             profile=self.name,
             mode="replay",
@@ -444,9 +496,19 @@ class Profile:
         declared = self.declared()
         authority_host, graph_base_url, acs_endpoint = endpoints(tenant).values()
         external = self.data.get("external_user")
+        app = None
+        if secret_env := self._app_secret_env():
+            app = AcsCredential(
+                "client-secret",
+                authority_host,
+                str(tenant["tenant_id"]),
+                str(tenant["client_id"]),
+                client_secret=Secret(self._env(env, secret_env, "app.client_secret_env")),
+            )
         return Tenant(
             **declared,
             acs_credential=credential,
+            app_credential=app,
             profile=self.name,
             mode="live",
             authority=f"{authority_host}/{tenant['tenant_id']}",
@@ -467,6 +529,11 @@ class Profile:
             else None,
             canonical_origins=canonical_origins(authority_host, graph_base_url, acs_endpoint),
         )
+
+    def _app_secret_env(self) -> str | None:
+        """[app].client_secret_env: the variable holding the app's own client secret (app-only Graph tokens)."""
+        table = self.data.get("app")
+        return str(table["client_secret_env"]) if isinstance(table, dict) and table.get("client_secret_env") else None
 
     def acs_credential_kind(self) -> str | None:
         """[acs].credential: the kind of Entra ID credential for ACS (ACS_CREDENTIALS), or None: the access key."""
@@ -756,12 +823,60 @@ def _check_declarations(data: Mapping[str, Any], where: str, users: Mapping[str,
             "your tunnel's https URL",
             path_allowed=True,
         )
+    tokens_table = data.get("tokens", {})
+    if not isinstance(tokens_table, dict) or set(tokens_table) - {"max_expiry_wait_s"}:
+        raise ProfileError(f"{where}: [tokens] takes one key, max_expiry_wait_s (seconds a scenario may wait)")
+    token_wait = tokens_table.get("max_expiry_wait_s", 0)
+    if not isinstance(token_wait, int | float) or isinstance(token_wait, bool) or not 0 <= token_wait <= 86400:
+        raise ProfileError(f"{where}: [tokens].max_expiry_wait_s = {token_wait!r} is not a number of seconds (0-86400)")
     wait = notifications.get("lifecycle_wait_s", 0)
     if not isinstance(wait, int | float) or isinstance(wait, bool) or not 0 <= wait <= 3600:
         raise ProfileError(f"{where}: [notifications].lifecycle_wait_s = {wait!r} is not a number of seconds (0-3600)")
     port = notifications.get("listen_port", 0)
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536:
         raise ProfileError(f"{where}: [notifications].listen_port = {port!r} is not a port number (1-65535)")
+
+
+APP_KEYS = {
+    "client_secret_env": '"NAME_OF_ENV_VAR" holding the app\'s client secret (for the scenarios about what Graph '
+    "refuses an app-only token)",
+    "redirect_uri": '"http://localhost:3000/" or the URI your SPA signs in with (checked by cte doctor, used by the '
+    "browser sign-in)",
+    "platform": f"the platform your app is: {', '.join(REDIRECT_PLATFORMS)} (spa: a browser redeems the code)",
+}
+
+
+def _check_app(data: Mapping[str, Any], where: str) -> None:
+    """[app]: the app's own client secret, and the redirect URI (and platform) of its browser sign-in."""
+    app = data.get("app")
+    if app is None:
+        return
+    if not isinstance(app, dict) or not app or set(app) - set(APP_KEYS):
+        unknown = sorted(set(app) - set(APP_KEYS)) if isinstance(app, dict) else []
+        named = f" (not {unknown[0]!r})" if unknown else ""
+        raise ProfileError(
+            f"{where}: [app] takes {', '.join(APP_KEYS)}{named}; e.g. redirect_uri = {APP_KEYS['redirect_uri']}"
+        )
+    for key, meaning in APP_KEYS.items():
+        if key in app and (not isinstance(app[key], str) or not app[key].strip()):
+            raise ProfileError(f"{where}: [app].{key} = {app[key]!r} is not valid; set it to {meaning}")
+    if "redirect_uri" in app:
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(app["redirect_uri"])
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ProfileError(
+                f"{where}: [app].redirect_uri = {app['redirect_uri']!r} is not an http(s) URL; set it to "
+                f"{APP_KEYS['redirect_uri']}"
+            )
+    if "platform" in app and "redirect_uri" not in app:
+        raise ProfileError(
+            f"{where}: [app].platform needs [app].redirect_uri; add redirect_uri = {APP_KEYS['redirect_uri']}"
+        )
+    if "platform" in app and app["platform"] not in REDIRECT_PLATFORMS:
+        raise ProfileError(
+            f"{where}: [app].platform = {app['platform']!r} is not valid; use one of {', '.join(REDIRECT_PLATFORMS)}"
+        )
 
 
 def _check_acs(data: Mapping[str, Any], where: str, kind: str) -> None:
@@ -850,6 +965,7 @@ def validate(data: Mapping[str, Any], path: Path | None) -> Profile:
         _check_acs(data, where, "sandbox")
         return Profile(name=name, path=path, kind=kind, sandbox_tenant=tenant, data=data)
     _check_acs(data, where, "live")
+    _check_app(data, where)
     for table, fields in LIVE_REQUIRED.items():
         if table == "secrets" and isinstance(data.get("acs"), dict):
             continue  # [acs] names the credential for ACS instead of the connection string

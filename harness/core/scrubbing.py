@@ -10,6 +10,7 @@ output is deterministic for a given input sequence, so re-recording gives byte-i
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import urllib.parse
@@ -86,6 +87,7 @@ SECRET_KEYS = {
     "encryptioncertificate": "<certificate>",
     "refresh_token": OPAQUE_TOKEN,
     "device_code": OPAQUE_TOKEN,
+    "code_verifier": OPAQUE_TOKEN,  # PKCE: whoever holds it with the code redeems the code
     "user_code": OPAQUE_TOKEN,
     "client_assertion": OPAQUE_TOKEN,
     "assertion": OPAQUE_TOKEN,
@@ -124,7 +126,10 @@ KEPT_CLAIMS = (
     "idtyp",
 )
 
-REQUEST_HEADERS_KEPT = {"content-type", "accept", "x-ms-return-client-request-id"}
+# Who a request is sent for, by test-user alias (a role, never an identity): a token service handed two
+# users' tokens at once gets two requests that differ only there; recordings keep it to tell them apart.
+CALLER_HEADER = "x-cte-caller"
+REQUEST_HEADERS_KEPT = {"content-type", "accept", "x-ms-return-client-request-id", CALLER_HEADER}
 RESPONSE_HEADERS_KEPT = {
     "date",  # the service's clock: expiry times are computed from it
     "content-type",
@@ -149,6 +154,26 @@ VOLATILE_HEADERS = {
 }
 
 
+@functools.lru_cache(maxsize=8192)
+def _percent_encoded(text: str) -> tuple[str, str]:
+    """`text` percent-encoded as a path or query value (quote) and as a form value (quote_plus).
+    Cached: a run learns the same few hundred secrets for each cassette and each report."""
+    return urllib.parse.quote(text, safe=""), urllib.parse.quote_plus(text, safe="")
+
+
+@functools.lru_cache(maxsize=8192)
+def _known_pattern(secret: str) -> re.Pattern[str]:
+    """What `Scrubber.text` replaces for a known value: the value, case-insensitively (an endpoint's
+    origin only where it is not the start of a longer port number). Compiled once per value: re's own
+    cache holds 512 patterns, fewer than a sandbox run knows values."""
+    return re.compile(re.escape(secret) + (r"(?![0-9])" if secret.startswith("https://") else ""), re.I)
+
+
+# Scrubber.text memoises the texts it scrubbed while what it knows stays the same (header values,
+# path segments and JSON strings recur in every request of a cassette); at most this many at a time.
+TEXT_MEMO_SIZE = 4096
+
+
 def _base64_text(value: str) -> str | None:
     """The text a base64 value encodes, if it encodes readable text; else None."""
     try:
@@ -160,7 +185,12 @@ def _base64_text(value: str) -> str | None:
 
 
 class Scrubber:
-    """Replaces secrets by placeholders; one instance per cassette so numbering is stable."""
+    """Replaces secrets by placeholders; one instance per cassette so numbering is stable.
+
+    The output is a function of the input and of what the scrubber knows (`_known`, `_counters`),
+    which only grows; `_version` counts its changes. What is worked out from that state (the known
+    values longest first, the texts already scrubbed) is kept while `_version` stays the same, so a
+    request that vcrpy hands over several times is worked out once, with the same result."""
 
     def __init__(
         self, known: Mapping[str, str] | None = None, *, unknown_guids: bool = True, keep: frozenset[str] = frozenset()
@@ -171,22 +201,58 @@ class Scrubber:
         self._keep = keep
         self._known: dict[str, str] = {}
         self._counters: dict[str, int] = {}
+        self._version = 0  # bumped on every change to _known or _counters
+        self._learnt: set[tuple[str, str]] = set()  # (value, replacement) pairs `learn` has taken in full
+        self._by_length: tuple[int, list[str]] = (-1, [])  # (version, the known values longest first)
+        self._texts: dict[str, tuple[int, str]] = {}  # text -> (the version it was scrubbed at, scrubbed)
         self.learn_all(known or {})
 
+    def copy(self) -> Scrubber:
+        """A scrubber in the same state (what it knows, its numbering) that goes on independently."""
+        twin = Scrubber(unknown_guids=self._unknown_guids, keep=self._keep)
+        twin._known = dict(self._known)
+        twin._counters = dict(self._counters)
+        twin._version = self._version
+        twin._learnt = set(self._learnt)
+        twin._by_length = self._by_length  # never mutated: replaced when the version moves
+        return twin
+
+    @property
+    def version(self) -> int:
+        """How many times what this scrubber knows has changed: equal versions, equal outputs."""
+        return self._version
+
     def learn_all(self, known: Mapping[str, str]) -> None:
-        for value, replacement in known.items():
-            self.learn(value, replacement)
+        learnt = self._learnt
+        for pair in known.items():
+            if pair not in learnt:  # a pair learnt before left nothing to add
+                self.learn(*pair)
 
     # -- what is known ---------------------------------------------------------------------------
 
+    def _remember(self, key: str, replacement: str) -> None:
+        """`_known.setdefault(key, replacement)`, counting a change."""
+        if key not in self._known:
+            self._known[key] = replacement
+            self._version += 1
+
+    def _next(self, kind: str) -> int:
+        n = self._counters[kind] = self._counters.get(kind, 0) + 1
+        self._version += 1
+        return n
+
     def learn(self, value: str, replacement: str) -> str:
         if value and value != replacement and len(value) >= 3:
-            self._known.setdefault(value.lower(), replacement)
+            lowered = value.lower()
+            self._remember(lowered, replacement)
             # The same secret percent-encoded (a query string, a form body echoed elsewhere).
-            for encode in (urllib.parse.quote, urllib.parse.quote_plus):
-                encoded = encode(value, safe="")
-                if encoded != value:
-                    self._known.setdefault(encoded.lower(), encode(self._known[value.lower()], safe=""))
+            encodings = _percent_encoded(value)
+            if encodings[0] != value or encodings[1] != value:
+                learnt_as = _percent_encoded(self._known[lowered])
+                for encoded, encoded_replacement in zip(encodings, learnt_as, strict=True):
+                    if encoded != value:
+                        self._remember(encoded.lower(), encoded_replacement)
+        self._learnt.add((value, replacement))
         return self._known.get(value.lower(), replacement)
 
     def _identity(self, value: str, kind: str) -> str:
@@ -195,7 +261,7 @@ class Scrubber:
             return value
         if value.lower() in self._known:
             return self._known[value.lower()]
-        n = self._counters[kind] = self._counters.get(kind, 0) + 1
+        n = self._next(kind)
         if kind == "upn":
             return self.learn(value, f"user{n}@{UPN_DOMAIN}")
         prefix = {"oid": "0000000b", "tid": "0000000a", "guid": "0000000f", "app": "0000000c"}[kind]
@@ -208,26 +274,59 @@ class Scrubber:
     # -- text ------------------------------------------------------------------------------------
 
     def text(self, value: str) -> str:
-        value = tokens.JWT_PATTERN.sub(lambda m: self.jwt(m.group(0)), value)
-        value = TRACE_LABELS.sub(lambda m: f"{m.group(1)}: {ZERO_GUID}", value)
-        value = HMAC_SIGNATURE.sub(r"\1<signature>", value)
-        value = ACCESS_KEY.sub(lambda m: m.group(1) + ACS_ACCESS_KEY, value)
-        value = BEARER.sub(lambda m: m.group(1) + "<token>", value)
-        for secret in sorted(self._known, key=len, reverse=True):
-            if secret in value.lower():
-                # An endpoint's origin stands for itself only: not the start of a longer port number.
-                pattern = re.escape(secret) + (r"(?![0-9])" if secret.startswith("https://") else "")
-                value = re.sub(pattern, self._known[secret].replace("\\", r"\\"), value, flags=re.I)
-        value = CONVERSATION.sub(self._conversation, value)
-        value = ENTRA_NAMES.sub(lambda m: f"{m.group(1)} '{self._entra_name(m.group(2))}'", value)
-        value = EMAIL.sub(lambda m: self._identity(m.group(0), "upn"), value)
+        version = self._version
+        done = self._texts.get(value)
+        if done is not None and done[0] == version:
+            return done[1]
+        scrubbed = self._text(value)
+        if self._version == version:  # learnt nothing on the way: the same text scrubs the same again
+            if len(self._texts) >= TEXT_MEMO_SIZE:
+                self._texts.clear()
+            self._texts[value] = (version, scrubbed)  # a scrubber shared with a thread: kept with its version
+        return scrubbed
+
+    def _known_longest_first(self) -> list[str]:
+        version, secrets = self._by_length
+        if version != self._version:
+            secrets = sorted(self._known, key=len, reverse=True)
+            self._by_length = (self._version, secrets)
+        return secrets
+
+    def _text(self, value: str) -> str:
+        # Each pattern is tried only where the text holds a literal the pattern cannot match without
+        # (or, for the case-insensitive ones, where the text is ASCII and its lower case holds it).
+        if "eyJ" in value:
+            value = tokens.JWT_PATTERN.sub(lambda m: self.jwt(m.group(0)), value)
+        if "ID: " in value:
+            value = TRACE_LABELS.sub(lambda m: f"{m.group(1)}: {ZERO_GUID}", value)
+        if "Signature=" in value:
+            value = HMAC_SIGNATURE.sub(r"\1<signature>", value)
+        ascii_text = value.isascii()
+        lowered = value.lower()
+        if not ascii_text or "accesskey=" in lowered:
+            value = ACCESS_KEY.sub(lambda m: m.group(1) + ACS_ACCESS_KEY, value)
+            lowered = value.lower()
+        if not ascii_text or "bearer " in lowered:
+            value = BEARER.sub(lambda m: m.group(1) + "<token>", value)
+            lowered = value.lower()
+        for secret in self._known_longest_first():
+            if secret in lowered:
+                value = _known_pattern(secret).sub(self._known[secret].replace("\\", r"\\"), value)
+                lowered = value.lower()
+        if "19" in value:
+            value = CONVERSATION.sub(self._conversation, value)
+        if " '" in value:
+            value = ENTRA_NAMES.sub(lambda m: f"{m.group(1)} '{self._entra_name(m.group(2))}'", value)
+        if "@" in value:
+            value = EMAIL.sub(lambda m: self._identity(m.group(0), "upn"), value)
         # Any other GUID: an id of something in the tenant (a call, an agent, a chat member, ...).
         # The same GUID gets the same placeholder everywhere in a recording, request and response.
-        if self._unknown_guids:
+        if self._unknown_guids and "-" in value:
             value = GUID.sub(lambda m: self._identity(m.group(0).lower(), "guid"), value)
-        value = ENCODED_EMAIL.sub(
-            lambda m: urllib.parse.quote(self._identity(urllib.parse.unquote(m.group(0)), "upn")), value
-        )
+        if "%40" in value:
+            value = ENCODED_EMAIL.sub(
+                lambda m: urllib.parse.quote(self._identity(urllib.parse.unquote(m.group(0)), "upn")), value
+            )
         return value
 
     def _conversation(self, match: re.Match[str]) -> str:
@@ -239,8 +338,7 @@ class Scrubber:
         if not CONVERSATION_PLACEHOLDER.match(inner):
             key = f"19:{body}@{suffix}".lower()
             if key not in self._known:
-                self._counters["conversation"] = self._counters.get("conversation", 0) + 1
-                self._known[key] = f"19:cte-conversation-{self._counters['conversation']:04d}@{suffix}"
+                self._remember(key, f"19:cte-conversation-{self._next('conversation'):04d}@{suffix}")
             inner = self._known[key][3:].split("@", 1)[0]
         return f"19{separator}{inner}{at}{suffix}"
 
@@ -390,5 +488,17 @@ class Scrubber:
             elif lowered in VOLATILE_HEADERS:
                 result[name] = [f"<{lowered}>"]
             elif lowered in kept:
+                if lowered == "location":
+                    for v in values:
+                        self._learn_codes(str(v))
                 result[name] = [self.text(str(v)) for v in values]
         return result
+
+    def _learn_codes(self, location: str) -> None:
+        """An authorization code in a redirect (its query or its fragment, response_mode=fragment) is a
+        secret before the token request that redeems it is ever seen: learnt here."""
+        parts = urllib.parse.urlsplit(location)
+        for part in (parts.query, parts.fragment):
+            for key, value in urllib.parse.parse_qsl(part, keep_blank_values=True):
+                if key == "code" and value:
+                    self.learn(value, OPAQUE_TOKEN)

@@ -27,10 +27,26 @@ def _identifying(known_secrets: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+# The scrubber that has learnt a run's secrets, by those secrets: each redaction starts from a copy of
+# it, as it would from a new scrubber that learnt them (a sandbox tenant's few hundred values and their
+# percent-encodings, once a run instead of once a scenario). One entry: a run's secrets only grow.
+_LEARNT: dict[tuple[tuple[str, str], ...], scrubbing.Scrubber] = {}
+
+
+def _scrubber(known_secrets: Mapping[str, str]) -> scrubbing.Scrubber:
+    key = tuple(known_secrets.items())
+    learnt = _LEARNT.get(key)
+    if learnt is None:
+        learnt = scrubbing.Scrubber(_identifying(known_secrets), keep=frozenset({"request_id"}))
+        _LEARNT.clear()
+        _LEARNT[key] = learnt
+    return learnt.copy()
+
+
 def redact(value: T, known_secrets: Mapping[str, str]) -> T:
     """A JSON value written to a report (a scenario's result, the run's metadata), with the tenant's
     identifiers replaced (request ids kept)."""
-    redacted: T = scrubbing.Scrubber(_identifying(known_secrets), keep=frozenset({"request_id"})).json_value(value)
+    redacted: T = _scrubber(known_secrets).json_value(value)
     return redacted
 
 

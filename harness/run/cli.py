@@ -388,10 +388,35 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
         except OSError as err:
             return _fail(f"cannot write the profile at {target}: {err.strerror}; pass --write-profile a writable path")
     try:
-        serve_forever(args.port, deterministic=args.fixed_clock, tenant=args.tenant, write_profile=args.write_profile)
+        serve_forever(
+            args.port,
+            deterministic=args.fixed_clock,
+            tenant=args.tenant,
+            write_profile=args.write_profile,
+            token_lifetime_s=args.token_lifetime,
+        )
     except OSError as err:
         return _fail(f"cannot serve on 127.0.0.1:{args.port}: {err.strerror}; pick another --port (0 = any free port)")
     return 0
+
+
+def cmd_backend_check(args: argparse.Namespace) -> int:
+    from harness.run.backend import CheckError, check
+
+    try:
+        return check(args, run_suite, new_run_id)
+    except (CheckError, ProfileError) as err:
+        return _fail(str(err))
+
+
+def _lifetime(value: str) -> int:
+    try:
+        seconds = int(value)
+    except ValueError:
+        seconds = 0
+    if not 5 <= seconds <= 86400:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a token lifetime; give whole seconds from 5 to 86400")
+    return seconds
 
 
 def cmd_receiver_serve(args: argparse.Namespace) -> int:
@@ -617,6 +642,32 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("--profile", default=None, help="also look for this profile's passwords and keys")
     audit.set_defaults(func=cmd_cassettes_audit)
 
+    backend = sub.add_parser("backend", help="a partner's token service (the backend that exchanges tokens)")
+    backend_sub = backend.add_subparsers(dest="backend_command", required=True)
+    bcheck = backend_sub.add_parser(
+        "check", help="hand the service real users' Entra tokens and judge what it answers and sends to ACS"
+    )
+    bcheck.add_argument("--url", default=None, help="the service's exchange endpoint (else [backend] url)")
+    bcheck.add_argument("--profile", default="sandbox", help="profile name or path (default: sandbox)")
+    bcheck.add_argument("--mode", default="sandbox", help="sandbox (default) | live | record | replay")
+    bcheck.add_argument(
+        "--start",
+        metavar="COMMAND",
+        default=None,
+        help="start the service with this command (the tenant's settings in its environment); needed in sandbox mode",
+    )
+    bcheck.add_argument("--cassette-dir", default=None, help="record: where cassettes go; replay: where they are")
+    bcheck.add_argument("--report-dir", default=None, help="where reports go (default: reports/<run-id>)")
+    bcheck.add_argument("-k", default=None, help="only scenarios matching this pytest -k expression")
+    bcheck.add_argument("-q", "--quiet", action="store_true", help="one character per scenario")
+    bcheck.add_argument(
+        "--token-lifetime",
+        type=_lifetime,
+        default=None,
+        metavar="SECONDS",
+        help="sandbox mode: how long the served tenant's Entra tokens live (default 12)",
+    )
+    bcheck.set_defaults(func=cmd_backend_check)
     sandbox = sub.add_parser("sandbox", help="the embedded sandbox tenant")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
     serve = sandbox_sub.add_parser("serve", help="serve it; prints one JSON line with what a client needs")
@@ -635,6 +686,14 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="write the live profile a partner would write for this tenant (+ one per misconfigured tenant and the "
         "CA bundle, beside it); the printed line's env holds the secrets to export",
+    )
+    serve.add_argument(
+        "--token-lifetime",
+        type=_lifetime,
+        default=None,
+        metavar="SECONDS",
+        help="how long users' Entra access tokens live (a token lifetime policy; default 4500): short ones let a "
+        "check see a token expire",
     )
     serve.set_defaults(func=cmd_sandbox_serve)
     parity = sandbox_sub.add_parser(

@@ -3,7 +3,8 @@
 profile complete -> authority reachable -> app registration and each user's sign-in (AADSTS codes
 mapped to remedies) -> the Teams scopes consented -> the ACS resource reachable and the access key
 accepted (clock skew reported) -> the exchange -> Graph's chat and meeting scopes -> each user's
-Teams licence (the exchange per user) -> the webhook URL (when one is configured).
+Teams licence (the exchange per user) -> the redirect URI of a browser sign-in (when the profile names
+one: AADSTS50011, 9002326, 9002327) -> the webhook URL (when one is configured).
 """
 
 from __future__ import annotations
@@ -26,14 +27,31 @@ from harness.client.auth import EntraSignIn, ObservingSession, SignIn
 from harness.client.graph import GRAPH_SCOPES
 from harness.client.identity import ACS_DATA_PLANE, AcsIdentity, entra_credential
 from harness.conformance import diagnosis
+from harness.conformance.flows.identity import exchange_time
 from harness.core.config import Tenant
-from harness.wire import contract, tokens, transport
+from harness.wire import contract, handshake, tokens, transport
 
 GRAPH_NEEDED = {
     "send chat messages": ("ChatMessage.Send", "Chat.ReadWrite"),
     "read chat messages": ("Chat.Read", "Chat.ReadWrite"),
     "create chats": ("Chat.Create", "Chat.ReadWrite"),
     "create online meetings": ("OnlineMeetings.ReadWrite",),
+}
+
+
+# Where the scenarios are unsupported (docs/contracts/identity.md §10).
+GOVERNMENT_CLOUDS_DOC = (
+    "https://learn.microsoft.com/azure/communication-services/concepts/teams-interop#teams-in-government-clouds-gcc"
+)
+SOVEREIGN_CLOUDS = {  # cloud_instance_name -> the cloud
+    "microsoftonline.us": "the US Government cloud (GCC High or DoD)",
+    "partner.microsoftonline.cn": "Microsoft 365 operated by 21Vianet",
+    "microsoftonline.de": "Microsoft Cloud Deutschland",
+}
+GOVERNMENT_SUB_SCOPES = {  # tenant_region_sub_scope -> the cloud
+    "GCC": "Microsoft 365 GCC (Government Community Cloud)",
+    "DODCON": "Microsoft 365 GCC High",
+    "DOD": "Microsoft 365 DoD",
 }
 
 
@@ -129,6 +147,7 @@ class Doctor:
     checks: list[Check] = field(default_factory=list)
     signed: dict[str, SignIn] = field(default_factory=dict)
     acs_principal: str | None = None  # the object id the Entra credential for ACS authenticates as
+    openid: dict[str, Any] = field(default_factory=dict)  # the authority's OpenID configuration
 
     @property
     def blocked(self) -> bool:
@@ -144,12 +163,14 @@ class Doctor:
         authority, acs = self.tenant.authority, self.tenant.acs_endpoint
         steps: list[tuple[str, Callable[[], bool], str | None]] = [  # name, check, the URL it asks ("": none)
             ("authority reachable", self.authority, authority),
+            ("cloud", self.cloud, ""),
             ("sign-in", self.sign_ins, authority),
             ("Teams scopes consented", self.teams_scopes, authority),
             *([("ACS credential", self.acs_credential, authority)] if self.tenant.acs_credential else []),
             (self._acs_check, self.acs_resource, acs),
             ("exchange", self.exchanges, acs),
             ("Graph scopes for chat and meetings", self.graph_scopes, authority),
+            ("redirect URI", self.redirect_uri, authority),
             ("webhook URL", self.webhook, self.webhook_url),
             ("calling driver", self.calling_driver, ""),
         ]
@@ -215,6 +236,44 @@ class Doctor:
                 return setting
         return "the URL for it"
 
+    def redirect_uri(self) -> bool:
+        """The redirect URI the profile names ([app] redirect_uri and platform): the authorization code flow
+        started for it in headless Chromium, the first user signed in, the code redeemed as that platform
+        does (spa: by the page, with its Origin; publicClient, web: without). AADSTS50011, 9002326 and 9002327
+        name the fix (docs/contracts/identity.md §11). No URI named: nothing to check."""
+        uri, platform = self.tenant.redirect_uri, self.tenant.redirect_platform or "spa"
+        if not uri:
+            return self._add("redirect URI", "n/a", "the profile names no [app] redirect_uri (no browser sign-in)")
+        from harness.client.browser_sign_in import sign_in_in_browser
+        from harness.core.prerequisites import MissingPrerequisite
+
+        alias = self.users[0]
+        try:
+            result = sign_in_in_browser(
+                self.tenant,
+                self.tenant.user(alias),
+                redirect_uri=uri,
+                redeem="browser" if platform == "spa" else "server",
+            )
+        except MissingPrerequisite as missing:
+            return self._add(
+                "redirect URI", "warn", one_line(str(missing)), "the redirect URI is not checked until then"
+            )
+        redeemer = "the browser (with Origin)" if platform == "spa" else "a back end (no Origin)"
+        if result.ok:
+            return self._add(
+                "redirect URI", "ok", f"{uri} ({platform}): {alias} signed in; code redeemed by {redeemer}"
+            )
+        found = diagnosis.for_redirect_uri(result.aadsts, uri)
+        said = f"AADSTS{result.aadsts} {result.error}" if result.aadsts else (result.error or "no answer")
+        where = "the authorize request" if result.stage in ("authorize", "sign-in") else f"redemption by {redeemer}"
+        return self._add(
+            "redirect URI",
+            "fail",
+            one_line(f"{uri} ({platform}): {said} at {where}" + (f": {found.meaning}" if found else "")),
+            found.remedy if found else f"check [app] redirect_uri and platform against the app registration ({uri})",
+        )
+
     def calling_driver(self) -> bool:
         """The calling rows' driver can run here (the browser driver: chromium and the SDK bundle)."""
         if self.tenant.calling_driver != "browser":
@@ -246,7 +305,39 @@ class Doctor:
                 "check the tenant id in the profile ([tenant].tenant_id)"
                 + ("" if response.status_code == 404 else " and [tenant].authority_host"),
             )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        self.openid = body if isinstance(body, dict) else {}
         return self._add("authority reachable", "ok", "OpenID configuration found")
+
+    def cloud(self) -> bool:
+        """The tenant's cloud, as its OpenID configuration names it: the scenarios need the public cloud
+        (docs/contracts/identity.md §10). Azure Communication Services' Teams interoperability "isn't
+        compatible with Teams deployments using Microsoft 365 government clouds (GCC)" (GOVERNMENT_CLOUDS_DOC):
+        GCC (the public cloud, sub-scope GCC), GCC High and DoD (the US Government cloud) alike."""
+        instance = str(self.openid.get("cloud_instance_name") or "")
+        scope = str(self.openid.get("tenant_region_scope") or "")
+        sub_scope = str(self.openid.get("tenant_region_sub_scope") or "")
+        if not instance:
+            return self._add("cloud", "warn", "the OpenID configuration names no cloud_instance_name", "")
+        named = f"cloud_instance_name {instance}, tenant_region_scope {scope or '-'}" + (
+            f", tenant_region_sub_scope {sub_scope}" if sub_scope else ""
+        )
+        cloud = SOVEREIGN_CLOUDS.get(instance) or GOVERNMENT_SUB_SCOPES.get(sub_scope.upper())
+        if cloud is None and scope.upper() in ("USG", "USGOV"):
+            cloud = "the US Government cloud"
+        if cloud is None:
+            return self._add("cloud", "ok", f"the public cloud ({named})")
+        return self._add(
+            "cloud",
+            "fail",
+            f"the tenant is in {cloud} ({named})",
+            "Teams users on Azure Communication Services are not available there: Microsoft states that ACS Teams "
+            f"interoperability isn't compatible with Microsoft 365 government clouds ({GOVERNMENT_CLOUDS_DOC}); "
+            "use a tenant of the public (commercial) cloud",
+        )
 
     def sign_ins(self) -> bool:
         """App registration and each test user, by signing in for the Teams scopes."""
@@ -366,7 +457,7 @@ class Doctor:
             if result.ok:
                 self._add(f"exchange for {alias}", "ok", "ACS token issued")
                 continue
-            found = diagnosis.for_acs(result.status, result.code)
+            found = diagnosis.for_exchange(result.status, result.code, str(signed.access_token), exchange_time(result))
             self._add(
                 f"exchange for {alias}",
                 "fail",
@@ -407,7 +498,6 @@ class Doctor:
     def webhook(self) -> bool:
         if not self.webhook_url:
             return self._add("webhook URL", "n/a", "no public notification URL configured (sandbox: local receiver)")
-        token = "cte-doctor-validation"
         from harness.client.notifications.service import ReceiverService
 
         # The receiver as a run starts it, on the port the tunnel forwards to: the handshake must come
@@ -418,12 +508,8 @@ class Doctor:
         )
         loopback = transport.is_loopback(self.webhook_url)
         try:
-            response = requests.post(
-                f"{self.webhook_url}/notifications",
-                params={"validationToken": token},
-                headers={"Content-Type": "text/plain"},
-                timeout=10,
-                verify=str(receiver.certificates.ca_bundle) if loopback else True,
+            problem = probe_handshake(
+                f"{self.webhook_url}/notifications", verify=str(receiver.certificates.ca_bundle) if loopback else True
             )
         except requests.RequestException as err:
             if _is_certificate_failure(err):
@@ -442,14 +528,44 @@ class Doctor:
             )
         finally:
             receiver.stop()
-        if response.status_code != 200 or response.text != token:
-            return self._add(
-                "webhook URL",
-                "fail",
-                f"HTTP {response.status_code}",
-                "the URL must reach the harness's receiver (it answers Graph's handshake)",
-            )
-        return self._add("webhook URL", "ok", "answers Graph's validation handshake")
+        if problem is not None:
+            remedy = problem.remedy
+            if problem.kind == "status":
+                remedy = "the URL must reach the harness's receiver (it answers Graph's handshake)"
+            return self._add("webhook URL", "fail", one_line(f"{problem.seen} ({host_port(self.webhook_url)})"), remedy)
+        return self._add(
+            "webhook URL", "ok", "answers Graph's validation handshake (200, text/plain, decoded, in time)"
+        )
+
+
+# A validation token as Graph sends one (docs/contracts/graph.md §4.3), with what the endpoint must URL-decode:
+# spaces (sent as '+'), ':' and a literal '+', '/' and '=' (sent as %2B, %2F, %3D).
+PROBE_TOKEN = "Validation: Testing client application reachability for subscription Request-Id: cte+doctor/probe=="
+
+
+def probe_handshake(
+    url: str, *, verify: str | bool, token: str = PROBE_TOKEN, limit_s: float = handshake.LIMIT_S
+) -> handshake.Problem | None:
+    """Send Graph's validation request to `url` and judge the answer as Graph does (harness.wire.handshake):
+    None when Graph would accept it. Raises requests.RequestException when nothing answers."""
+    started = time.monotonic()
+    try:
+        response = requests.post(
+            handshake.query(url, token),
+            headers={"Content-Type": "text/plain; charset=utf-8"},
+            timeout=(10, limit_s + 1),  # connect; then how long an answer may take before it is surely late
+            verify=verify,
+        )
+    except requests.ReadTimeout:
+        return handshake.judge(0, "", "", token, time.monotonic() - started, limit_s)
+    return handshake.judge(
+        response.status_code,
+        response.headers.get("content-type", ""),
+        response.content.decode("utf-8", "replace"),
+        token,
+        time.monotonic() - started,
+        limit_s,
+    )
 
 
 def write(checks: list[Check], path: Path, profile: str) -> None:

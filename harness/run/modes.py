@@ -196,12 +196,22 @@ class SandboxMode(Mode):
         if self.embedded is None:
             raise RuntimeError("only the pytest plugin and the CLI start the embedded sandbox: pass embedded=")
         self._sandbox: Any = None
-        try:  # a bad [faults] table fails here, before any scenario
-            self._start = self.embedded(
-                deterministic=deterministic, faults=profile.data.get("faults"), where=str(profile.path or profile.name)
-            )
-        except ValueError as exc:
-            raise ProfileError(str(exc)) from None
+        self._start: Callable[[], Any] | None = None
+        if profile.data.get("faults") is not None:
+            try:  # a bad [faults] table fails here, before any scenario
+                self._start = self._starter()
+            except ValueError as exc:
+                raise ProfileError(str(exc)) from None
+        # Without [faults] there is nothing to check: the sandbox's code is loaded when a scenario first
+        # needs it, not by a process that only checks the profile (`cte run` before it starts pytest, the
+        # xdist controller), each of which would otherwise load it for nothing.
+
+    def _starter(self) -> Callable[[], Any]:
+        return self.embedded(
+            deterministic=self.deterministic,
+            faults=self.profile.data.get("faults"),
+            where=str(self.profile.path or self.profile.name),
+        )
 
     def refuse_faults(self) -> None:
         if self.deterministic:
@@ -209,6 +219,8 @@ class SandboxMode(Mode):
 
     def sandbox(self) -> Any:
         if self._sandbox is None:
+            if self._start is None:
+                self._start = self._starter()
             self._sandbox = self._stack.enter_context(self._start())
             self._stack.enter_context(transport.route_hosts(self._sandbox.host_routes()))
         return self._sandbox
@@ -344,9 +356,17 @@ class ReplayMode(Mode):
             raise ProfileError(
                 f"no cassettes at {self.cassette_dir}; pass --cassette-dir with a folder cte record wrote"
             )
-        from harness.wire import notification_crypto as crypto
+        self._token_signer: Any = None
 
-        self._signer = crypto.TokenSigner()
+    @property
+    def _signer(self) -> Any:
+        """The key replayed notifications' validation tokens are signed with: made when a scenario first
+        needs the receiver (an RSA key: a run without notifications scenarios never makes it)."""
+        if self._token_signer is None:
+            from harness.wire import notification_crypto as crypto
+
+            self._token_signer = crypto.TokenSigner()
+        return self._token_signer
 
     def _resolve(self, profile: Profile) -> Tenant:
         return profile.for_replay()
@@ -377,6 +397,9 @@ class ReplayMode(Mode):
         if service is not None:
             from harness.client.notifications.inbound import InboundReplayer
 
+            # The recorded notifications are sealed here, by InboundReplayer, for the key the receiver
+            # holds under their certificate id: one key pair serves every subscription of the run.
+            service.receiver.use_one_key_pair()
             inbound = InboundReplayer(path, service, self._signer, self.tenant().client_id)
         return Recording(path, display_path(path, self.cassette_dir), False, scrubber, inbound)
 
@@ -422,7 +445,9 @@ class RecordMode(Mode):
         return self.target.lifecycle_trigger()
 
     def pacing(self, nodeid: str) -> Pacing:
-        return Pacing(MarkerSource(nodeid), time.sleep)
+        """Markers seeded from the scenario (a replay sends the same); waits as the target spends them (the
+        deterministic sandbox's clock moves on, a live tenant's takes real time)."""
+        return Pacing(MarkerSource(nodeid), self.target.pacing(nodeid).sleep)
 
     def begin(self, scenario: Scenario, stack: contextlib.ExitStack, receiver: Callable[[], Any] | None) -> Recording:
         service = receiver() if receiver is not None else None

@@ -24,6 +24,7 @@ from harness.conformance import expectations
 from harness.conformance.scenario import AREAS, ScenarioRun
 from harness.core.cassettes import take_unused
 from harness.core.config import PROFILE_DIR, Profile, ProfileError, Tenant, load_profile, resolve_mode
+from harness.core.prerequisites import MissingPrerequisite
 from harness.reporting.session import ReportedScenario, report_scenario
 from harness.run.modes import EmbeddedSandbox, Scenario, mode_for
 
@@ -78,6 +79,7 @@ class CteSession:
         cassette_dir: str | None = None,
         run_id: str | None = None,
         report_dir: str | None = None,
+        backend_url: str | None = None,
         embedded: EmbeddedSandbox | None = None,
     ) -> None:
         mode = resolve_mode(mode)
@@ -102,6 +104,54 @@ class CteSession:
         self.sign_ins = auth.SignIns(reuse=not self.mode.uses_cassettes)
         auth.install(self.sign_ins)
         self.token_requests: Counter[tuple[str, str]] = Counter()  # (alias, resource): every process's
+        # `cte backend check`: the partner's token service under test ([backend] and --cte-backend-url).
+        self.backend_url = backend_url or os.environ.get("CTE_BACKEND_URL")
+        self._token_service: Any = None
+        if self.backend_url:
+            self._token_service_spec()  # a bad [backend] table or URL: one line now, not in each scenario
+
+    def _token_service_spec(self) -> Any:
+        from harness.core.token_service import BackendProfileError, spec_from
+
+        where = str(self.profile.path) if self.profile.path else f"profile {self.profile.name!r}"
+        try:
+            spec = spec_from(self.profile.data.get("backend"), where, url=self.backend_url)
+        except BackendProfileError as err:
+            raise ProfileError(str(err)) from None
+        return spec
+
+    def token_wait_limit(self) -> float:
+        """How long a scenario may wait for a user's token to expire. A sandbox profile's tenant waits on
+        its model clock (replayed: not at all): no limit. A live tenant's waits take real time: its
+        profile's [tokens] max_expiry_wait_s (default 0), in a replay of its recording too, so that the
+        replay skips what the recording skipped."""
+        if self.profile.kind == "sandbox":
+            return float("inf")
+        table = self.profile.data.get("tokens")
+        value = table.get("max_expiry_wait_s", 0) if isinstance(table, dict) else 0
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+    def token_service(self) -> Any:
+        """The token service under test with what the tenant offers to check it (TokenServiceSetup);
+        MissingPrerequisite without one. Its identifying values join what the run scrubs."""
+        if self._token_service is None:
+            from harness.conformance.flows.backend import TokenServiceSetup, second_tenant
+            from harness.core.token_service import known_secrets
+            from harness.wire.contract import SANDBOX_EXCHANGE_LOG_PATH
+
+            if not self.backend_url:
+                raise MissingPrerequisite(
+                    "no token service to check: run these scenarios with cte backend check --url URL"
+                )
+            spec = self._token_service_spec()
+            tenant = self.tenant()
+            second = second_tenant(tenant, spec, os.environ)
+            password = str(second.users["second-tenant"].password) if second is not None else None
+            self.known_secrets.update(known_secrets(spec, password))
+            # The exchange log is the ACS resource's: at the tenant's ACS endpoint as this mode reaches it.
+            log_url = f"{tenant.acs_endpoint}{SANDBOX_EXCHANGE_LOG_PATH}" if spec.exchange_log_url else None
+            self._token_service = TokenServiceSetup(spec, second, log_url)
+        return self._token_service
 
     @property
     def known_secrets(self) -> dict[str, str]:

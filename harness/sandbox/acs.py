@@ -55,6 +55,9 @@ JSON_MEDIA_TYPE = "application/json; charset=utf-8"
 HMAC_MAX_SKEW = timedelta(minutes=5)  # third-party reports; unverified for ACS Identity
 SIGNED_HEADERS = "x-ms-date;host;x-ms-content-sha256"
 TOKEN_SCOPES = frozenset({"chat", "voip", "chat.join", "chat.join.limited", "voip.join"})
+# The sandbox's exchange log (emulator-defined: a diagnostics route of the sandbox only, never Microsoft's).
+EXCHANGE_LOG_PATH = contract.SANDBOX_EXCHANGE_LOG_PATH
+EXCHANGE_LOG_NOTE = "the exchange log is the sandbox's own diagnostics; no Microsoft service offers it"
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -189,15 +192,17 @@ def verify_bearer(token: str, *, verify: Any, acs: AcsResource, now: int, action
 class Acs(Service):
     workload = "acs"
     hosts = (f"*{contract.ACS_HOST_SUFFIX}",)
-    prefixes = ("/teamsUser/", "/identities")
+    prefixes = ("/teamsUser/", "/identities", EXCHANGE_LOG_PATH)
 
     def __init__(self, ctx: SandboxContext) -> None:
         super().__init__(ctx)
         self.identities: dict[str, dict[str, Any]] = {}  # ACS users of the resource: deleted, revoked_before
+        self.exchange_log: list[dict[str, Any]] = []  # every exchange request, as EXCHANGE_LOG_PATH shows it
 
     def reset(self) -> None:
         with self.ctx.lock:
             self.identities.clear()
+            self.exchange_log.clear()
 
     def routes(self) -> list[Route]:
         return [
@@ -207,6 +212,7 @@ class Acs(Service):
             self.route("/identities/{id}/:issueAccessToken", self.issue_token, ["POST"]),
             self.route("/identities/{id}/:revokeAccessTokens", self.revoke_tokens, ["POST"]),
             self.route("/identities/{id}", self.delete_identity, ["DELETE"]),
+            self.route(EXCHANGE_LOG_PATH, self.read_exchange_log, ["GET"]),
         ]
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -290,9 +296,40 @@ class Acs(Service):
     # -- the Teams-user exchange -----------------------------------------------------------------
 
     async def exchange(self, request: Request) -> Response:
-        body = self._object(await self._authenticated_body(request))
-        token, expires = self._exchange(body, preview=request.query_params.get("api-version") == PREVIEW_VERSION)
+        entry: dict[str, Any] = {"at": self.ctx.now().isoformat(timespec="seconds").replace("+00:00", "Z")}
+        try:
+            body = self._object(await self._authenticated_body(request))
+            entry.update(exchange_facts(body, self.ctx.epoch()))
+            preview = request.query_params.get("api-version") == PREVIEW_VERSION
+            token, expires = self._exchange(body, preview=preview)
+        except AcsError as err:
+            self._log_exchange(entry, err.status, err.code)
+            raise
+        self._log_exchange(entry, 200, None)
         return self.json(request, {"token": token, "expiresOn": expires_on(expires)})
+
+    def _log_exchange(self, entry: dict[str, Any], status: int, code: str | None) -> None:
+        with self.ctx.lock:
+            self.exchange_log.append({"seq": len(self.exchange_log) + 1, **entry, "status": status, "code": code})
+
+    async def read_exchange_log(self, request: Request) -> Response:
+        """The sandbox's own diagnostics (no Microsoft service has it): every exchange request the
+        resource received since `since` (a sequence number), what it named and carried, and the answer."""
+        try:
+            since = int(request.query_params.get("since", "0"))
+        except ValueError:
+            raise AcsError(
+                400, "ValidationError", "since must be a whole number.", "since", emulated=EXCHANGE_LOG_NOTE
+            ) from None
+        with self.ctx.lock:
+            entries = [dict(e) for e in self.exchange_log if e["seq"] > since]
+            last = len(self.exchange_log)
+        return self.marked_json(request, {"entries": entries, "last": last})
+
+    def marked_json(self, request: Request, body: Any) -> JSONResponse:
+        response = self.json(request, body, versioned=False)
+        response.headers[contract.EMULATOR_DEFINED_HEADER] = EXCHANGE_LOG_NOTE
+        return response
 
     def _exchange(self, body: dict[str, Any], *, preview: bool) -> tuple[str, int]:
         token, app_id, user_id = (body.get(k) for k in ("token", "appId", "userId"))
@@ -465,6 +502,30 @@ class Acs(Service):
         with self.ctx.lock:
             record[key] = value
         return Response(status_code=204, headers=self._headers(request))
+
+
+def exchange_facts(body: dict[str, Any], now: int) -> dict[str, Any]:
+    """What an exchange request named and what its Entra token says, without the token: the ids sent,
+    and the token's audience, app, user, tenant, scopes and whether it had expired (read unverified:
+    the log says what was sent, whatever the service made of it)."""
+    facts: dict[str, Any] = {"app_id": body.get("appId"), "user_id": body.get("userId")}
+    token = body.get("token")
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False}) if isinstance(token, str) else None
+    except jwt.InvalidTokenError:
+        claims = None
+    if claims is None:
+        facts["token"] = None if token is None else "not a JWT"
+        return facts
+    facts["token"] = {
+        "aud": claims.get("aud"),
+        "appid": claims.get("appid") or claims.get("azp"),
+        "oid": claims.get("oid"),
+        "tid": claims.get("tid"),
+        "scp": claims.get("scp"),
+        "expired": int(claims.get("exp", 0)) <= now,
+    }
+    return facts
 
 
 def _text(value: Any) -> bool:

@@ -43,6 +43,9 @@ class SandboxContext:
     # client outside sees it: reauthorizationRequired S seconds after a subscription is created
     # (emulator-defined: Microsoft documents no schedule). None: only a test's control sends them.
     lifecycle_after_s: float | None = None
+    # `cte sandbox serve --token-lifetime S`: how long a user's Entra access token lives (a tenant's token
+    # lifetime policy; Entra's own default is 60-90 minutes). None: harness.sandbox.entra's default.
+    access_token_lifetime_s: int | None = None
     services: list[Service] = field(default_factory=list)  # harness.sandbox.services.build adds them
 
     def now(self) -> datetime:

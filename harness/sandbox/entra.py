@@ -10,9 +10,11 @@ emulator-defined header saying so.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import html
 import json
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,19 +22,26 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from harness.sandbox.context import SandboxContext
 from harness.sandbox.http import Service, ServiceError, base_url, form_fields
 from harness.sandbox.state import RESOURCES, AppRegistration, Tenant, User, service_principal_oid
-from harness.wire.contract import ENTRA_HOST
+from harness.wire.contract import EMULATOR_DEFINED_HEADER, ENTRA_HOST
 
 OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 ACCESS_TOKEN_LIFETIME_S = 4500  # 75 minutes: emulator-defined (real tokens last 60-90 minutes)
 DEVICE_CODE_LIFETIME_S = 900
 PASSWORD_GRANT = "password"
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+AUTHORIZATION_CODE_GRANT = "authorization_code"
+AUTHORIZATION_CODE_LIFETIME_S = 600  # "Authorization codes are short lived, typically expiring after about 10 minutes"
+PLATFORM_NAMES = {  # how the Entra admin center names each platform (Authentication > Platform configurations)
+    "spa": "Single-page application",
+    "publicClient": "Mobile and desktop applications",
+    "web": "Web",
+}
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 TOKEN_PATH_SUFFIX = "/oauth2/v2.0/token"
 
@@ -110,6 +119,7 @@ class Entra(Service):
         super().__init__(ctx)
         self.refresh_tokens: dict[str, dict[str, Any]] = {}
         self.device_codes: dict[str, dict[str, Any]] = {}
+        self.authorization_codes: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def faultable(cls, method: str, path: str) -> bool | None:
@@ -121,6 +131,7 @@ class Entra(Service):
         with self.ctx.lock:
             self.refresh_tokens.clear()
             self.device_codes.clear()
+            self.authorization_codes.clear()
 
     def routes(self) -> list[Route]:
         return [
@@ -131,6 +142,9 @@ class Entra(Service):
             self.route("/{tenant}/v2.0/.well-known/openid-configuration", self.openid_configuration, ["GET"]),
             self.route("/{tenant}/discovery/v2.0/keys", self.keys, ["GET"]),
             self.route("/{tenant}" + TOKEN_PATH_SUFFIX, self.token, ["POST"]),
+            self.route("/{tenant}" + TOKEN_PATH_SUFFIX, self.token_preflight, ["OPTIONS"]),
+            self.route("/{tenant}/oauth2/v2.0/authorize", self.authorize_page, ["GET"]),
+            self.route("/{tenant}/oauth2/v2.0/authorize", self.authorize_sign_in, ["POST"]),
             self.route("/{tenant}/oauth2/v2.0/devicecode", self.device_code, ["POST"]),
         ]
 
@@ -142,6 +156,10 @@ class Entra(Service):
         response.headers["x-ms-request-id"] = self.ctx.ids.next("request")
         if cid := request.headers.get("client-request-id"):
             response.headers["client-request-id"] = cid
+        if request.headers.get("origin"):
+            # A browser's cross-origin request (a SPA's discovery and code redemption): the answer is readable
+            # by the page, errors included (MSAL.js reports AADSTS9002326's body); docs/contracts/identity.md §11.
+            response.headers["access-control-allow-origin"] = "*"
         return response
 
     # -- discovery -----------------------------------------------------------------------------
@@ -161,9 +179,14 @@ class Entra(Service):
 
     async def openid_configuration(self, request: Request) -> Response:
         key = request.path_params["tenant"]
-        tid = "{tenantid}" if key in ("common", "organizations") else self._tenant_or_error(key).tenant_id
+        tenant = None if key in ("common", "organizations") else self._tenant_or_error(key)
+        tid = tenant.tenant_id if tenant else "{tenantid}"
         base = base_url(request)
-        return self.json(
+        cloud: dict[str, Any] = {"tenant_region_scope": tenant.tenant_region_scope if tenant else "NA"}
+        if tenant is not None and tenant.tenant_region_sub_scope:
+            cloud["tenant_region_sub_scope"] = tenant.tenant_region_sub_scope
+        cloud["cloud_instance_name"] = tenant.cloud_instance_name if tenant else "microsoftonline.com"
+        response = self.json(
             request,
             {
                 "token_endpoint": f"{base}/{key}/oauth2/v2.0/token",
@@ -198,12 +221,18 @@ class Entra(Service):
                     "tid",
                     "preferred_username",
                 ],
-                "tenant_region_scope": "NA",
-                "cloud_instance_name": "microsoftonline.com",
+                **cloud,
                 "cloud_graph_host_name": "graph.windows.net",
                 "msgraph_host": "graph.microsoft.com",
             },
         )
+        if tenant is not None and tenant.cloud_instance_name != "microsoftonline.com":
+            # Served at the public authority's host (the sandbox has one Entra); a sovereign tenant's own
+            # endpoints would be at login.microsoftonline.us. Values as third-party tools read them.
+            response.headers[EMULATOR_DEFINED_HEADER] = (
+                "a sovereign-cloud tenant's OpenID configuration (3rd-party values)"
+            )
+        return response
 
     async def keys(self, request: Request) -> Response:
         return self.json(request, self.ctx.entra_signer.jwks())
@@ -237,9 +266,18 @@ class Entra(Service):
     async def token(self, request: Request) -> Response:
         fields = await form_fields(request)
         tenant = self._tenant_or_error(request.path_params["tenant"])
-        return self.json(request, self._token_for(tenant, fields))
+        return self.json(request, self._token_for(tenant, fields, origin=request.headers.get("origin")))
 
-    def _token_for(self, tenant: Tenant, form: dict[str, str]) -> dict[str, Any]:
+    async def token_preflight(self, request: Request) -> Response:
+        """A browser's CORS preflight of a token request (a SPA sending headers beyond the simple ones)."""
+        response = Response(status_code=204)
+        response.headers["access-control-allow-origin"] = "*"
+        response.headers["access-control-allow-methods"] = "POST, OPTIONS"
+        if wanted := request.headers.get("access-control-request-headers"):
+            response.headers["access-control-allow-headers"] = wanted
+        return response
+
+    def _token_for(self, tenant: Tenant, form: dict[str, str], *, origin: str | None = None) -> dict[str, Any]:
         grant_type = form.get("grant_type", "")
         if not grant_type:
             raise EntraError(
@@ -250,14 +288,16 @@ class Entra(Service):
             return self._client_credentials(tenant, app, form)
         if grant_type == "refresh_token":
             return self._refresh(tenant, app, form)
+        if grant_type == AUTHORIZATION_CODE_GRANT:
+            return self._redeem_authorization_code(tenant, app, form, origin)
         if grant_type not in (PASSWORD_GRANT, DEVICE_CODE_GRANT):
             raise EntraError(
                 400,
                 "unsupported_grant_type",
                 70003,
                 f"The app requested an unsupported grant type '{grant_type}'.",
-                emulator_defined="grant types other than password, device code, refresh token and "
-                "client credentials are not emulated",
+                emulator_defined="grant types other than password, device code, authorization code, refresh token "
+                "and client credentials are not emulated",
             )
         self._require_public_client(app, form)
         if grant_type == PASSWORD_GRANT:
@@ -513,7 +553,8 @@ class Entra(Service):
     ) -> dict[str, Any]:
         ctx = self.ctx
         iat = ctx.epoch()
-        exp = iat + ACCESS_TOKEN_LIFETIME_S
+        lifetime = ctx.access_token_lifetime_s or ACCESS_TOKEN_LIFETIME_S
+        exp = iat + lifetime
         consented = app.consented.get(grant.resource, frozenset())
         permissions = sorted(consented if grant.default else grant.permissions | consented)
         access_claims = {
@@ -539,8 +580,8 @@ class Entra(Service):
         body: dict[str, Any] = {
             "token_type": "Bearer",
             "scope": " ".join(f"{grant.resource}/{p}" for p in permissions),
-            "expires_in": ACCESS_TOKEN_LIFETIME_S,
-            "ext_expires_in": ACCESS_TOKEN_LIFETIME_S,
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
             "access_token": ctx.entra_signer.sign(access_claims),
         }
         if grant.wants_refresh:
@@ -647,6 +688,201 @@ class Entra(Service):
             "access_token": self.ctx.entra_signer.sign(claims),
         }
 
+    # -- authorization code + PKCE (a browser sign-in) ---------------------------------------------
+    # docs/contracts/identity.md §11: the authorize request, its login page, the code's redemption, and what
+    # Entra answers a redirect URI registered under no platform or the wrong one.
+
+    def _authorize_request(self, request: Request) -> tuple[Tenant, AppRegistration, dict[str, str], str]:
+        """The tenant, app, query and the redirect URI's platform of an authorize request whose redirect URI
+        can be trusted; an error page (raised) otherwise: Entra never redirects to a URI it does not know."""
+        query = dict(request.query_params)
+        tenant = self._tenant_or_error(request.path_params["tenant"])
+        client_id = query.get("client_id", "")
+        app = tenant.apps.get(client_id)
+        if app is None:
+            self._app(tenant, {"client_id": client_id})  # raises AADSTS700016
+        assert app is not None
+        redirect_uri = query.get("redirect_uri", "")
+        platform = app.redirect_platform(redirect_uri)
+        if platform is None:
+            # The code and its meaning: the Entra error-code reference (AADSTS50011 InvalidReplyTo); the text as
+            # the sign-in page shows it (third-party reports, docs/contracts/identity.md §11).
+            raise EntraError(
+                400,
+                "invalid_request",
+                50011,
+                f"The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs "
+                f"configured for the application '{app.client_id}'. Make sure the redirect URI sent in the request "
+                "matches one added to your application in the Azure portal. Navigate to "
+                "https://aka.ms/redirectUriMismatchError to learn more about how to fix this.",
+                emulator_defined="AADSTS50011's page text is as third parties quote it; its HTTP status (400) and "
+                "its JSON form (Entra shows an HTML error page) are the sandbox's",
+            )
+        return tenant, app, query, platform
+
+    async def authorize_page(self, request: Request) -> Response:
+        """The authorize endpoint: checks the request, then the sign-in page (a minimal form)."""
+        try:
+            self._authorize_request(request)
+        except EntraError as err:
+            return self._error_page(err)
+        return HTMLResponse(_SIGN_IN_PAGE.format(message=""))
+
+    async def authorize_sign_in(self, request: Request) -> Response:
+        """The sign-in page posted: the user authenticated (the password check and its AADSTS errors), then a
+        redirect to the redirect URI with `code` and `state` (or with `error`), as `response_mode` says."""
+        try:
+            tenant, app, query, platform = self._authorize_request(request)
+        except EntraError as err:
+            return self._error_page(err)
+        form = await form_fields(request)
+        response_type = query.get("response_type", "")
+        method = query.get("code_challenge_method", "plain" if query.get("code_challenge") else "")
+        try:
+            if response_type != "code":
+                raise EntraError(
+                    400,
+                    "unsupported_response_type",
+                    700054,
+                    f"response_type '{response_type}' is not enabled for the application.",
+                    emulator_defined="only response_type=code is emulated",
+                )
+            if method not in ("", "plain", "S256"):
+                raise EntraError(
+                    400,
+                    "invalid_request",
+                    501491,
+                    "Invalid size of Code_Challenge parameter.",
+                    emulator_defined="the answer to a code_challenge_method other than S256 or plain",
+                )
+            grant = self._resolve_scopes(tenant, query.get("scope", ""))
+        except EntraError as err:
+            return self._redirect_error(query, err)
+        try:
+            user = self._authenticate(tenant, form.get("username", ""), form.get("password", ""), grant, app.client_id)
+        except EntraError as err:  # the sign-in page says why, as it does for a wrong password
+            page = _SIGN_IN_PAGE.format(message=html.escape(f"AADSTS{err.code}: {err.message}", quote=False))
+            return err.marked(HTMLResponse(page, status_code=400))
+        try:
+            self._authorize(tenant, app, user, grant)
+        except EntraError as err:
+            return self._redirect_error(query, err)
+        ctx = self.ctx
+        code = base64.urlsafe_b64encode(ctx.ids.secret(ctx.ids.next("authorization-code"), 48)).decode().rstrip("=")
+        with ctx.lock:
+            self.authorization_codes[code] = {
+                "tenant": tenant.name,
+                "client_id": app.client_id,
+                "redirect_uri": query.get("redirect_uri", ""),
+                "scope": query.get("scope", ""),
+                "user": user.alias,
+                "challenge": query.get("code_challenge", ""),
+                "method": method,
+                "expires": ctx.epoch() + AUTHORIZATION_CODE_LIFETIME_S,
+            }
+        return self._redirect(query, {"code": code, "state": query.get("state")})
+
+    @staticmethod
+    def _redirect(query: dict[str, str], params: dict[str, str | None]) -> Response:
+        kept = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        separator = "#" if query.get("response_mode") == "fragment" else ("&" if "?" in query["redirect_uri"] else "?")
+        return RedirectResponse(f"{query['redirect_uri']}{separator}{kept}", status_code=302)
+
+    def _redirect_error(self, query: dict[str, str], err: EntraError) -> Response:
+        timestamp = self.ctx.now().strftime("%Y-%m-%d %H:%M:%SZ")
+        params = {
+            "error": err.error,
+            "error_description": f"AADSTS{err.code}: {err.message} Timestamp: {timestamp}",
+            "error_codes": str(err.code),
+            "state": query.get("state"),
+        }
+        return err.marked(self._redirect(query, params))
+
+    @staticmethod
+    def _error_page(err: EntraError) -> Response:
+        """The sign-in page's error screen: what Entra shows when it cannot redirect (an unknown redirect URI)."""
+        page = _ERROR_PAGE.format(
+            code=err.code, message=html.escape(err.message, quote=False), error=html.escape(err.error)
+        )
+        return err.marked(HTMLResponse(page, status_code=err.status))
+
+    def _redeem_authorization_code(
+        self, tenant: Tenant, app: AppRegistration, form: dict[str, str], origin: str | None
+    ) -> dict[str, Any]:
+        """grant_type=authorization_code: the code, the redirect URI it was issued for, the PKCE verifier, and
+        who may redeem it: a browser (an Origin header) only a spa redirect URI's code, a non-browser only the
+        others' (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow, "Redirect URIs
+        for single-page apps (SPAs)")."""
+        with self.ctx.lock:
+            record = self.authorization_codes.pop(form.get("code", ""), None)
+        if record is None or record["tenant"] != tenant.name or record["client_id"] != app.client_id:
+            raise EntraError(
+                400,
+                "invalid_grant",
+                70000,
+                "The provided value for the 'code' parameter is not valid.",
+                emulator_defined="the code and text for an unknown or reused authorization code",
+            )
+        if self.ctx.epoch() > record["expires"]:
+            raise EntraError(
+                400,
+                "invalid_grant",
+                70008,
+                "The provided authorization code or refresh token has expired due to inactivity. Send a new "
+                "interactive authorization request for this user and resource.",
+            )
+        if form.get("redirect_uri", "") != record["redirect_uri"]:
+            raise EntraError(
+                400,
+                "invalid_grant",
+                70000,
+                "The provided value for the 'redirect_uri' is not valid. The value must exactly match the redirect "
+                "URI used to obtain the authorization code.",
+                emulator_defined="the text for a redemption naming another redirect URI is as third parties quote it",
+            )
+        platform = app.redirect_platform(record["redirect_uri"])
+        if origin and platform != "spa":
+            raise EntraError(
+                400,
+                "invalid_request",
+                9002326,
+                "Cross-origin token redemption is permitted only for the 'Single-Page Application' client-type. "
+                f"Request origin: '{origin}'.",
+                emulator_defined="AADSTS9002326's code and text as real answers quoted by third parties show them "
+                "(Microsoft documents the refusal, not its body)",
+            )
+        if not origin and platform == "spa":
+            raise EntraError(
+                400,
+                "invalid_request",
+                9002327,
+                "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin "
+                "requests.",
+                emulator_defined="AADSTS9002327's code and text as real answers quoted by third parties show them "
+                "(Microsoft documents the refusal, not its body)",
+            )
+        if platform == "web":
+            self._require_public_client(app, form)
+        if record["challenge"]:
+            verifier = form.get("code_verifier", "")
+            if record["method"] == "S256":
+                computed = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+            else:
+                computed = verifier
+            if not verifier or not hmac.compare_digest(computed, record["challenge"]):
+                raise EntraError(
+                    400,
+                    "invalid_grant",
+                    50148,
+                    "The code_verifier does not match the code_challenge supplied in the authorization request "
+                    "for PKCE.",
+                    emulator_defined="AADSTS50148's text as third parties quote it",
+                )
+        grant = self._resolve_scopes(tenant, record["scope"])
+        user = tenant.users[record["user"]]
+        self._authorize(tenant, app, user, grant)
+        return self._issue(tenant, app, user, grant, amr=["pwd"])
+
     # -- device code -----------------------------------------------------------------------------
 
     async def device_code(self, request: Request) -> Response:
@@ -735,3 +971,14 @@ _DEVICE_PAGE = """<!doctype html><html><head><title>Enter code</title></head><bo
 <label>Email <input name="username" type="email"></label>
 <label>Password <input name="password" type="password"></label>
 <button type="submit">Sign in</button></form></body></html>"""
+
+
+_SIGN_IN_PAGE = """<!doctype html><html><head><title>Sign in to your account</title></head><body>
+<h1>Sign in</h1><p role="alert">{message}</p>
+<form method="post"><label>Email <input name="username" type="email" autocomplete="username"></label>
+<label>Password <input name="password" type="password" autocomplete="current-password"></label>
+<button type="submit">Sign in</button></form></body></html>"""
+
+_ERROR_PAGE = """<!doctype html><html><head><title>Sign in to your account</title></head><body>
+<h1>Sorry, but we're having trouble signing you in.</h1>
+<p id="error" data-error="{error}">AADSTS{code}: {message}</p></body></html>"""

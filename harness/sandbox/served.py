@@ -16,8 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness.wire.contract import SANDBOX_EXCHANGE_LOG_PATH
 from harness.wire.serving import LOOPBACK
-from harness.wire.tenant import EXTERNAL_TENANT, HOME_TENANT
+from harness.wire.tenant import EXTERNAL_TENANT, HOME_TENANT, SANDBOX_SPA_REDIRECT_URI
 
 # The roles, policies and external user of the sandbox's contoso tenant, as harness/profiles/sandbox.toml
 # declares them for the embedded sandbox (the sandbox does not read profiles: it states its own facts).
@@ -49,6 +50,8 @@ MISCONFIGURED = (
     "app-not-registered",
     "calls-scope-missing",
     "graph-scope-missing",
+    "redirect-uri-wrong-platform",
+    "redirect-uri-unregistered",
 )
 ENV_PREFIX = "CTE_SERVED"
 
@@ -70,6 +73,38 @@ def _toml(value: Any) -> str:
 
 def _env_name(*parts: str) -> str:
     return "_".join([ENV_PREFIX, *(re.sub(r"[^A-Z0-9]", "_", p.upper()) for p in parts)])
+
+
+SECOND_TENANT_USER = (EXTERNAL_TENANT, "alex")  # signs in to contoso's multi-tenant app at fabrikam's authority
+
+
+def _backend(sandbox: Any, info: Any, origins: dict[str, str], env: dict[str, str]) -> list[str]:
+    """[backend]: what `cte backend check` needs of this tenant besides the service's URL: its other apps,
+    a user of a second tenant that bought the app, and the sandbox's exchange log (the evidence of what a
+    token service sent to ACS; no live tenant has one)."""
+    lines = [
+        "",
+        "[backend]",
+        '# url = "http://localhost:8600/api/token/teams"  # your token service (or cte backend check --url)',
+        "# The sandbox's own record of what reached ACS (no live tenant has one):",
+        f"exchange_log_url = {_toml(origins['acs'] + SANDBOX_EXCHANGE_LOG_PATH)}",
+        *(f"{purpose} = {_toml(client_id)}" for purpose, client_id in sorted(info.extra_apps.items())),
+    ]
+    tenant_name, alias = SECOND_TENANT_USER
+    second = sandbox.tenant_info(tenant_name)
+    user = second.user(alias)
+    variable = _env_name(tenant_name, "PASSWORD", alias)
+    env[variable] = user.password
+    lines += [
+        "",
+        "[backend.second_tenant]  # a user of another organisation that bought the app (multi-tenant)",
+        f"tenant_id = {_toml(second.tenant_id)}",
+        f"upn = {_toml(user.upn)}",
+        f"password_env = {_toml(variable)}",
+        f"oid = {_toml(user.oid)}",
+        'expected = "serve"  # serve | refuse: what the token service should do with them',
+    ]
+    return lines
 
 
 def write_profiles(sandbox: Any, path: Path, origins: dict[str, str], notification_port: int) -> dict[str, Any]:
@@ -124,6 +159,13 @@ def _profile(
     ]
     if main:
         lines.append(f"expired_teams_token_env = {_toml(_env_name('EXPIRED_TEAMS_TOKEN'))}")
+    if info.client_secret:  # the app's own secret: app-only Graph tokens (what Graph refuses an app)
+        variable = _env_name(name, "APP_CLIENT_SECRET")
+        env[variable] = info.client_secret
+        lines += ["", "[app]", f"client_secret_env = {_toml(variable)}"]
+    # The SPA's redirect URI, as its partner would name it (the browser sign-in, the doctor's check).
+    lines += [] if info.client_secret else ["", "[app]"]
+    lines += [f"redirect_uri = {_toml(SANDBOX_SPA_REDIRECT_URI)}", 'platform = "spa"']
     for user in info.users:
         variable = _env_name(name, "PASSWORD", user.alias)
         env[variable] = user.password
@@ -151,6 +193,7 @@ def _profile(
         "lifecycle_wait_s = 20  # this tenant's Graph sends reauthorizationRequired 4 s after a subscription",
     ]
     lines += ["", "[phone_numbers]", *(f"{k} = {_toml(v)}" for k, v in asdict(info.phone_numbers).items())]
+    lines += _backend(sandbox, info, origins, env)
     for kind, meeting in sorted(info.meetings.items()):
         lines += ["", f"[meetings.{kind}]"]
         lines += [f"{key} = {_toml(value)}" for key, value in asdict(meeting).items() if value and key != "message_id"]

@@ -22,7 +22,7 @@ from harness.sandbox.context import SandboxContext
 from harness.sandbox.faults import FaultInjection, plan_from_profile
 from harness.sandbox.graph import GraphPaths
 from harness.sandbox.notifier import Notifier
-from harness.sandbox.state import SANDBOX_EPOCH, Clock, Directory, IdSource
+from harness.sandbox.state import SANDBOX_EPOCH, Clock, Directory, IdSource, extra_app_ids
 from harness.wire.calling import VERSION
 from harness.wire.contract import ENTRA_HOST, GRAPH_HOST, SANDBOX_CALLING_HOST
 from harness.wire.serving import LOOPBACK, Certificates, ServerThread
@@ -133,10 +133,11 @@ class Sandbox:
         earlier scenario changed, so that what it sees does not depend on which scenarios ran before.
 
         Deterministic: ids restarted in stream `name` and the fixed clock back at `start`, so that
-        recordings are reproducible. Otherwise the real clock runs on and ids (and chat message ids)
-        continue where they were: nothing handed out earlier in the process is handed out again, so a
-        stale id a client kept is unknown, never someone else's. The run's health counters (requests,
-        faults injected, messages sent twice) and the `flaky` plan carry on across scenarios."""
+        recordings are reproducible. Otherwise the real clock (taking back what waits moved it on by) and
+        ids (and chat message ids) continue where they were: nothing handed out earlier in the process is
+        handed out again, so a stale id a client kept is unknown, never someone else's. The run's health
+        counters (requests, faults injected, messages sent twice) and the `flaky` plan carry on across
+        scenarios."""
         with self.ctx.lock:
             self._sent_twice_before += self._sent_twice()
             if self.deterministic:
@@ -145,6 +146,11 @@ class Sandbox:
             self.ctx.reset()
             if self.deterministic:
                 self.ctx.restart(name, start)
+            elif self.ctx.clock.rewind():
+                # The real clock again: an earlier scenario's waits (a token outlived) moved it on. Chat message
+                # ids (epoch milliseconds, strictly increasing) start from the real time again too, so that a
+                # message's time and id agree; the world they named is gone.
+                self.ctx.last_message_ms = 0
 
     def _sent_twice(self) -> int:
         """Messages posted twice with the same content in one chat or channel of the current world."""
@@ -193,7 +199,7 @@ class Sandbox:
         acs_endpoint = f"https://{acs.host}" if canonical else self.loopback_base
         graph_base = f"https://{GRAPH_HOST}/v1.0" if canonical else f"{self.loopback_base}/v1.0"
         calling_base = f"https://{SANDBOX_CALLING_HOST}{VERSION}" if canonical else f"{self.loopback_base}{VERSION}"
-        app = next(iter(tenant.apps.values()), None)
+        app = tenant.apps.get(directory.client_id)
         return TenantInfo(
             tenant=tenant.name,
             authority=f"{entra_base}/{tenant.tenant_id}",
@@ -220,6 +226,7 @@ class Sandbox:
             expired_teams_token=self.expired_teams_token(name),
             misconfiguration=tenant.misconfiguration,
             tenants=tuple(sorted(directory.tenants)),
+            extra_apps=extra_app_ids(self.ctx.ids) if name == HOME_TENANT else {},
         )
 
     def lifecycle_event(self, subscription_id: str, event: str = "reauthorizationRequired") -> None:
@@ -270,7 +277,13 @@ LIFECYCLE_AFTER_S = 4.0  # a served tenant's Graph sends reauthorizationRequired
 
 
 def serve_forever(
-    port: int, *, deterministic: bool, tenant: str, canonical: bool = False, write_profile: str | None = None
+    port: int,
+    *,
+    deterministic: bool,
+    tenant: str,
+    canonical: bool = False,
+    write_profile: str | None = None,
+    token_lifetime_s: int | None = None,
 ) -> None:
     """`cte sandbox serve`: one JSON line on stdout, then serve until interrupted. With `write_profile`,
     Entra ID, Graph and ACS each get their own port and the line says where the live profile is and
@@ -281,6 +294,7 @@ def serve_forever(
     from pathlib import Path
 
     with Sandbox(port=port, deterministic=deterministic) as sandbox:
+        sandbox.ctx.access_token_lifetime_s = token_lifetime_s
         info = sandbox.tenant_info(tenant, canonical=canonical)
         line = info.to_dict()
         if write_profile:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from harness.sandbox.acs import Acs
+from harness.sandbox.acs_chat import AcsChat
 from harness.sandbox.calling import Calling
 from harness.sandbox.context import SandboxContext
 from harness.sandbox.entra import Entra
@@ -33,10 +34,10 @@ class CallingService(Service):
             self.ctx.calling.clear()
 
 
-SERVICES: tuple[type[Service], ...] = (Entra, Graph, Acs, CallingService)
+SERVICES: tuple[type[Service], ...] = (Entra, Graph, Acs, AcsChat, CallingService)
 
 
 def build(ctx: SandboxContext) -> list[Service]:
     """Every service for `ctx`, registered with it (so that `ctx.reset()` reaches them), in route order."""
-    ctx.services = [Acs(ctx), Graph(ctx), CallingService(ctx), Entra(ctx)]
+    ctx.services = [Acs(ctx), AcsChat(ctx), Graph(ctx), CallingService(ctx), Entra(ctx)]
     return ctx.services

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from harness.wire.tenant import EXTERNAL_TENANT, HOME_TENANT, VARIANT_TENANTS
+from harness.wire.tenant import EXTERNAL_TENANT, HOME_TENANT, SANDBOX_SPA_REDIRECT_URI, VARIANT_TENANTS
 
 ACS_RESOURCE_URI = "https://auth.msft.communication.azure.com"
 ACS_FIRST_PARTY_APP_ID = "1fd5118e-2576-4263-8130-9503064c837a"
@@ -99,6 +99,12 @@ class Clock:
         with self._lock:
             self._offset += delta
 
+    def rewind(self) -> bool:
+        """Take back every `advance`: the source's own time again. True if the clock had moved on."""
+        with self._lock:
+            moved, self._offset = self._offset != timedelta(), timedelta()
+            return moved
+
     def restart(self, start: datetime) -> None:
         """Make `now()` return `start` (for a fixed clock) from here on."""
         with self._lock:
@@ -158,12 +164,41 @@ class AppRegistration:
     client_id: str
     display_name: str
     public_client_flows: bool = True
-    redirect_uris: tuple[str, ...] = ("http://localhost",)
+    # Redirect URIs by the platform they are registered under (Microsoft Graph's application resource:
+    # publicClient = "Mobile and desktop applications", spa = "Single-page application", web).
+    redirect_uris: tuple[str, ...] = ("http://localhost",)  # publicClient
+    spa_redirect_uris: tuple[str, ...] = (SANDBOX_SPA_REDIRECT_URI,)
+    web_redirect_uris: tuple[str, ...] = ()
     client_secret: str | None = None
     client_secret_expires: datetime | None = None  # None: the secret does not expire
     certificates: list[bytes] = field(default_factory=list)  # PEM certificates registered for client assertions
     # Delegated permissions granted on each resource: resource URI -> permission names.
     consented: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def redirect_platform(self, uri: str) -> str | None:
+        """The platform `uri` is registered under, None if under none. A loopback http URI matches whatever
+        its port (Microsoft: "the port component ... is ignored for the purposes of matching a redirect URI",
+        https://learn.microsoft.com/entra/identity-platform/reply-url); otherwise the match is exact. A URI
+        registered under several platforms counts as the first of spa, publicClient, web (emulator-defined)."""
+        wanted = _without_loopback_port(uri)
+        for platform, uris in (
+            ("spa", self.spa_redirect_uris),
+            ("publicClient", self.redirect_uris),
+            ("web", self.web_redirect_uris),
+        ):
+            if any(_without_loopback_port(u) == wanted for u in uris):
+                return platform
+        return None
+
+
+def _without_loopback_port(uri: str) -> str:
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1"):
+        path = parts.path or "/"
+        return urllib.parse.urlunsplit(("http", parts.hostname, path, parts.query, ""))
+    return uri
 
 
 @dataclass
@@ -268,6 +303,11 @@ class Tenant:
     honours_webinar_roles: bool = False  # what the service would do if it enforced the webinar caveat away
     blocked_domains: set[str] = field(default_factory=set)  # external access (federation) blocked for these
     enforces_lobby: bool = True  # only the deliberately wrong sandbox turns this off
+    # Which cloud the tenant lives in, as its OpenID configuration says (docs/contracts/identity.md §10): the
+    # public cloud's values unless a variant says otherwise.
+    cloud_instance_name: str = "microsoftonline.com"
+    tenant_region_scope: str = "NA"
+    tenant_region_sub_scope: str | None = None
     meetings: dict[str, Meeting] = field(default_factory=dict)
     # The Azure role the tenant's app's service principal holds on the sandbox's ACS resource (None: none).
     acs_role: str | None = "Contributor"
@@ -373,6 +413,31 @@ def _client_secret_expired(tenant: Tenant) -> None:
         app.client_secret_expires = SANDBOX_EPOCH - timedelta(days=1)
 
 
+@misconfiguration("gcc-high")
+def _gcc_high(tenant: Tenant) -> None:
+    """A Microsoft 365 GCC High tenant: its OpenID configuration names the US Government cloud. The values are
+    the ones third-party tools read from such tenants (emulator-defined: Microsoft documents no example)."""
+    tenant.cloud_instance_name = "microsoftonline.us"
+    tenant.tenant_region_scope = "USGov"
+    tenant.tenant_region_sub_scope = "DODCON"
+
+
+@misconfiguration("redirect-uri-wrong-platform")
+def _redirect_uri_wrong_platform(tenant: Tenant) -> None:
+    """The SPA's redirect URI registered under "Mobile and desktop applications" (publicClient) instead of
+    "Single-page application": a browser redeeming its code gets AADSTS9002326."""
+    for app in tenant.apps.values():
+        app.redirect_uris = (*app.redirect_uris, *app.spa_redirect_uris)
+        app.spa_redirect_uris = ()
+
+
+@misconfiguration("redirect-uri-unregistered")
+def _redirect_uri_unregistered(tenant: Tenant) -> None:
+    """The SPA's redirect URI registered under no platform: the authorize request gets AADSTS50011."""
+    for app in tenant.apps.values():
+        app.spa_redirect_uris = ()
+
+
 @misconfiguration("app-not-registered")
 def _app_not_registered(tenant: Tenant) -> None:
     tenant.apps.clear()
@@ -443,6 +508,20 @@ def _password(ids: IdSource, name: str) -> str:
     return "Pw!" + base64.urlsafe_b64encode(ids.secret(f"password:{name}", 12)).decode()
 
 
+# Two more public-client app registrations in the home tenant, for checking a partner's token service
+# (`cte backend check`): a token issued to an app the service does not serve, and a token for ACS that
+# carries Teams.ManageChats only (an app consented to one Teams scope). Purpose -> (id seed, name, scopes).
+EXTRA_APPS = {
+    "other_client_id": ("app/cte-other-client", "CTE Other Client", frozenset(TEAMS_SCOPES)),
+    "chats_only_client_id": ("app/cte-chats-only-client", "CTE Chats-only Client", frozenset({"Teams.ManageChats"})),
+}
+
+
+def extra_app_ids(ids: IdSource) -> dict[str, str]:
+    """The extra apps' client ids by purpose (the same in every run: stable ids)."""
+    return {purpose: ids.stable(seed) for purpose, (seed, _, _) in EXTRA_APPS.items()}
+
+
 def build_tenant(ids: IdSource, name: str, client_id: str) -> Tenant:
     """A healthy tenant named `name`, then its misconfiguration (if `name` is one) applied."""
     domain = f"{name}-sandbox.onmicrosoft.com"
@@ -493,6 +572,10 @@ def build_tenant(ids: IdSource, name: str, client_id: str) -> Tenant:
         channels={general: Channel(id=general, display_name="General")},
     )
     seed_meetings(ids, tenant, tenant.teams[team_id], general)
+    if name == HOME_TENANT:
+        for seed, display_name, scopes in EXTRA_APPS.values():
+            extra = AppRegistration(ids.stable(seed), display_name, consented={ACS_RESOURCE_URI: scopes})
+            tenant.apps[extra.client_id] = extra
     if name != EXTERNAL_TENANT:  # external access: contoso (and its variants) block fabrikam's domain
         tenant.blocked_domains = {"fabrikam-sandbox.onmicrosoft.com"}
     if name in MISCONFIGURATIONS:

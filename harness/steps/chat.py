@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_bdd import given, parsers, then, when
 
-from harness.conformance.flows.chat import ChatFlow
+from harness.conformance.flows.chat import EXPORT_STAGE, ChatFlow
 from harness.conformance.scenario import ScenarioRun
 from harness.conformance.verdicts import Expectation, ExpectedRejection
 
@@ -47,6 +47,33 @@ def poll_paged(chat_flow: ChatFlow, scenario_run: ScenarioRun, alias: str, top: 
     scenario_run.observe(chat_flow.poll(alias, top=top))
 
 
+@when(parsers.parse('"{alias}" reads all their chats with getAllMessages'))
+def get_all_messages(chat_flow: ChatFlow, scenario_run: ScenarioRun, alias: str) -> None:
+    scenario_run.observe(chat_flow.get_all_messages(alias))
+
+
+@when(parsers.parse('the app reads all of "{alias}"\'s chats with getAllMessages using its own token'))
+def get_all_messages_as_app(chat_flow: ChatFlow, scenario_run: ScenarioRun, alias: str) -> None:
+    scenario_run.observe(chat_flow.get_all_messages(alias, as_app=True))
+
+
+@when("the app posts a message to the chat with its own token")
+def send_as_app(chat_flow: ChatFlow, scenario_run: ScenarioRun) -> None:
+    scenario_run.observe(chat_flow.send_as_app())
+
+
+@when(parsers.parse('"{alias}"\'s Graph token has expired'))
+def token_expired(chat_flow: ChatFlow, scenario_run: ScenarioRun, alias: str, cte) -> None:  # type: ignore[no-untyped-def]
+    chat_flow.outlive_token(alias, cte.token_wait_limit())
+
+
+@then(parsers.parse('the message went out with a new token for "{alias}", signed in again silently'))
+def token_renewed(chat_flow: ChatFlow, scenario_run: ScenarioRun, alias: str) -> None:
+    scenario_run.expect(Expectation(scenario_run.outcome("supported"), SEND))
+    scenario_run.check("a second Graph token, re-acquired after the first expired", *chat_flow.token_renewed(alias))
+    scenario_run.require_verdict()
+
+
 @then("the send is allowed")
 def send_allowed(scenario_run: ScenarioRun) -> None:
     scenario_run.expect(Expectation(scenario_run.outcome("supported"), SEND))
@@ -86,11 +113,14 @@ def page_count(chat_flow: ChatFlow, scenario_run: ScenarioRun, pages: int) -> No
 
 
 @then(
-    parsers.re(r'(?P<what>the send|getting messages) is rejected with status (?P<status>\d+) and code "(?P<code>\w+)"')
+    parsers.re(
+        r"(?P<what>the send|getting messages|creating the chat|getting all messages) "
+        r'is rejected with status (?P<status>\d+) and code "(?P<code>\w+)"'
+    )
 )
 def rejected(scenario_run: ScenarioRun, what: str, status: str, code: str) -> None:
     source = GRAPH_ERRORS if "emulator-defined" not in scenario_run.tags else "emulator-defined"
-    stage = "send" if what == "the send" else "get"
+    stage = {"the send": "send", "getting messages": "get", "creating the chat": "create chat"}.get(what, EXPORT_STAGE)
     outcome = scenario_run.outcome("unsupported")
     scenario_run.expect(Expectation(outcome, source, ExpectedRejection(int(status), code), stage=stage))
     scenario_run.require_verdict()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from harness.conformance.flows.backend import BackendFlow
 from harness.conformance.flows.calling import CallingFlow
 from harness.conformance.flows.chat import ChatFlow
 from harness.conformance.flows.identity import IdentityFlow
 from harness.conformance.flows.notifications import NotificationFlow
 from harness.core.config import Tenant
+from harness.core.prerequisites import MissingPrerequisite
+from harness.steps.backend import *  # noqa: F403
 from harness.steps.calling import *  # noqa: F403
 from harness.steps.chat import *  # noqa: F403
 from harness.steps.identity import *  # noqa: F403
@@ -49,3 +52,15 @@ def notification_flow(chat_flow: ChatFlow, notification_environment, graph_pacin
     flow = NotificationFlow(chat_flow, notification_environment, key_id=f"cte-{graph_pacing.markers.next()}")
     scenario_cleanup(flow.close)
     return flow
+
+
+@pytest.fixture
+def backend_flow(flow_tenant: Tenant, cte, graph_pacing):  # type: ignore[no-untyped-def]
+    """The partner's token service under test (`cte backend check`); SKIP without one."""
+    try:
+        setup = cte.token_service()
+    except MissingPrerequisite as err:
+        pytest.skip(str(err))
+    flow = BackendFlow(flow_tenant, setup, sleep=graph_pacing.sleep)
+    yield flow
+    flow.close()

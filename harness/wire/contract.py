@@ -26,6 +26,11 @@ PERSONAL_USE_MEETING_LINK = "https://teams.live.com/meet/9398765432101?p=CteSand
 # which behaviour was emulated. Live services never send it, so evidence shows where a verdict
 # rests on the emulator's choice rather than on Microsoft's contract.
 EMULATOR_DEFINED_HEADER = "x-cte-emulator-defined"
+# The sandbox's exchange log, on its ACS endpoint: every Teams-user exchange request the resource
+# received (the ids named, the Entra token's audience, app, user, tenant, scopes and expiry; never the
+# token) and its answer. The sandbox's own diagnostics: no Microsoft service has it. A client reads
+# `{"entries": [...], "last": N}`, `?since=N` for the entries after the N-th.
+SANDBOX_EXCHANGE_LOG_PATH = "/sandbox/exchangeLog"
 # The id of each answer, as Graph sends it (the sandbox's calling API sends it too).
 REQUEST_ID_HEADER = "request-id"
 

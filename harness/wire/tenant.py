@@ -27,8 +27,18 @@ VARIANT_TENANTS = (
     "personal-use-joinable",
     "webinar-roles-honoured",
     "lobby-not-enforced",
+    "gcc-high",
+    "redirect-uri-wrong-platform",
+    "redirect-uri-unregistered",
 )
 SANDBOX_TENANTS = (HOME_TENANT, *VARIANT_TENANTS, EXTERNAL_TENANT)
+# The redirect URI of the sandbox app registration's single-page app (its "Single-page application"
+# platform): where a browser sign-in (authorization code + PKCE) returns. A page on http://localhost, as
+# a partner's SPA in development is; docs/contracts/identity.md §11.
+SANDBOX_SPA_REDIRECT_URI = "http://localhost:3000/spa"
+# The platforms an app registration declares redirect URIs under (Microsoft Graph's application
+# resource: spa, publicClient = "Mobile and desktop applications", web).
+REDIRECT_PLATFORMS = ("spa", "publicClient", "web")
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,9 @@ class TenantInfo:
     expired_teams_token: str
     misconfiguration: str | None
     tenants: tuple[str, ...] = field(default=())  # every tenant the sandbox hosts
+    # More public-client apps of the tenant by purpose (other_client_id, chats_only_client_id): the home
+    # tenant's, for checking a partner's token service; empty for the others.
+    extra_apps: dict[str, str] = field(default_factory=dict)
 
     def user(self, alias: str) -> TenantUser:
         return next(u for u in self.users if u.alias == alias)

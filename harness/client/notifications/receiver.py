@@ -30,7 +30,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -61,6 +63,7 @@ DEDUPE_WINDOW = 150_000  # digests remembered per subscription (up to 3 per noti
 DECISIONS_KEPT = 100_000
 KEEP_ALIVE_S = 1.0  # also how soon a client that closed its side is noticed
 LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+SPARE_KEY_MAX_AGE_S = 600  # a spare key pair older than this is not handed out (its certificate ages)
 
 
 @dataclass
@@ -176,6 +179,10 @@ class Receiver:
         capture: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.keys: dict[str, EncryptionKey] = {}
+        self._one_key_pair = False  # see use_one_key_pair
+        self._key_pair: EncryptionKey | None = None
+        self._keys_lock = threading.Lock()
+        self._spare: concurrent.futures.Future[tuple[float, EncryptionKey]] | None = None  # see _fresh_key_pair
         self.registrations: dict[str, Registration] = {}
         self.key_set = KeySet(trusted_keys, jwks_url=jwks_url, verify=jwks_verify)
         self.verifier = TokenVerifier(self.key_set, audience, issuers=issuers)
@@ -231,9 +238,46 @@ class Receiver:
     # -- configuration ---------------------------------------------------------------------------
 
     def new_key(self, key_id: str) -> EncryptionKey:
-        key = EncryptionKey.generate(key_id)
-        self.keys[key_id] = key
+        """A key pair and certificate for a subscription's resource data, known by `key_id`: one no other
+        key id has had, unless `use_one_key_pair` was called."""
+        with self._keys_lock:
+            if not self._one_key_pair:
+                key = dataclasses.replace(self._fresh_key_pair(), id=key_id)
+            else:
+                if self._key_pair is None:
+                    self._key_pair = EncryptionKey.generate(key_id)
+                key = dataclasses.replace(self._key_pair, id=key_id)
+            self.keys[key_id] = key
         return key
+
+    def _fresh_key_pair(self) -> EncryptionKey:
+        """A key pair never handed out: the spare made in the background since the last one was taken
+        (waiting for it if it is still being made), else one made now; then the next spare is started.
+        A 2048-bit RSA key takes tens of milliseconds, which cryptography spends without the GIL: made
+        in a thread of its own while the scenario that took the last one goes on, a subscription rarely
+        waits for its key. Only a receiver that has made a key makes spares (one is left over at the end)."""
+        spare, self._spare = self._spare, None
+        key = None
+        if spare is not None:
+            try:
+                made_at, made = spare.result()
+            except Exception:  # the spare failed to be made: make one now, as without spares
+                made_at, made = float("-inf"), None
+            if time.monotonic() - made_at < SPARE_KEY_MAX_AGE_S:
+                key = made
+        if key is None:
+            key = EncryptionKey.generate("unassigned")
+        self._spare = concurrent.futures.Future()
+        threading.Thread(target=_make_key_pair, args=(self._spare,), name="cte-receiver-keys", daemon=True).start()
+        return key
+
+    def use_one_key_pair(self) -> None:
+        """From now on every key id made gets the same key pair (made on first use; 2048-bit RSA costs
+        tens of milliseconds a subscription). Only for a receiver whose sealed notifications the harness
+        seals itself for the key it looks up by id (replay): there no sender can seal content for one
+        subscription's certificate and label it with another's, the confusion separate key pairs
+        refuse. Never where Graph (or the sandbox playing Graph) seals them."""
+        self._one_key_pair = True
 
     def register(self, registration: Registration) -> None:
         with self._lock:
@@ -593,6 +637,15 @@ class Receiver:
                 if found or remaining <= 0:
                     return found
                 self._changed.wait(remaining)
+
+
+def _make_key_pair(future: concurrent.futures.Future[tuple[float, EncryptionKey]]) -> None:
+    try:
+        key = EncryptionKey.generate("unassigned")
+    except Exception as err:  # handed to the taker, who makes its own
+        future.set_exception(err)
+    else:
+        future.set_result((time.monotonic(), key))
 
 
 class _Tokens:

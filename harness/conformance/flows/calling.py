@@ -59,7 +59,22 @@ END_REASONS: dict[tuple[int, int | None], tuple[str, str]] = {
     (403, 40231): ("the token is not a Teams user's token", "exchange the user's Entra token for an ACS token"),
     (401, 44113): ("the ACS token lacks the voip scope", "issue a token with voip"),
     (0, 603): ("the callee declined the call", ""),
+    # Another endpoint of the same callee answered or every endpoint declined (call-end.md, Microsoft's call-end
+    # table: https://learn.microsoft.com/azure/communication-services/resources/troubleshooting/voice-video-calling/troubleshooting-codes).
+    (487, 10003): ("the call was accepted on another endpoint of this user (answered elsewhere)", ""),
+    (487, 10024): ("every endpoint of the callee declined the call", ""),
+    (0, 5003): ("every endpoint of the callee declined the call", ""),
     (404, 0): ("the meeting or callee was not found", "check the meeting link, id or coordinates"),
+    # 40210 is the SDK's own check of the link (its catalogue, docs/contracts/calling.md §2); Microsoft's
+    # troubleshooting tables do not list it. The link the SDK takes is the meeting's full join URL:
+    # https://learn.microsoft.com/azure/communication-services/how-tos/calling-sdk/teams-interoperability, and a
+    # Microsoft answer: "a full Teams meeting link, which can be retrieved using Graph APIs or from the Join Meeting
+    # URL in the Teams meeting invite" (https://learn.microsoft.com/answers/questions/1183576/).
+    (400, 40210): (
+        "the Calling SDK did not accept the string as a Teams meeting link (it checks before calling the service)",
+        "pass the meeting's full join URL unmodified (Graph onlineMeeting joinWebUrl, or the invite's Join link: "
+        ".../l/meetup-join/... or .../meet/<id>?p=<passcode>), not a shortened, re-encoded or hand-built one",
+    ),
 }
 RESTRICTED_ACTIONS = ("unmute", "start_video", "start_screen_sharing")
 ANY_GROUP_ID = "00000000-0000-0000-0000-00000000ca11"  # a group id: no TeamsCallAgent joins by one

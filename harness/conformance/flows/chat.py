@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 
 from harness.client.auth import run_sign_ins
 from harness.client.graph import GRAPH_SCOPES, MARKER_PREFIX, ChatMessage, GraphClient, GraphResult, MarkerSource, Sent
+from harness.client.identity import entra_credential
 from harness.conformance.flows import observe
 from harness.conformance.flows.identity import sign_in_observation
 from harness.conformance.verdicts import Observation, ObservationLog
 from harness.core.config import Tenant
+from harness.core.prerequisites import MissingPrerequisite
 
 KINDS = ("one-on-one", "group", "meeting", "channel")
+EXPORT_STAGE = "getAllMessages"
 THIRD_MEMBER = "lynne"  # a group chat has a third member who never needs to sign in
 MISSING_SCOPE = re.compile(r"API requires one of '([^']+)'")
 
@@ -27,12 +30,63 @@ MISSING_SCOPE = re.compile(r"API requires one of '([^']+)'")
 MESSAGING_POLICY = re.compile(r"messaging policy|chat is (turned )?off|turned off .*by (the|a|its) .*policy", re.I)
 
 
+# Graph refusals that share a status with others but not a cause (docs/contracts/graph.md §9): each is told
+# by its message, which names the cause, and gets its own remedy.
+NO_LICENCE = re.compile(r"licen[cs]e information|valid Office ?365 licen[cs]e|not licensed", re.I)
+IMPORT_ONLY = re.compile(r"application-only context only for import", re.I)
+PROTECTED_API = re.compile(r"Protected API access", re.I)
+EXPORT_API = re.compile(r"/getAllMessages$", re.I)
+
+
+def _export_refusal(result: GraphResult) -> tuple[str, str] | None:
+    """getAllMessages (the Teams export API) refused: application-only, protected, metered."""
+    if result.status == 402:
+        return (
+            "a metered Teams API refused for payment: evaluation-mode capacity spent, model=A without the licences it "
+            "needs, or no Azure billing set up for the app",
+            "pass model=A (security and compliance apps, users licensed for it) or model=B and set up billing for the "
+            "app (https://learn.microsoft.com/graph/teams-licenses); read less often (delta, change notifications)",
+        )
+    if result.status != 403:
+        return None
+    if result.message and PROTECTED_API.search(result.message):
+        return (
+            "getAllMessages is a protected API and the app has not been approved for it",
+            "request protected-API access for the app (https://aka.ms/teamsgraph/requestaccess, see "
+            "https://learn.microsoft.com/graph/teams-protected-apis) and call it with an app-only token and "
+            "model=A or model=B; a Teams user's app reads each chat with GET /chats/{id}/messages instead",
+        )
+    return (
+        "getAllMessages (the Teams export API) takes application permissions only: a user's delegated token "
+        "cannot call it",
+        "read the user's chats with GET /chats/{id}/messages (delegated Chat.Read); export belongs to an app-only "
+        "service with protected-API approval and model=A or model=B",
+    )
+
+
 # A 403 for a subscription over Graph's quota (one per chat and app; docs/contracts/graph.md §4).
 SUBSCRIPTION_QUOTA = re.compile(r"subscription quota", re.I)
 
 
 def graph_diagnosis(result: GraphResult) -> tuple[str | None, str | None]:
     """What a Graph rejection means and how to fix it."""
+    if EXPORT_API.search(result.path) and (export := _export_refusal(result)):
+        return export
+    if result.status == 401 and result.message and IMPORT_ONLY.search(result.message):
+        return (
+            "an app-only token cannot post chat messages: Graph allows that only to import history into a chat or "
+            "channel in migration mode",
+            "post as the user, with a delegated token carrying ChatMessage.Send (sign the user in); app-only posting "
+            "is for migration only (Teamwork.Migrate.All: "
+            "https://learn.microsoft.com/microsoftteams/platform/graph-api/import-messages/import-external-messages-to-teams)",
+        )
+    if result.status == 403 and result.message and NO_LICENCE.search(result.message):
+        # Graph says why: the user's licence, not membership. Another chat would fail the same way.
+        return (
+            "the user has no licence that includes Microsoft Teams (Graph could not find one for them)",
+            "assign the user a Microsoft 365 or Office 365 licence with Microsoft Teams (Microsoft 365 admin center > "
+            "Users > Active users > Licenses and apps), let it take effect, and sign in again",
+        )
     if result.status == 403 and result.message and (missing := MISSING_SCOPE.search(result.message)):
         needed = [p.strip() for p in missing.group(1).split(",")]
         return (
@@ -102,8 +156,43 @@ class ChatFlow(ObservationLog):
             self._record(sign_in_observation(signed))
             return None
         self.oids[alias] = signed.oid or ""
-        self.clients[alias] = GraphClient(self.tenant, str(signed.access_token), sleep=self.sleep, markers=self.markers)
+        self.clients[alias] = GraphClient(
+            self.tenant,
+            str(signed.access_token),
+            sleep=self.sleep,
+            markers=self.markers,
+            reacquire=lambda: self._reacquire(alias),
+        )
         return self.clients[alias]
+
+    def _reacquire(self, alias: str) -> str | None:
+        """Graph said `alias`'s token had expired: a new one, as an app gets it (MSAL's refresh token)."""
+        signed = run_sign_ins().again(self.tenant, alias, GRAPH_SCOPES)
+        return str(signed.access_token) if signed.ok else None
+
+    # -- a conversation that outlives the sign-in ------------------------------------------------------
+
+    def outlive_token(self, alias: str, max_wait_s: float) -> None:
+        """Wait until `alias`'s Graph token has expired, by the service's clock (the sandbox's model clock
+        moves on instead; a replay does not wait). Longer than `max_wait_s`: a SKIP naming the setting."""
+        client = self.client(alias)
+        assert client is not None, f"{alias} could not sign in"
+        exp = client.token_expiries[-1] or 0
+        wait = exp - client.server_now().timestamp() + 1
+        if wait > max_wait_s:
+            raise MissingPrerequisite(
+                f"{alias}'s Graph token expires in {wait:.0f} s, longer than this run waits for a token "
+                f"({max_wait_s:g} s); give test users shorter-lived tokens (a token lifetime policy) or set "
+                "[tokens] max_expiry_wait_s in the profile"
+            )
+        self.sleep(max(wait, 0))
+
+    def token_renewed(self, alias: str) -> tuple[bool, str]:
+        """The send after the expiry went out with a second token, one that expires later than the first."""
+        client = self.clients.get(alias)
+        expiries = client.token_expiries if client is not None else []
+        renewed = len(expiries) >= 2 and (expiries[-1] or 0) > (expiries[0] or 0)
+        return renewed, f"token expiries in use, in order: {expiries}"
 
     def oid(self, client: GraphClient, alias: str) -> str | None:
         if alias not in self.oids:
@@ -180,6 +269,49 @@ class ChatFlow(ObservationLog):
         general = next((c for c in channels.body["value"] if c["displayName"] == "General"), channels.body["value"][0])
         self.path = client.messages_path(team_id=team_id, channel_id=general["id"])
         return self._record(graph_observation(channels, "find a channel"))
+
+    # -- what a partner's app gets wrong -------------------------------------------------------------
+
+    def app_client(self) -> GraphClient:
+        """A Graph client with the app's own (app-only) token: client credentials for https://graph.microsoft.com."""
+        spec = self.tenant.app_credential or self.tenant.acs_credential
+        if spec is None:
+            raise MissingPrerequisite(
+                f"profile {self.tenant.profile!r} names no confidential credential of the app for an app-only Graph "
+                "token; add [app] client_secret_env naming a variable that holds the app's client secret"
+            )
+        if "app" not in self.clients:
+            key = (
+                "app",
+                spec.kind,
+                spec.authority_host,
+                spec.tenant_id,
+                spec.client_id,
+                str(self.tenant.ca_bundle or ""),
+            )
+            token = run_sign_ins().app_token(
+                key, lambda: entra_credential(self.tenant, spec), "https://graph.microsoft.com/.default"
+            )
+            self.clients["app"] = GraphClient(self.tenant, token, sleep=self.sleep, markers=self.markers)
+        return self.clients["app"]
+
+    def get_all_messages(self, alias: str, *, as_app: bool = False) -> Observation:
+        """`alias`'s chat messages through the Teams export API, with `alias`'s delegated token or the app's own."""
+        client = self.app_client() if as_app else self.client(alias)
+        if client is None:
+            return self.last
+        user_id = self.oids.get(alias) or self.tenant.user(alias).oid or self.tenant.user(alias).upn
+        result = client.get_all_messages(user_id=user_id)
+        return self._record(graph_observation(result, EXPORT_STAGE, token="app-only" if as_app else "delegated"))
+
+    def send_as_app(self) -> Observation:
+        """Post to the shared chat with the app's own token, as a daemon or bot back end would."""
+        if self.blocked:
+            return self.blocking
+        assert self.path, "share a chat before sending"
+        sent = self.app_client().send(self.path, "Hello from the app itself")
+        self.sent.append(sent)
+        return self._record(graph_observation(sent.result, "send", token="app-only"))
 
     # -- send and get ------------------------------------------------------------------------------
 

@@ -5,10 +5,14 @@ Steps call these functions and stay a few lines each; every observation comes fr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 
+from harness.client import acs_chat
 from harness.client.auth import SignIn, run_sign_ins
+from harness.client.browser_sign_in import BrowserSignIn, sign_in_in_browser
 from harness.client.identity import AcsIdentity, Exchange, entra_credential
 from harness.conformance import diagnosis
 from harness.conformance.flows import observe
@@ -19,6 +23,7 @@ from harness.wire import contract
 
 # A well-formed GUID that is nobody's object id or app id (a placeholder in every tenant).
 FOREIGN_GUID = "00000000-0000-0000-0000-0000000d0001"
+ACS_CHAT_STAGE = "ACS Chat: create thread"
 SCOPE_SETS = {
     "with the Teams scopes": contract.TEAMS_SCOPES,
     "for Microsoft Graph only": (contract.GRAPH_USER_READ,),
@@ -42,7 +47,45 @@ def sign_in_observation(result: SignIn) -> Observation:
     )
 
 
-def exchange_observation(result: Exchange) -> Observation:
+# Where a browser sign-in was decided: the authorize request (its sign-in page), or the code's redemption.
+BROWSER_STAGES = {"authorize": "authorize request", "sign-in": "authorize request", "redeem": "code redemption"}
+
+
+def browser_sign_in_observation(result: BrowserSignIn) -> Observation:
+    """A browser sign-in (authorization code + PKCE) as evidence: the redirect URI, who redeemed the code
+    (the page, with its Origin, or a back end without one), and the requests the browser made."""
+    redeemer = (
+        f"the browser page (Origin: {result.origin})" if result.redeemed_by == "browser" else "a back end (no Origin)"
+    )
+    evidence: dict[str, object] = {"redirect_uri": result.redirect_uri, "code redeemed by": redeemer}
+    evidence["requests"] = "; ".join(result.requests)
+    if result.ok:
+        evidence["scp"] = result.claims.get("scp")
+    elif result.description:
+        evidence["error_description"] = result.description
+    return observe.answer(
+        result,
+        BROWSER_STAGES.get(result.stage, "code redemption"),
+        evidence,
+        allowed=result.ok,
+        status=result.status,
+        code=f"AADSTS{result.aadsts}" if result.aadsts else result.error,
+        message=result.error,
+        found=diagnosis.for_redirect_uri(result.aadsts, result.redirect_uri),
+    )
+
+
+def exchange_time(result: Exchange) -> float:
+    """When the service handled the exchange: its Date header (the sandbox's model clock, a recording's
+    time in replay), else this machine's clock."""
+    try:
+        return parsedate_to_datetime(result.date).timestamp() if result.date else time.time()
+    except (TypeError, ValueError):
+        return time.time()
+
+
+def exchange_observation(result: Exchange, entra_token: str | None = None) -> Observation:
+    """`entra_token`: the Entra token sent, whose claims name the cause of a 401 InvalidAccessToken."""
     return observe.answer(
         result,
         result.operation,
@@ -52,7 +95,7 @@ def exchange_observation(result: Exchange) -> Observation:
         code=result.code,
         message=result.message,
         target=result.target,
-        found=diagnosis.for_acs(result.status, result.code),
+        found=diagnosis.for_exchange(result.status, result.code, entra_token, exchange_time(result)),
         retries=result.retries,
     )
 
@@ -65,6 +108,7 @@ class IdentityFlow(ObservationLog):
     sign_in: SignIn | None = None
     exchange: Exchange | None = None
     acs_user: Exchange | None = None
+    browser_sign_in: BrowserSignIn | None = None
     observations: list[Observation] = field(default_factory=list)
 
     def sign_in_with_password(
@@ -74,6 +118,19 @@ class IdentityFlow(ObservationLog):
         self.sign_in = run_sign_ins().with_password(self.tenant, alias, scopes, wrong_password=wrong_password)
         self.observations.append(sign_in_observation(self.sign_in))
         return self.last
+
+    def sign_in_in_browser(self, alias: str, *, redeem: str = "browser") -> Observation:
+        """Sign the user in through headless Chromium at the profile's redirect URI, the code redeemed by
+        the page (a SPA) or by a back end (`redeem="server"`)."""
+        self.browser_sign_in = sign_in_in_browser(self.tenant, self.tenant.user(alias), redeem=redeem)
+        self.observations.append(browser_sign_in_observation(self.browser_sign_in))
+        return self.last
+
+    def browser_token_has_teams_scopes(self) -> tuple[bool, str]:
+        assert self.browser_sign_in is not None
+        granted = set(str(self.browser_sign_in.claims.get("scp", "")).split())
+        wanted = {s.rsplit("/", 1)[1] for s in contract.TEAMS_SCOPES}
+        return wanted <= granted, f"scp {' '.join(sorted(granted)) or '(none)'}"
 
     def create_acs_user(self) -> Observation:
         self.acs_user = self._acs().create_user_with_token(("voip",))
@@ -86,12 +143,33 @@ class IdentityFlow(ObservationLog):
         if self.blocked:
             return self.blocking
         assert self.sign_in is not None, "sign a user in before exchanging their token"
+        sent = self._token(token)
         self.exchange = self._acs().exchange(
-            self._token(token), self._id(app_id, self.tenant.client_id), self._id(user_id, self.sign_in.oid or "")
+            sent, self._id(app_id, self.tenant.client_id), self._id(user_id, self.sign_in.oid or "")
         )
-        observation = exchange_observation(self.exchange)
+        observation = exchange_observation(self.exchange, sent)
         if self.exchange.ok:
             observation.evidence["entra_exp"] = self.sign_in.expires_at
+        self.observations.append(observation)
+        return self.last
+
+    def chat_through_acs(self) -> Observation:
+        """Start an ACS Chat thread with the exchanged ACS token, as an app that assumes ACS Chat serves
+        Teams users would (azure-communication-chat's ChatClient)."""
+        if self.blocked:
+            return self.blocking
+        assert self.exchange is not None and self.exchange.token, "exchange a token before chatting with it"
+        attempt = acs_chat.create_thread(self.tenant, str(self.exchange.token))
+        observation = observe.answer(
+            attempt,
+            ACS_CHAT_STAGE,
+            {"thread": "created"} if attempt.ok else {},
+            allowed=attempt.ok,
+            status=attempt.status,
+            code=attempt.code,
+            message=attempt.message,
+            found=diagnosis.for_acs_chat(attempt.status, attempt.code),
+        )
         self.observations.append(observation)
         return self.last
 

@@ -63,3 +63,9 @@ Feature: Chat as a Teams user through Microsoft Graph
     Given "licensed" and "colleague" share a one-on-one chat
     When "licensed" sends a message of 29000 bytes to the chat
     Then the send is rejected with status 413 and code "RequestEntityTooLarge"
+
+  Scenario: A chat outlives the user's Graph token: the client signs in again silently and goes on
+    Given "licensed" and "colleague" share a one-on-one chat
+    When "licensed"'s Graph token has expired
+    And "licensed" sends a message to the chat
+    Then the message went out with a new token for "licensed", signed in again silently

@@ -35,6 +35,7 @@ Feature: A misconfigured tenant fails with the diagnosis Entra ID gives
     And the Teams user "licensed" has signed in for the scope "https://auth.msft.communication.azure.com/Teams.ManageChats"
     When the Entra token is exchanged for an ACS token
     Then the exchange is rejected with status 401 and code "InvalidAccessToken"
+    And the diagnosis is about "lacks Teams.ManageCalls", not "another API"
 
   @emulator-defined
   Scenario: A user without a Teams licence signs in but is not given an ACS token

@@ -33,6 +33,7 @@ Feature: Exchange a Teams user's Entra ID token for an ACS token
     Given the Teams user "licensed" has signed in for Microsoft Graph only
     When the Entra token is exchanged for an ACS token
     Then the exchange is rejected with status 401 and code "InvalidAccessToken"
+    And the diagnosis is about "not for Graph or another API", not "expired"
 
   @emulator-defined
   Scenario: An ACS-user token is not accepted as a Teams user's token

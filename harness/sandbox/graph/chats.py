@@ -46,6 +46,13 @@ def chat_for(caller: Caller, chat_id: str) -> Chat:
     return chat
 
 
+async def export_refused(request: Request, caller: Caller, request_id: str) -> Response:
+    """getAllMessages (the Teams export API). The service's gate refuses every caller the sandbox can have
+    before this runs: a delegated token (not supported) and an app-only one (no sandbox app holds
+    protected-API approval); docs/contracts/graph.md §9.2."""
+    raise GraphError(403, "Forbidden", "Protected API access is required.", emulated="no caller reaches the export API")
+
+
 class Chats:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
@@ -61,6 +68,7 @@ class Chats:
             endpoint("GET /chats/{id}/messages", "/chats/{chat}/messages", self.list_messages),
             endpoint("GET /chats/{id}/messages/{id}", "/chats/{chat}/messages/{message}", self.get_message),
             endpoint("PATCH /chats/{id}/messages/{id}", "/chats/{chat}/messages/{message}", self.update_message),
+            endpoint("GET /users/{id}/chats/getAllMessages", "/users/{user}/chats/getAllMessages", export_refused),
             endpoint(
                 "POST /users/{id}/chats/{id}/messages/{id}/softDelete",
                 "/users/{user}/chats/{chat}/messages/{message}/softDelete",

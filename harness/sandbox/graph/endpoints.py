@@ -23,6 +23,11 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "GET /teams/{id}/channels": ("Channel.ReadBasic.All", "ChannelSettings.Read.All", "ChannelSettings.ReadWrite.All"),
     "POST /teams/{id}/channels/{id}/messages": ("ChannelMessage.Send",),
     "GET /teams/{id}/channels/{id}/messages": ("ChannelMessage.Read.All",),
+    # The Teams export API: application permissions only ("Delegated: Not supported" on both reference pages,
+    # https://learn.microsoft.com/graph/api/chats-getallmessages?view=graph-rest-1.0 and
+    # https://learn.microsoft.com/graph/api/channel-getallmessages?view=graph-rest-1.0); answered by the service.
+    "GET /users/{id}/chats/getAllMessages": (),
+    "GET /teams/{id}/channels/getAllMessages": (),
     # Subscriptions: the permission depends on the subscribed resource; checked by the handler.
     "POST /subscriptions": (),
     "GET /subscriptions": (),
@@ -44,7 +49,21 @@ QUERY_OPTIONS: dict[str, frozenset[str]] = {
     "GET /teams/{id}/channels": frozenset({"filter", "select"}),
     "GET /teams/{id}/channels/{id}/messages": frozenset({"top", "skiptoken", "expand", "count"}),
     "GET /subscriptions": frozenset(),
+    "GET /users/{id}/chats/getAllMessages": frozenset({"top", "filter"}),
+    "GET /teams/{id}/channels/getAllMessages": frozenset({"top", "filter"}),
 }
+
+# Routes that accept no delegated token at all (their pages list delegated permissions as not supported).
+APPLICATION_ONLY = frozenset({"GET /users/{id}/chats/getAllMessages", "GET /teams/{id}/channels/getAllMessages"})
+# Routes that post a message: with an app-only token Graph allows them for import (migration) only.
+MESSAGE_POSTS = frozenset({"POST /chats/{id}/messages", "POST /teams/{id}/channels/{id}/messages"})
+# Routes of the Teams workload, which needs the user to hold a licence with Teams (users and subscriptions
+# are directory and notification routes: not gated).
+TEAMS_WORKLOAD = frozenset(
+    route
+    for route in PERMISSIONS
+    if ("/chats" in route or "/teams" in route or "joinedTeams" in route) and route not in APPLICATION_ONLY
+)
 
 # What `$expand` may name, per route.
 EXPANDABLE: dict[str, tuple[str, ...]] = {

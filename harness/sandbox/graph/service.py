@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from harness.sandbox.context import SandboxContext
 from harness.sandbox.graph.chats import Chats
-from harness.sandbox.graph.endpoints import PERMISSIONS
+from harness.sandbox.graph.endpoints import APPLICATION_ONLY, MESSAGE_POSTS, PERMISSIONS, TEAMS_WORKLOAD
 from harness.sandbox.graph.meetings import Meetings
 from harness.sandbox.graph.odata import GRAPH_VERSION_PREFIX, GraphError, Query, note
 from harness.sandbox.graph.subscriptions import Subscriptions
@@ -41,11 +41,33 @@ PER_TEAM_LIMIT = 4
 Handler = Callable[[Request, "Caller", str], Awaitable[Response]]
 
 
-class Caller:
-    """Who is calling: the token's tenant, user and app, and its delegated scopes."""
+# What Graph answers an app-only token on the routes that know application context
+# (docs/contracts/graph.md §9). Texts as partners report them; the refusals themselves are documented.
+IMPORT_ONLY = (
+    "Message POST is allowed in application-only context only for import purposes. Refer to "
+    "https://docs.microsoft.com/microsoftteams/platform/graph-api/import-messages/import-external-messages-to-teams "
+    "for more details."
+)
+PROTECTED_API = (
+    "Invoked API requires Protected API access in application-only context when not using Resource Specific "
+    "Consent. Visit https://docs.microsoft.com/en-us/graph/teams-protected-apis for more details."
+)
+# The licence refusal of Teams routes, as partners report it (docs/contracts/graph.md §9.3).
+NO_LICENCE = (
+    "Failed to get license information for the user. Ensure user has a valid Office365 license assigned to them."
+)
 
-    def __init__(self, tenant: Tenant, user: User, app_id: str, scopes: set[str]) -> None:
-        self.tenant, self.user, self.app_id, self.scopes = tenant, user, app_id, scopes
+
+class Caller:
+    """Who is calling: the token's tenant, user (None for an app-only token) and app, and its delegated scopes."""
+
+    def __init__(self, tenant: Tenant, user: User | None, app_id: str, scopes: set[str]) -> None:
+        self.tenant, self.app_id, self.scopes = tenant, app_id, scopes
+        self.user: User = user  # type: ignore[assignment]  # None only for app-only callers, stopped at the gate
+
+    @property
+    def app_only(self) -> bool:
+        return self.user is None
 
 
 class Graph(Service):
@@ -77,6 +99,7 @@ class Graph(Service):
             request.state.request_id = request_id = self.ctx.ids.next("graph-request")
             try:
                 caller = self._authenticate(request)
+                self._gate(caller, route)
                 self._authorise(caller, route)
                 # System query options apply to GET only ("query parameters" page); others ignore them.
                 query = Query.parse(request.query_params.multi_items(), route) if request.method == "GET" else Query()
@@ -134,6 +157,8 @@ class Graph(Service):
         if int(claims.get("exp", 0)) <= self.ctx.epoch():
             raise GraphError(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
         tenant = self.ctx.directory.tenant(str(claims.get("tid", "")))
+        if tenant is not None and claims.get("idtyp") == "app" and "scp" not in claims:
+            return Caller(tenant, None, str(claims.get("appid", "")), set())  # an app-only token (client credentials)
         user = tenant.user_by_oid(str(claims.get("oid", ""))) if tenant else None
         if tenant is None or user is None:
             raise GraphError(
@@ -143,6 +168,50 @@ class Graph(Service):
                 emulated="an app-only or foreign token on a delegated-only route",
             )
         return Caller(tenant, user, str(claims.get("appid", "")), set(str(claims.get("scp", "")).split()))
+
+    @staticmethod
+    def _gate(caller: Caller, route: str) -> None:
+        """What Graph refuses before permissions: an app-only token where application context is not (or only
+        for import) allowed, a delegated token on an application-only API, a user without a Teams licence."""
+        if caller.app_only:
+            if route in MESSAGE_POSTS:
+                # chat-post-messages: application permissions for migration only (Teamwork.Migrate.All)
+                raise GraphError(
+                    401,
+                    "Unauthorized",
+                    IMPORT_ONLY,
+                    emulated="status and text as partners report them (msteams-docs#12992)",
+                )
+            if route in APPLICATION_ONLY:
+                # teams-protected-apis: protected APIs need Microsoft's approval, which no sandbox app has
+                raise GraphError(
+                    403,
+                    "Forbidden",
+                    PROTECTED_API,
+                    emulated="no sandbox app is approved for protected APIs; the text is as partners report it",
+                )
+            raise GraphError(
+                401,
+                "InvalidAuthenticationToken",
+                "Access token validation failure.",
+                emulated="an app-only or foreign token on a delegated-only route",
+            )
+        if route in APPLICATION_ONLY:
+            raise GraphError(
+                403,
+                "Forbidden",
+                "Delegated permissions are not supported for this API: it requires an application permission "
+                "(Chat.Read.All, Chat.ReadWrite.All or ChannelMessage.Read.All) and protected-API approval.",
+                emulated="the reference pages say delegated permissions are not supported; Graph's answer is not "
+                "documented",
+            )
+        if route in TEAMS_WORKLOAD and not caller.user.teams_license:
+            raise GraphError(
+                403,
+                "Forbidden",
+                NO_LICENCE,
+                emulated="the licence refusal's text as partners report it (not documented)",
+            )
 
     @staticmethod
     def _authorise(caller: Caller, route: str) -> None:

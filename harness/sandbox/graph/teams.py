@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from harness.sandbox.graph import odata
+from harness.sandbox.graph.chats import export_refused
 from harness.sandbox.graph.messages import message_json, message_page, new_message
 from harness.sandbox.graph.odata import GraphError, note, with_projection
 from harness.sandbox.state import Team
@@ -29,6 +30,9 @@ class Teams:
         return [
             endpoint("GET /me/joinedTeams", "/me/joinedTeams", self.joined_teams),
             endpoint("GET /teams/{id}/channels", "/teams/{team}/channels", self.channels),
+            endpoint(
+                "GET /teams/{id}/channels/getAllMessages", "/teams/{team}/channels/getAllMessages", export_refused
+            ),
             endpoint("POST /teams/{id}/channels/{id}/messages", messages, self.post_channel_message),
             endpoint("GET /teams/{id}/channels/{id}/messages", messages, self.list_channel_messages),
         ]
