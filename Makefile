@@ -49,7 +49,7 @@ chromium:
 	@command -v chromium >/dev/null || { $(call APT_INSTALL,chromium,chromium); }
 
 ## The main job: the full suite against the embedded sandbox tenant, reports in reports/<run-id>/.
-run: setup
+run: setup chromium
 	$(BIN)/cte run
 
 ## All tests: lint, unit and property tests, the suite in sandbox and replay modes, and the
@@ -66,11 +66,11 @@ unit: setup chromium calling-sdk
 	$(BIN)/python -m pytest tests -q -n 2 --alluredir $(REPORTS)/make-test-allure
 
 ## The Gherkin suite; its Allure results join the plain tests' in one folder.
-features: setup
+features: setup chromium
 	$(BIN)/cte run --mode sandbox --quiet --report-dir $(REPORTS)/make-test-sandbox \
 	  --alluredir $(REPORTS)/make-test-allure
 
-replay: setup
+replay: setup chromium
 	$(BIN)/cte run --mode replay --quiet --report-dir $(REPORTS)/make-test-replay
 
 ## Re-record every cassette against the sandbox (deterministic clock and ids).

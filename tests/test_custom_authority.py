@@ -154,7 +154,7 @@ def test_doctor_on_a_loopback_authority_is_ready(info: TenantInfo) -> None:
     checks = Doctor(loopback_tenant(info), ["adele", "megan"]).run()
     assert not failed(checks), [(c.name, c.detail, c.remedy) for c in checks]
     names = [c.name for c in checks]
-    assert names[:3] == ["authority reachable", "sign-in of adele", "sign-in of megan"]
+    assert names[:4] == ["authority reachable", "cloud", "sign-in of adele", "sign-in of megan"]
     assert "Graph scopes for chat and meetings" in names
 
 

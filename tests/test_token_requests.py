@@ -34,23 +34,33 @@ from harness.sandbox import entra
 from harness.sandbox.http import form_fields
 
 seen = []
+issued = {}  # refresh token -> the user it was issued to (the sandbox forgets its own at each scenario)
 original = entra.Entra.token
 
 
 async def token(self, request):
     fields = await form_fields(request)
+    grant = fields.get("grant_type", "")
+    # Whose request it is: the user named (password), the user a refresh token or a code was issued to, or
+    # the app itself (client credentials), as the report names it: "app".
+    holder = issued.get(fields.get("refresh_token", "")) or self.authorization_codes.get(
+        fields.get("code", ""), {}
+    ).get("user")
     entry = {
         "tenant": request.path_params["tenant"],
         "client_id": fields.get("client_id", ""),
-        # a user by alias; the app's own token (client credentials) as the report names it: "app"
+        "grant": grant,
         "user": fields.get("username", "").partition("@")[0]
-        or ("app" if fields.get("grant_type") == "client_credentials" else fields.get("grant_type", "")),
+        or holder
+        or ("app" if grant == "client_credentials" else grant),
         "scopes": [s for s in fields.get("scope", "").split() if s not in ("openid", "profile", "offline_access")],
         "ok": False,
     }
     seen.append(entry)
     response = await original(self, request)
     entry["ok"] = response.status_code == 200
+    if entry["ok"] and (refresh := json.loads(response.body).get("refresh_token")):
+        issued[refresh] = entry["user"]
     return response
 
 
@@ -90,9 +100,16 @@ def serial_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str,
     return counted_run(tmp_path_factory.mktemp("serial"))
 
 
+SIGN_IN_STAGES = ("sign-in", "authorize request", "code redemption")
+
+
 def about_sign_in(document: dict[str, Any]) -> int:
-    """Scenarios whose subject is the sign-in itself: the answer they judge is Entra's."""
-    return sum(1 for s in document["scenarios"] if (s["observed"] or {}).get("stage") == "sign-in")
+    """Scenarios whose subject is a sign-in (the password grant, a browser's authorization code) or a token
+    renewed after it expired: the answer they judge is Entra's, never one from the run's cache."""
+    renewals = sum(
+        1 for s in document["scenarios"] if any("signed in again" in r for r in s["evidence"].get("retries", []))
+    )
+    return renewals + sum(1 for s in document["scenarios"] if (s["observed"] or {}).get("stage") in SIGN_IN_STAGES)
 
 
 def test_a_run_asks_entra_for_each_users_token_once_per_resource(serial_run) -> None:  # type: ignore[no-untyped-def]
@@ -104,12 +121,18 @@ def test_a_run_asks_entra_for_each_users_token_once_per_resource(serial_run) -> 
     by_user = collections.Counter(entry["user"] for entry in seen)
     assert len(seen) <= len(users) * len(resources) + subjects, f"{len(seen)} token requests: {dict(by_user)}"
     # Each app, user and resource: one token asked for (and given) in the run, whatever else failed.
+    # (A browser's code and a renewal's refresh token are each their scenario's subject: not from the cache.)
     given = collections.Counter(
         (e["tenant"], e["client_id"], e["user"], resource_of(e["scopes"]), tuple(sorted(e["scopes"])))
         for e in seen
-        if e["ok"]
+        if e["ok"] and e["grant"] not in ("authorization_code", "refresh_token")
     )
-    assert max(given.values()) == 1, [key for key, n in given.items() if n > 1]
+    # A token renewed after it expired may be a second password grant: the sandbox forgets refresh tokens
+    # with each scenario's fresh world, so MSAL's refresh fails and the user signs in again.
+    renewals = sum(
+        1 for s in document["scenarios"] if any("signed in again" in r for r in s["evidence"].get("retries", []))
+    )
+    assert sum(n - 1 for n in given.values()) <= renewals, [key for key, n in given.items() if n > 1]
     assert document["summary"]["PASS"] == 79 and document["summary"]["WARN"] == 1
 
 
@@ -125,7 +148,9 @@ def test_the_report_counts_the_requests_entra_was_sent_by_user_and_resource(seri
 def test_with_workers_each_process_keeps_its_own_cache(tmp_path: Path) -> None:
     seen, document = counted_run(tmp_path, "-n", "2")
     given = collections.Counter(
-        (e["tenant"], e["client_id"], e["user"], tuple(sorted(e["scopes"]))) for e in seen if e["ok"]
+        (e["tenant"], e["client_id"], e["user"], tuple(sorted(e["scopes"])))
+        for e in seen
+        if e["ok"] and e["grant"] not in ("authorization_code", "refresh_token")
     )
     assert 1 <= max(given.values()) <= 2, "at most once per worker"
     reported = document["run"]["token_requests"]

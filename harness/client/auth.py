@@ -406,6 +406,10 @@ class SignIns:
         finally:
             self._count(user.alias, scopes, entra.session.token_requests - before)
 
+    def count(self, alias: str, scopes: Sequence[str], sent: int) -> None:
+        """Token requests `alias` sent for `scopes` outside MSAL (a browser redeeming a code), for the report."""
+        self._count(alias, scopes, sent)
+
     def _count(self, alias: str, scopes: Sequence[str], sent: int) -> None:
         if sent:
             with self._lock:

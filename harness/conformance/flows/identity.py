@@ -122,7 +122,10 @@ class IdentityFlow(ObservationLog):
     def sign_in_in_browser(self, alias: str, *, redeem: str = "browser") -> Observation:
         """Sign the user in through headless Chromium at the profile's redirect URI, the code redeemed by
         the page (a SPA) or by a back end (`redeem="server"`)."""
-        self.browser_sign_in = sign_in_in_browser(self.tenant, self.tenant.user(alias), redeem=redeem)
+        user = self.tenant.user(alias)
+        self.browser_sign_in = sign_in_in_browser(self.tenant, user, redeem=redeem)
+        sent = sum(1 for line in self.browser_sign_in.requests if "/oauth2/v2.0/token" in line)
+        run_sign_ins().count(user.alias, contract.TEAMS_SCOPES, sent)  # Entra asked outside MSAL: counted too
         self.observations.append(browser_sign_in_observation(self.browser_sign_in))
         return self.last
 
