@@ -21,6 +21,7 @@ exercised against a live tenant by the harness's tests).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -126,9 +127,12 @@ def sign_in_in_browser(
         "seed": 20260105 if tenant.mode in ("record", "replay") else None,
     }
     proxy = _AuthorityProxy(tenant, uri, result)
-    browser = playwright().chromium.launch(executable_path=CHROMIUM, headless=True)
+    # One Chromium per process, a new context (its own cookies and storage: a first visit) per sign-in:
+    # launching the browser is most of a sign-in's time.
+    context = _browser(lambda: playwright().chromium.launch(executable_path=CHROMIUM, headless=True)).new_context(
+        service_workers="block"
+    )
     try:
-        context = browser.new_context(service_workers="block")
         context.add_init_script(_INIT_SCRIPT.replace("__CONFIG__", json.dumps(config)))
         context.route("**/*", proxy.handle)
         page = context.new_page()
@@ -136,10 +140,26 @@ def sign_in_in_browser(
         outcome = _drive(page, proxy, user)
     finally:
         with contextlib.suppress(Exception):
-            browser.close()
+            context.close()
         proxy.close()
     _conclude(result, outcome, proxy, tenant, uri)
     return result
+
+
+_BROWSERS: list[Any] = []  # the process's Chromium for sign-ins, launched on first use, closed at exit
+
+
+def _browser(launch: Any) -> Any:
+    if not _BROWSERS or not _BROWSERS[0].is_connected():
+        _BROWSERS[:] = [launch()]
+        atexit.register(_close_browser)  # before Playwright itself stops (atexit runs last-registered first)
+    return _BROWSERS[0]
+
+
+def _close_browser() -> None:
+    while _BROWSERS:
+        with contextlib.suppress(Exception):
+            _BROWSERS.pop().close()
 
 
 class _AuthorityProxy:
