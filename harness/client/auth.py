@@ -339,6 +339,7 @@ class SignIns:
         # (authority, client id, trust anchor, upn) -> (scopes asked, scopes granted) of each token the run was given
         self._granted: dict[tuple[str, str, str, str], list[tuple[frozenset[str], tuple[str, ...]]]] = {}
         self._kept: dict[Any, Any] = {}
+        self._app_tokens: dict[tuple[Any, str], set[str]] = {}  # the app-only tokens handed out, per credential
         self._lock = threading.RLock()
 
     def with_password(
@@ -369,7 +370,7 @@ class SignIns:
             if granted is not None:
                 before = entra.session.token_requests
                 signed = entra.silently(alias, user, granted)
-                self._count(user.alias, scopes, entra.session.token_requests - before)
+                self.count(user.alias, scopes, entra.session.token_requests - before)
                 if signed is not None:
                     signed.scopes = tuple(scopes)
                     return signed
@@ -391,7 +392,7 @@ class SignIns:
             if entra is not None:
                 before = entra.session.token_requests
                 signed = entra.silently(alias, user, scopes, force_refresh=True)
-                self._count(user.alias, scopes, entra.session.token_requests - before)
+                self.count(user.alias, scopes, entra.session.token_requests - before)
                 if signed is not None:
                     signed.scopes = tuple(scopes)
                     return signed
@@ -404,13 +405,10 @@ class SignIns:
         try:
             return entra.with_password(alias, scopes, user=user, **options)
         finally:
-            self._count(user.alias, scopes, entra.session.token_requests - before)
+            self.count(user.alias, scopes, entra.session.token_requests - before)
 
     def count(self, alias: str, scopes: Sequence[str], sent: int) -> None:
-        """Token requests `alias` sent for `scopes` outside MSAL (a browser redeeming a code), for the report."""
-        self._count(alias, scopes, sent)
-
-    def _count(self, alias: str, scopes: Sequence[str], sent: int) -> None:
+        """Token requests `alias` sent for `scopes` (MSAL's, and those outside it: a browser redeeming a code)."""
         if sent:
             with self._lock:
                 self.requests[alias, resource_of(scopes)] += sent
@@ -430,10 +428,10 @@ class SignIns:
         credential = self.kept(key, make)
         token = credential.get_token(scope).token
         with self._lock:
-            seen = self._kept.setdefault(("app-tokens", key, scope), set())
+            seen = self._app_tokens.setdefault((key, scope), set())
             if token not in seen:
                 seen.add(token)
-                self._count("app", [scope], 1)
+                self.count("app", [scope], 1)
         return str(token)
 
     def kept(self, key: Any, make: Callable[[], T]) -> T:

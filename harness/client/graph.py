@@ -136,6 +136,15 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
+def _expired_token(result: GraphResult) -> bool:
+    """Graph's answer to an expired access token."""
+    return (
+        result.status == 401
+        and result.code == "InvalidAuthenticationToken"
+        and "expired" in (result.message or "").lower()
+    )
+
+
 def _exp(token: str) -> int | None:
     try:
         exp = tokens.claims(token).get("exp")
@@ -192,6 +201,7 @@ class GraphClient:
         """One Graph call with retries. `retry_ambiguous=False` stops at the first ambiguous failure
         (used for sends, which recover by listing instead)."""
         result = GraphResult(method, path.split("?", 1)[0], None)
+        renewed = False  # a token Graph says has expired is renewed once per call: a second 401 is the answer
         for attempt in range(self.max_retries + 1):
             try:
                 response = self.http.request(
@@ -207,9 +217,9 @@ class GraphClient:
                 self.sleep(delay)
                 continue
             self._fill(result, response)
-            if self._expired_token(result) and attempt < self.max_retries:
-                token = self.reacquire() if self.reacquire is not None else None
-                if token:
+            if not renewed and self.reacquire is not None and _expired_token(result) and attempt < self.max_retries:
+                renewed = True
+                if token := self.reacquire():
                     self.http.headers["Authorization"] = f"Bearer {token}"
                     self.token_expiries.append(_exp(token))
                     result.retries.append(f"401 {result.code} ({result.message}); signed in again and retried")
@@ -225,15 +235,6 @@ class GraphClient:
             result.retries.append(f"{response.status_code}; waited {delay:g}s")
             self.sleep(delay)
         return result
-
-    def _expired_token(self, result: GraphResult) -> bool:
-        """Graph's answer to an expired access token (and only the first time for a given token)."""
-        return (
-            result.status == 401
-            and result.code == "InvalidAuthenticationToken"
-            and "expired" in (result.message or "").lower()
-            and len(self.token_expiries) < 3
-        )
 
     def server_now(self) -> datetime:
         """The service's time (its last Date header), so that expiry times are in its terms."""

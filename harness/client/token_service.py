@@ -9,7 +9,6 @@ replay each their own answer whatever order they arrived in.
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +22,6 @@ from harness.wire import contract, tokens
 from harness.wire.tls import client_context
 
 CALLER_HEADER = scrubbing.CALLER_HEADER
-JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 TIMEOUT_S = 30.0
 MARK_SINCE = 2**31  # after every entry: the log's answer is only its position
 
@@ -121,7 +119,7 @@ class TokenServiceClient:
             if handed and handed in content:
                 found.append(f"the {where} holds the Entra token handed to it")
                 continue
-            for candidate in JWT.findall(content):
+            for candidate in tokens.JWT_PATTERN.findall(content):
                 try:
                     claims = tokens.claims(candidate)
                 except ValueError:
@@ -140,7 +138,7 @@ class TokenServiceClient:
             for key in ("message", "error_description", "detail", "error"):
                 if data.get(key):
                     return str(data[key])
-        return JWT.sub("<JWT>", text.strip())[:300] or "(empty answer)"
+        return tokens.JWT_PATTERN.sub("<JWT>", text.strip())[:300] or "(empty answer)"
 
 
 class ExchangeLog:

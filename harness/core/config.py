@@ -530,6 +530,11 @@ class Profile:
             canonical_origins=canonical_origins(authority_host, graph_base_url, acs_endpoint),
         )
 
+    def max_token_wait_s(self) -> float:
+        """[tokens].max_expiry_wait_s: how long a scenario may wait for a live tenant's token to expire (0)."""
+        table = self.data.get("tokens")
+        return float(table.get("max_expiry_wait_s", 0)) if isinstance(table, dict) else 0.0
+
     def _app_secret_env(self) -> str | None:
         """[app].client_secret_env: the variable holding the app's own client secret (app-only Graph tokens)."""
         table = self.data.get("app")

@@ -26,15 +26,14 @@ its ACS resource received, which no live tenant offers.
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness.core.config import GUID
 from harness.core.prerequisites import MissingPrerequisite
 
-GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 HERO_HEADER = "teams-user-aad-token"  # Microsoft's Authentication Hero sample: GET /api/token/teams
 KEYS = {
     "url",

@@ -22,7 +22,6 @@ import collections
 import contextlib
 import json
 import os
-import re
 import shlex
 import shutil
 import socket
@@ -39,6 +38,7 @@ from typing import Any
 from harness.core.config import ProfileError, Tenant, load_profile, resolve_mode
 from harness.core.places import STEPS_DIR
 from harness.core.token_service import BackendProfileError, spec_from
+from harness.wire import tokens
 
 SUITE = STEPS_DIR / "backend_suite.py"
 SANDBOX_TOKEN_LIFETIME_S = 12  # the served sandbox's Entra tokens: one scenario waits for one to expire
@@ -111,9 +111,6 @@ def service_environment(tenant: Tenant, url: str) -> dict[str, str]:
     return env
 
 
-JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-
-
 @contextlib.contextmanager
 def started_service(command: str, url: str, env: dict[str, str]) -> Iterator[None]:
     """The partner's command, started with `env` added; ready when the URL's port accepts connections.
@@ -134,7 +131,8 @@ def started_service(command: str, url: str, env: dict[str, str]) -> Iterator[Non
     )
     tail: collections.deque[str] = collections.deque(maxlen=5)
     assert process.stdout is not None
-    reader = threading.Thread(target=lambda: tail.extend(JWT_LIKE.sub("<token>", x.rstrip()) for x in process.stdout))
+    lines = process.stdout
+    reader = threading.Thread(target=lambda: tail.extend(tokens.JWT_PATTERN.sub("<token>", x.rstrip()) for x in lines))
     reader.daemon = True
     reader.start()
     try:

@@ -107,29 +107,22 @@ class CteSession:
         # `cte backend check`: the partner's token service under test ([backend] and --cte-backend-url).
         self.backend_url = backend_url or os.environ.get("CTE_BACKEND_URL")
         self._token_service: Any = None
-        if self.backend_url:
-            self._token_service_spec()  # a bad [backend] table or URL: one line now, not in each scenario
+        self._token_service_spec: Any = None
+        if self.backend_url:  # a bad [backend] table or URL: one line now, not in each scenario
+            from harness.core.token_service import BackendProfileError, spec_from
 
-    def _token_service_spec(self) -> Any:
-        from harness.core.token_service import BackendProfileError, spec_from
-
-        where = str(self.profile.path) if self.profile.path else f"profile {self.profile.name!r}"
-        try:
-            spec = spec_from(self.profile.data.get("backend"), where, url=self.backend_url)
-        except BackendProfileError as err:
-            raise ProfileError(str(err)) from None
-        return spec
+            where = str(self.profile.path) if self.profile.path else f"profile {self.profile.name!r}"
+            try:
+                self._token_service_spec = spec_from(self.profile.data.get("backend"), where, url=self.backend_url)
+            except BackendProfileError as err:
+                raise ProfileError(str(err)) from None
 
     def token_wait_limit(self) -> float:
         """How long a scenario may wait for a user's token to expire. A sandbox profile's tenant waits on
         its model clock (replayed: not at all): no limit. A live tenant's waits take real time: its
         profile's [tokens] max_expiry_wait_s (default 0), in a replay of its recording too, so that the
         replay skips what the recording skipped."""
-        if self.profile.kind == "sandbox":
-            return float("inf")
-        table = self.profile.data.get("tokens")
-        value = table.get("max_expiry_wait_s", 0) if isinstance(table, dict) else 0
-        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+        return float("inf") if self.profile.kind == "sandbox" else self.profile.max_token_wait_s()
 
     def token_service(self) -> Any:
         """The token service under test with what the tenant offers to check it (TokenServiceSetup);
@@ -139,11 +132,11 @@ class CteSession:
             from harness.core.token_service import known_secrets
             from harness.wire.contract import SANDBOX_EXCHANGE_LOG_PATH
 
-            if not self.backend_url:
+            spec = self._token_service_spec
+            if spec is None:
                 raise MissingPrerequisite(
                     "no token service to check: run these scenarios with cte backend check --url URL"
                 )
-            spec = self._token_service_spec()
             tenant = self.tenant()
             second = second_tenant(tenant, spec, os.environ)
             password = str(second.users["second-tenant"].password) if second is not None else None

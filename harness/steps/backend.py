@@ -6,7 +6,7 @@ from pytest_bdd import given, parsers, then, when
 
 from harness.conformance.flows.backend import STAGE, BackendFlow
 from harness.conformance.scenario import ScenarioRun
-from harness.conformance.verdicts import Expectation
+from harness.conformance.verdicts import Check, Expectation
 
 SERVE = "docs/token-service.md §2: exchange the user's own token (appId = its appid, userId = its oid)"
 EXPIRY = "docs/token-service.md §3: the ACS token expires with the Entra token it was exchanged for"
@@ -22,13 +22,10 @@ def _served(scenario_run: ScenarioRun, source: str) -> None:
 
 def _refused(scenario_run: ScenarioRun, flow: BackendFlow, source: str) -> None:
     scenario_run.expect(Expectation("unsupported", source, stage=STAGE, allowed_says="served a token it must refuse"))
-    if (check := flow.not_forwarded_check()) is not None:
-        scenario_run.check(check.name, check.passed, check.detail)
-    check = flow.refused_as_client_error_check()
-    scenario_run.check(check.name, check.passed, check.detail)
+    _checks(scenario_run, [c for c in (flow.not_forwarded_check(), flow.refused_as_client_error_check()) if c])
 
 
-def _checks(scenario_run: ScenarioRun, checks: list) -> None:  # type: ignore[type-arg]
+def _checks(scenario_run: ScenarioRun, checks: list[Check]) -> None:
     for check in checks:
         scenario_run.check(check.name, check.passed, check.detail)
 
