@@ -8,7 +8,9 @@
    prints the secrets, which this script passes on as environment variables only.
 2. `cte doctor`, `cte run --mode live`, `cte record` (into a new folder) and `cte run --mode replay`
    of that recording run in separate processes with CTE_FORBID_SANDBOX=1: importing the embedded
-   sandbox fails there, and each report must say `embedded_sandbox: false`.
+   sandbox fails there, and each report must say `embedded_sandbox: false`. Doctor also runs on every
+   other tenant the served sandbox wrote a profile for (misconfigured, sovereign cloud): each must fail
+   its checks exactly as the embedded sandbox's doctor does on the same tenant, remedy included.
 3. The verdicts are compared with the embedded sandbox's (a sandbox-mode run): any difference fails
    the check, except a SKIP whose reason is that the row needs Microsoft's calling services (the
    real Calling SDK cannot reach them here) or that it waits for a token to expire (the served tenant's
@@ -106,6 +108,57 @@ def outside_env(served: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+def doctor_findings(report: Path) -> dict[str, tuple[str, str, str]]:
+    """Doctor's checks by name: status, detail and remedy, with ports and ids made comparable."""
+
+    def comparable(text: str) -> str:
+        text = re.sub(r"localhost:\d+|127\.0\.0\.1:\d+", "localhost:PORT", text or "")
+        return re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "ID", text)
+
+    checks = json.loads(report.read_text(encoding="utf-8"))["checks"]
+    return {c["name"]: (c["status"], comparable(c.get("detail", "")), comparable(c.get("remedy", ""))) for c in checks}
+
+
+def doctor_every_tenant(out: Path, served: dict[str, Any], env: dict[str, str]) -> list[str]:
+    """`cte doctor` on each tenant the served sandbox wrote a profile for (its misconfigured and
+    sovereign-cloud tenants), from the outside, beside the embedded sandbox's doctor on the same tenant:
+    the checks must fail alike, with the same detail and remedy. Two at a time (two cores)."""
+    problems = []
+    names = [name for name in served["profiles"] if name != "contoso"]
+    jobs = []
+    for name in names:
+        outside = ("doctor", "--profile", served["profiles"][name], "--report-dir", str(out / "doctor-served" / name))
+        inside = ("doctor", "--profile", name, "--report-dir", str(out / "doctor-embedded" / name))
+        jobs += [(name, "served", outside, env), (name, "embedded", inside, None)]
+    running: list[tuple[str, str, subprocess.Popen[str]]] = []
+    while jobs or running:
+        while jobs and len(running) < 2:
+            name, side, command, job_env = jobs.pop(0)
+            running.append((name, side, cte_started(*command, env=job_env or dict(os.environ))))
+        name, side, process = running.pop(0)
+        _, stderr = process.communicate(timeout=600)
+        if "Traceback" in stderr:
+            problems.append(f"doctor on the {side} {name} tenant crashed: {stderr[-300:]}")
+    rows = []
+    for name in names:
+        outside = doctor_findings(out / "doctor-served" / name / "doctor.json")
+        inside = doctor_findings(out / "doctor-embedded" / name / "doctor.json")
+        failing = sorted(check for check, (status, _, _) in outside.items() if status == "fail")
+        if not failing:
+            problems.append(f"doctor on the served {name} tenant found nothing wrong")
+        for check in sorted(set(outside) | set(inside)):
+            seen, expected = outside.get(check), inside.get(check)
+            if seen and expected and seen[0] == expected[0] == "ok":
+                continue  # an OK check's detail names the profile and its clock skew: not compared
+            if seen != expected:
+                problems.append(f"doctor on {name}, {check!r}: served {seen}, embedded {expected}")
+        rows.append((name, ", ".join(failing) or "-"))
+    print("\ndoctor on the served tenant's other profiles (from the outside; as the embedded sandbox's doctor):")
+    for name, failing in rows:
+        print(f"  {name:<28} fails: {failing}")
+    return problems
+
+
 def requests_by_kind(cassettes: Path) -> tuple[collections.Counter[str], collections.Counter[str]]:
     """Every recorded request by kind, and token requests per user (scrubbed aliases)."""
     kinds: collections.Counter[str] = collections.Counter()
@@ -161,6 +214,7 @@ def main() -> int:
         not_ok = [c for c in checks if c["status"] not in ("ok", "n/a")]
         if doctor.returncode != 0 or not_ok or "Traceback" in doctor.stderr:
             problems.append(f"doctor is not all OK (exit {doctor.returncode}): {not_ok or doctor.stderr[-500:]}")
+        problems += doctor_every_tenant(out, served, env)
 
         # The live run and the recording run side by side, as two CI jobs of a partner would: each
         # with its own receiver port (a copy of the profile that differs in [notifications] only).

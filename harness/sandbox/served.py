@@ -1,10 +1,11 @@
 """`cte sandbox serve --write-profile PATH`: the sandbox playing a tenant on the internet.
 
-It writes the live profile a partner would write for it (and one per misconfigured tenant it
-hosts, which the main profile names under [misconfigured]), the CA bundle that issued its
-certificate beside them, and prints the secrets as environment variables (never to disk). Each
-workload listens on its own port, as each is its own host in the cloud: a client reaches it only by
-the profile's endpoints, its CA bundle and the environment.
+It writes the live profile a partner would write for it, one per misconfigured tenant it hosts
+(which the main profile names under [misconfigured]) and one for its sovereign-cloud tenant (which
+doctor stops on), with the CA bundle that issued its certificate beside them, and prints the secrets
+as environment variables (never to disk). Each workload listens on its own port, as each is its own
+host in the cloud: a client reaches it only by the profile's endpoints, its CA bundle and the
+environment.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ MISCONFIGURED = (
     "redirect-uri-wrong-platform",
     "redirect-uri-unregistered",
 )
+# Tenants written as profiles too, but named by no [misconfigured] entry: no scenario runs on them, and
+# `cte doctor` stops on them (a sovereign cloud, where the table's scenarios are not offered).
+DOCTOR_ONLY = ("gcc-high",)
 ENV_PREFIX = "CTE_SERVED"
 
 
@@ -121,7 +125,7 @@ def write_profiles(sandbox: Any, path: Path, origins: dict[str, str], notificati
     env[_env_name("ACS_CONNECTION_STRING")] = connection
     env[_env_name("EXPIRED_TEAMS_TOKEN")] = info.expired_teams_token
     written = {}
-    for name in (*MISCONFIGURED, HOME_TENANT):
+    for name in (*MISCONFIGURED, *DOCTOR_ONLY, HOME_TENANT):
         target = path if name == HOME_TENANT else path.with_name(f"{path.stem}-{name}.toml")
         text = _profile(sandbox, name, target, ca, origins, env, notification_port, path.stem)
         target.write_text(text, encoding="utf-8")
