@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.token_service import BackendProfileError, spec_from
+from harness.wire.tokens import JWT_PATTERN
 from tests.support import ROOT, cte
 
 SERVICE = f"{sys.executable} {ROOT / 'examples' / 'token-service' / 'app.py'}"
@@ -100,7 +101,23 @@ def test_sandbox_mode_judges_what_reached_acs_and_writes_no_secret(tmp_path: Pat
     assert any("expired True; ACS answered 401" in line for line in expired["evidence"]["sent_to_acs"]), expired
     # The served tenant's secrets were passed in the environment only: no report file holds a token.
     report_text = "".join(p.read_text(errors="replace") for p in (tmp_path / "report").rglob("*") if p.is_file())
-    assert not re.search(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{20,}", report_text)
+    assert not JWT_PATTERN.search(report_text)
+
+
+@pytest.mark.integration
+def test_a_service_that_logs_tokens_fails_the_check_and_its_tokens_stay_off_disk(tmp_path: Path) -> None:
+    """Every scenario passes (the answers are right), but the service printed each token it handled: the
+    check counts them in its output, says so in one line and exits 1; the tokens reach no file."""
+    url = f"http://localhost:{free_port()}/api/token/teams"
+    result, found = check(tmp_path / "report", "--url", url, "--start", SERVICE, mistakes="log-tokens")
+    assert found and set(found.values()) == {"PASS"}, result.stdout[-2000:]
+    assert result.returncode == 1
+    finding = [line for line in result.stderr.splitlines() if "token(s) to its output" in line]
+    assert len(finding) == 1 and re.search(r"wrote [1-9]\d* token\(s\)", finding[0]), result.stderr[-1000:]
+    assert "never the token" in finding[0]
+    assert not JWT_PATTERN.search(result.stdout + result.stderr)
+    for path in (tmp_path / "report").rglob("*"):
+        assert not path.is_file() or not JWT_PATTERN.search(path.read_text(encoding="utf-8", errors="replace")), path
 
 
 @pytest.mark.integration

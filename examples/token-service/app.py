@@ -19,7 +19,8 @@ Settings (environment):
 
 `TOKEN_SERVICE_MISTAKES` switches on classic mistakes, comma-separated, so that a checker can be seen to
 catch them: server-app-id (passes its own app id, SERVER_APP_ID, as appId), shared-cache (one ACS token
-cached for every user, never refreshed), forward-expired (does not check expiry; ACS is asked anyway).
+cached for every user, never refreshed), forward-expired (does not check expiry; ACS is asked anyway),
+log-tokens (prints each exchange with the tokens in it, as a debugging line left in would).
 
     python examples/token-service/app.py
 """
@@ -42,7 +43,7 @@ from starlette.routing import Route
 TEAMS_RESOURCE = "https://auth.msft.communication.azure.com"
 TEAMS_SCOPES = {"Teams.ManageCalls", "Teams.ManageChats"}
 TOKEN_HEADER = "teams-user-aad-token"
-MISTAKES = {"server-app-id", "shared-cache", "forward-expired"}
+MISTAKES = {"server-app-id", "shared-cache", "forward-expired", "log-tokens"}
 
 
 class Settings:
@@ -137,6 +138,8 @@ class TokenService:
         try:
             claims = self.validate(token)
             acs_token, expires_on = self.exchange(token, claims)
+            if "log-tokens" in self.settings.mistakes:
+                print(f"exchanged {token} for {acs_token}", flush=True)
         except Refused as refused:
             return JSONResponse({"error": {"code": refused.code, "message": refused.message}}, refused.status)
         return JSONResponse({"token": acs_token, "expiresOn": expires_on})

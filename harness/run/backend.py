@@ -32,6 +32,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +112,30 @@ def service_environment(tenant: Tenant, url: str) -> dict[str, str]:
     return env
 
 
+@dataclass
+class ServiceOutput:
+    """What the started service wrote to stdout and stderr, counted; its text is never kept beyond the last
+    lines, with tokens masked."""
+
+    tokens_logged: int = 0
+    lines_with_tokens: int = 0
+
+    def finding(self) -> str | None:
+        """One line for a service that wrote tokens to its output (a log is a file on someone's disk)."""
+        if not self.tokens_logged:
+            return None
+        return (
+            f"the token service wrote {self.tokens_logged} token(s) to its output, on {self.lines_with_tokens} "
+            "line(s) (masked here, never kept): a logged token is a bearer credential in every log store it "
+            "reaches; log the user's oid, the token's exp or a hash, never the token"
+        )
+
+
 @contextlib.contextmanager
-def started_service(command: str, url: str, env: dict[str, str]) -> Iterator[None]:
+def started_service(command: str, url: str, env: dict[str, str], output: ServiceOutput) -> Iterator[None]:
     """The partner's command, started with `env` added; ready when the URL's port accepts connections.
     Its output is kept in memory only (a service that logs tokens must not put them on this disk): the
-    last lines, tokens masked, name why it did not start."""
+    last lines, tokens masked, name why it did not start, and `output` counts the tokens it wrote."""
     host, port = _port_of(url)
     if _listening(host, port):
         raise CheckError(
@@ -132,8 +152,15 @@ def started_service(command: str, url: str, env: dict[str, str]) -> Iterator[Non
     tail: collections.deque[str] = collections.deque(maxlen=5)
     assert process.stdout is not None
     lines = process.stdout
-    reader = threading.Thread(target=lambda: tail.extend(tokens.JWT_PATTERN.sub("<token>", x.rstrip()) for x in lines))
-    reader.daemon = True
+
+    def read() -> None:
+        for line in lines:
+            masked, found = tokens.JWT_PATTERN.subn("<token>", line.rstrip())
+            output.tokens_logged += found
+            output.lines_with_tokens += bool(found)
+            tail.append(masked)
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -147,6 +174,7 @@ def started_service(command: str, url: str, env: dict[str, str]) -> Iterator[Non
         yield
     finally:
         _stop(process, 5)
+        reader.join(timeout=2)  # the last lines, counted
 
 
 def check(args: Any, run_suite: Any, new_run_id: Any) -> int:
@@ -193,6 +221,7 @@ def check(args: Any, run_suite: Any, new_run_id: Any) -> int:
             "'COMMAND' (it gets ACS_CONNECTION_STRING, ENTRA_AUTHORITY_HOST, ENTRA_CLIENT_ID, CA_BUNDLE and PORT), "
             "or serve the sandbox yourself (cte sandbox serve --write-profile) and check with --mode live"
         )
+    output = ServiceOutput()
     with contextlib.ExitStack() as stack:
         chosen, suite_mode = args.profile, mode
         if serve_sandbox:
@@ -209,5 +238,10 @@ def check(args: Any, run_suite: Any, new_run_id: Any) -> int:
                 tenant = load_profile(chosen).for_live()
             except ProfileError as err:
                 raise CheckError(str(err)) from None
-            stack.enter_context(started_service(args.start, url, service_environment(tenant, url)))
-        return suite(chosen, suite_mode)
+            stack.enter_context(started_service(args.start, url, service_environment(tenant, url), output))
+        outcome = suite(chosen, suite_mode)
+    finding = output.finding()
+    if finding is None:
+        return outcome
+    print(f"FAIL  {finding}", file=sys.stderr)
+    return outcome or 1
