@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 REPORTS ?= reports
 
-.PHONY: setup run test lint unit features replay record check-rerecord blackbox bench calling-sdk chromium clean
+.PHONY: setup run test lint unit features replay record check-rerecord blackbox bench calling-sdk msal-browser chromium clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,13 +43,36 @@ $(SDK_STAMP): harness/client/calling/browser_page/entry.js
 
 calling-sdk: $(SDK_STAMP)
 
-## Debian's Chromium for the browser tests (the HTML report, the real Calling SDK). Without it they
-## skip with the reason, except under CI=true, where they fail.
+## Microsoft's @azure/msal-browser from npm, bundled with esbuild into .cache/ for the browser sign-in's SPA
+## page (never committed). Its version is pinned in one place: harness/client/browser_sign_in.py.
+MSAL_DIR := .cache/msal-browser
+MSAL_VERSION := $(shell sed -n 's/^MSAL_BROWSER_VERSION = "\(.*\)"/\1/p' harness/client/browser_sign_in.py)
+MSAL_STAMP := $(MSAL_DIR)/.installed-$(MSAL_VERSION)-$(ESBUILD_VERSION)
+
+$(MSAL_STAMP): harness/client/browser_sign_in_page/entry.js
+	@command -v npm >/dev/null || { $(call APT_INSTALL,nodejs npm,npm); }
+	@command -v npm >/dev/null || { echo "msal-browser needs npm: apt-get install -y nodejs npm"; exit 1; }
+	mkdir -p $(MSAL_DIR)
+	cd $(MSAL_DIR) && npm install --no-audit --no-fund --silent --save-exact \
+	  @azure/msal-browser@$(MSAL_VERSION) esbuild@$(ESBUILD_VERSION)
+	cp harness/client/browser_sign_in_page/entry.js $(MSAL_DIR)/entry.js
+	cd $(MSAL_DIR) && node_modules/.bin/esbuild entry.js --bundle --minify --format=iife --platform=browser \
+	  --outfile=msal-browser.js --log-level=warning
+	@rm -f $(MSAL_DIR)/.installed-*
+	@touch $@
+
+msal-browser: $(MSAL_STAMP)
+
+## Debian's Chromium for the browser tests (the HTML report, the real Calling SDK, the browser sign-in).
+## Without it they skip with the reason, except under CI=true, where they fail.
 chromium:
 	@command -v chromium >/dev/null || { $(call APT_INSTALL,chromium,chromium); }
 
 ## The main job: the full suite against the embedded sandbox tenant, reports in reports/<run-id>/.
+## Without npm (not installable here) the browser sign-in scenarios SKIP, naming `make msal-browser`.
 run: setup chromium
+	@$(MAKE) --no-print-directory msal-browser \
+	  || echo "msal-browser is not installed: the browser sign-in scenarios will SKIP (make msal-browser)"
 	$(BIN)/cte run
 
 ## All tests: lint, unit and property tests, the suite in sandbox and replay modes, and the
@@ -62,23 +85,23 @@ lint: setup
 	$(BIN)/lint-imports --no-cache
 
 ## The plain tests, two workers (they start their own servers and browsers; none shares state).
-unit: setup chromium calling-sdk
+unit: setup chromium calling-sdk msal-browser
 	$(BIN)/python -m pytest tests -q -n 2 --alluredir $(REPORTS)/make-test-allure
 
 ## The Gherkin suite; its Allure results join the plain tests' in one folder.
-features: setup chromium
+features: setup chromium msal-browser
 	$(BIN)/cte run --mode sandbox --quiet --report-dir $(REPORTS)/make-test-sandbox \
 	  --alluredir $(REPORTS)/make-test-allure
 
-replay: setup chromium
+replay: setup chromium msal-browser
 	$(BIN)/cte run --mode replay --quiet --report-dir $(REPORTS)/make-test-replay
 
 ## Re-record every cassette against the sandbox (deterministic clock and ids).
-record: setup
+record: setup chromium msal-browser
 	$(BIN)/cte record --report-dir $(REPORTS)/make-record --cassette-dir cassettes --overwrite
 
 ## Records into a fresh folder and compares it with cassettes/ (which it never touches).
-check-rerecord: setup
+check-rerecord: setup chromium msal-browser
 	@rm -rf $(REPORTS)/make-test-record
 	$(BIN)/cte record --report-dir $(REPORTS)/make-test-record
 	@diff -r cassettes $(REPORTS)/make-test-record/cassettes > $(REPORTS)/cassettes.diff \
@@ -86,7 +109,7 @@ check-rerecord: setup
 	  || { echo "re-recording differs from cassettes/ (see $(REPORTS)/cassettes.diff): make record and commit, or fix the nondeterminism"; exit 1; }
 
 ## The live path from the outside: a served sandbox known only by its profile; verdicts as the sandbox's.
-blackbox: setup chromium calling-sdk
+blackbox: setup chromium calling-sdk msal-browser
 	$(BIN)/python tests/blackbox_check.py --out $(REPORTS)/make-test-blackbox \
 	  $$(test -f $(REPORTS)/make-test-sandbox/conformance.json && echo --sandbox-report $(REPORTS)/make-test-sandbox/conformance.json) \
 	  $$(test -d $(REPORTS)/make-test-record/cassettes && echo --sandbox-cassettes $(REPORTS)/make-test-record/cassettes)

@@ -1,19 +1,24 @@
-"""The browser sign-in (harness/client/browser_sign_in.py) against the sandbox, the [app] redirect_uri and
-platform keys of a profile, and the doctor's redirect URI check when a profile names none."""
+"""The browser sign-in (harness/client/browser_sign_in.py: Microsoft's @azure/msal-browser in headless
+Chromium) against the sandbox, the [app] redirect_uri and platform keys of a profile, and the doctor's
+redirect URI check when a profile names none."""
 
 from __future__ import annotations
 
 import dataclasses
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from harness.client.browser_sign_in import sign_in_in_browser
+from harness.client import browser_sign_in
+from harness.client.browser_sign_in import MSAL_BROWSER_VERSION, sign_in_in_browser
 from harness.conformance.flows.identity import browser_sign_in_observation
 from harness.core.config import ProfileError, Tenant, load_profile, validate
 from harness.core.prerequisites import MissingPrerequisite
 from harness.run.doctor import Doctor
+from harness.sandbox import entra
 from harness.sandbox.server import Sandbox
 from harness.wire import transport
 
@@ -113,20 +118,42 @@ def test_a_spa_signs_in_and_its_page_redeems_the_code(sandbox: Sandbox) -> None:
     assert result.ok and result.stage == "done", result
     assert result.origin == "http://localhost:3000"
     assert result.claims["upn"] == tenant.user("adele").upn
-    assert [r.split(" -> ")[1] for r in result.requests] == ["200", "302", "200"]
+    # The OpenID configuration (read by the page), the authorize page, the form posted, the redemption.
+    assert [r.split(" -> ")[1] for r in result.requests] == ["200", "200", "302", "200"]
+    assert "/v2.0/.well-known/openid-configuration" in result.requests[0]
+    assert result.app_saw == "an access token (Teams.ManageCalls Teams.ManageChats)"
     observation = browser_sign_in_observation(result)
     assert observation.outcome == "allowed" and observation.stage == "code redemption"
+    assert observation.evidence["MSAL.js returned"] == result.app_saw
 
 
-def test_the_fragment_response_mode_works_too(sandbox: Sandbox) -> None:
-    tenant = tenant_of(sandbox, "contoso")
-    assert sign_in_in_browser(tenant, tenant.user("adele"), response_mode="fragment").ok
+def test_the_page_runs_the_pinned_msal_browser() -> None:
+    """The bundle the page loads is the npm package at the pinned version (make msal-browser), not a copy."""
+    assert browser_sign_in.msal_browser_installed() == MSAL_BROWSER_VERSION
+    assert f'"{MSAL_BROWSER_VERSION}"' in browser_sign_in.MSAL_BUNDLE.read_text(encoding="utf-8")
+
+
+def test_another_installed_version_is_a_missing_prerequisite(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(browser_sign_in, "msal_browser_installed", lambda: "4.0.0")
+    with pytest.raises(MissingPrerequisite, match=rf"@azure/msal-browser {MSAL_BROWSER_VERSION} .*found 4.0.0"):
+        browser_sign_in.check_available()
+
+
+def test_an_authority_not_at_a_microsoft_host_is_a_known_authority(sandbox: Sandbox) -> None:
+    """The served sandbox at https://localhost:<port> (as a live profile names it): MSAL.js, told it is a
+    known authority (so it asks no Microsoft host for instance discovery), signs in there."""
+    info = sandbox.tenant_info("contoso", canonical=False)
+    tenant = load_profile("sandbox").for_sandbox(info, {}, "live")
+    result = sign_in_in_browser(tenant, tenant.user("adele"))
+    assert result.ok, result
+    assert result.requests[0].startswith(f"GET /{info.tenant_id}/v2.0/.well-known/openid-configuration -> 200")
 
 
 def test_a_wrong_platform_is_9002326_with_its_remedy(sandbox: Sandbox) -> None:
     tenant = tenant_of(sandbox, "redirect-uri-wrong-platform")
     result = sign_in_in_browser(tenant, tenant.user("adele"))
     assert (result.ok, result.status, result.aadsts, result.error) == (False, 400, 9002326, "invalid_request")
+    assert result.app_saw == "ServerError invalid_request (AADSTS9002326)"  # what MSAL.js threw to the app
     observation = browser_sign_in_observation(result)
     assert observation.code == "AADSTS9002326" and observation.stage == "code redemption"
     assert "register http://localhost:3000/spa under 'Single-page application'" in (observation.remedy or "")
@@ -137,6 +164,8 @@ def test_a_back_end_redeeming_is_9002327(sandbox: Sandbox) -> None:
     tenant = tenant_of(sandbox, "contoso")
     result = sign_in_in_browser(tenant, tenant.user("adele"), redeem="server")
     assert (result.ok, result.aadsts, result.origin) == (False, 9002327, None)
+    assert result.requests[-1].endswith("/oauth2/v2.0/token -> 400 (no Origin)")
+    assert result.app_saw == "ServerError invalid_request (AADSTS9002327)"  # the back end's answer, relayed
     assert "redeem the code in the browser" in (browser_sign_in_observation(result).remedy or "")
 
 
@@ -144,7 +173,7 @@ def test_an_unregistered_uri_stops_at_the_authorize_request_with_50011(sandbox: 
     tenant = tenant_of(sandbox, "redirect-uri-unregistered")
     result = sign_in_in_browser(tenant, tenant.user("adele"))
     assert (result.ok, result.stage, result.status, result.aadsts) == (False, "authorize", 400, 50011)
-    assert len(result.requests) == 1  # never signed in: the page never came back
+    assert len(result.requests) == 2  # the OpenID configuration, the authorize request: the page never came back
     assert browser_sign_in_observation(result).stage == "authorize request"
 
 
@@ -153,3 +182,37 @@ def test_a_wrong_password_stays_on_the_sign_in_page(sandbox: Sandbox) -> None:
     user = dataclasses.replace(tenant.user("adele"), password="not-the-password")
     result = sign_in_in_browser(tenant, user)
     assert (result.ok, result.stage, result.aadsts) == (False, "sign-in", 50126)
+
+
+def test_msal_refuses_an_id_token_without_its_nonce(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real MSAL.js checks the ID token's nonce: an authority that leaves it out issues tokens (200) that
+    the app never gets, and the harness reports what MSAL.js threw."""
+    issue = entra.Entra._issue
+    monkeypatch.setattr(entra.Entra, "_issue", lambda self, *a, **k: issue(self, *a, **{**k, "nonce": None}))
+    tenant = tenant_of(sandbox, "contoso")
+    result = sign_in_in_browser(tenant, tenant.user("adele"))
+    assert (result.ok, result.stage, result.status, result.error) == (False, "redeem", 200, "nonce_mismatch")
+    assert result.app_saw == "ClientAuthError nonce_mismatch"
+
+
+def test_an_unreachable_authority_ends_the_sign_in_at_once(sandbox: Sandbox) -> None:
+    """Nothing listens at the authority: the failure is the outcome, without waiting for the sign-in's timeout."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    info = sandbox.tenant_info("contoso", canonical=False)
+    tenant = dataclasses.replace(
+        load_profile("sandbox").for_sandbox(info, {}, "live"), authority=f"https://localhost:{port}/{info.tenant_id}"
+    )
+    started = time.monotonic()
+    result = sign_in_in_browser(tenant, tenant.user("adele"))
+    assert not result.ok and "ConnectionError" in (result.error or ""), result
+    assert time.monotonic() - started < browser_sign_in.SIGN_IN_TIMEOUT_S / 3
+
+
+def test_an_error_naming_the_page_address_holds_no_code() -> None:
+    """A timeout names where the browser stopped: the redirect URI with `code` in its fragment, redacted."""
+    text = "no answer within 45 s at http://localhost:3000/spa#code=0.AbC-d_e&state=eyJpZCI6&client_info=eyJ1"
+    redacted = browser_sign_in._redacted(text)
+    assert "0.AbC-d_e" not in redacted and "eyJ1" not in redacted
+    assert redacted.endswith("#code=<redacted>&state=eyJpZCI6&client_info=<redacted>")

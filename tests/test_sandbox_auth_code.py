@@ -1,6 +1,7 @@
 """The sandbox's authorization-code + PKCE sign-in over real HTTPS on loopback: the authorize request and
 its sign-in page, the code's redemption, and what Entra answers a redirect URI registered under no platform
-(AADSTS50011) or the wrong one (AADSTS9002326, AADSTS9002327); docs/contracts/identity.md §11."""
+(AADSTS50011) or the wrong one (AADSTS9002326, AADSTS9002327), and a SPA's redemption without PKCE
+(AADSTS9002325); docs/contracts/identity.md §11."""
 
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ def authorize_url(info: TenantInfo, redirect_uri: str = SANDBOX_SPA_REDIRECT_URI
         "code_challenge_method": "S256",
         **extra,
     }
+    query = {k: v for k, v in query.items() if v}  # an empty value: the parameter left out
     return f"{info.authority}/oauth2/v2.0/authorize?{urllib.parse.urlencode(query)}"
 
 
@@ -85,6 +87,7 @@ def redeem(
         "code_verifier": verifier,
         "scope": SCOPE,
     }
+    body = {k: v for k, v in body.items() if v}  # verifier="": no code_verifier at all
     return session.post(f"{info.authority}/oauth2/v2.0/token", data=body, headers=headers, timeout=10)
 
 
@@ -191,3 +194,47 @@ def test_the_token_endpoint_answers_a_cors_preflight(sandbox: Sandbox, session: 
     assert response.status_code == 204
     assert response.headers["access-control-allow-origin"] == "*"
     assert response.headers["access-control-allow-headers"] == "x-a"
+
+
+@pytest.mark.parametrize(
+    ("authorize", "verifier"),
+    [
+        ({"code_challenge": "", "code_challenge_method": ""}, ""),  # no PKCE at all
+        ({}, ""),  # a challenge sent, the verifier left out of the redemption
+    ],
+    ids=["no-pkce", "no-verifier"],
+)
+def test_a_spa_redemption_without_pkce_gets_9002325(
+    sandbox: Sandbox, session: requests.Session, authorize: dict[str, str], verifier: str
+) -> None:
+    info = sandbox.tenant_info("contoso", canonical=False)
+    code = code_of(sign_in(session, info, **authorize))["code"]
+    refused = redeem(session, info, code, verifier=verifier)
+    assert refused.status_code == 400 and aadsts(refused) == 9002325
+    assert refused.json()["error"] == "invalid_request"
+    description = refused.json()["error_description"]
+    assert description.startswith(
+        "AADSTS9002325: Proof Key for Code Exchange is required for cross-origin authorization code redemption."
+    )
+    assert refused.headers["x-cte-emulator-defined"]  # only third parties quote it
+    assert refused.headers["access-control-allow-origin"] == "*"  # the page can read why
+
+
+def test_a_code_without_pkce_for_a_mobile_desktop_uri_is_issued_to_a_native_app(
+    sandbox: Sandbox, session: requests.Session
+) -> None:
+    """PKCE is required for a browser's (cross-origin) redemption only: a native app redeeming a code issued
+    to its mobile/desktop URI without PKCE is not refused with 9002325."""
+    info = sandbox.tenant_info("redirect-uri-wrong-platform", canonical=False)
+    code = code_of(sign_in(session, info, code_challenge="", code_challenge_method=""))["code"]
+    assert redeem(session, info, code, origin=None, verifier="").status_code == 200
+
+
+def test_the_id_token_carries_the_nonce_of_the_authorize_request(sandbox: Sandbox, session: requests.Session) -> None:
+    """OpenID Connect: the nonce sent with the authorize request comes back in the ID token (MSAL.js checks it)."""
+    info = sandbox.tenant_info("contoso", canonical=False)
+    code = code_of(sign_in(session, info, nonce="the-nonce-of-this-request"))["code"]
+    token = redeem(session, info, code)
+    assert claims(token.json()["id_token"])["nonce"] == "the-nonce-of-this-request"
+    without = redeem(session, info, code_of(sign_in(session, info))["code"])
+    assert "nonce" not in claims(without.json()["id_token"])

@@ -6,6 +6,7 @@ import pytest
 
 from harness.client.calling.protocol import (
     CallingCommunicationError,
+    EndReason,
     GroupLocator,
     MeetingId,
     MeetingLink,
@@ -108,11 +109,35 @@ def test_a_call_rings_every_agent_of_the_callee_and_stops_once_answered(world) -
     call = caller.start_call(TeamsUser(tenant.user("adele").oid))
     assert call.view().state == "Ringing"
     incoming = first.wait_for_incoming_call(timeout=1)
-    assert second.wait_for_incoming_call(timeout=1) is not None
+    elsewhere = second.wait_for_incoming_call(timeout=1)
+    assert elsewhere is not None and elsewhere.wait_until_ended(timeout=0) is None, "both ring"
     answered = incoming.accept().wait_until()
     assert answered.state == "Connected" and call.view().state == "Connected"
     assert second.wait_for_incoming_call(timeout=0) is None, "answered elsewhere: no longer ringing"
+    assert elsewhere.wait_until_ended(timeout=0) == EndReason(487, 10003), "call-end.md: accepted elsewhere"
+    assert incoming.wait_until_ended(timeout=0) is None, "taken here: it did not end elsewhere"
+    with pytest.raises(CallingCommunicationError) as late:
+        elsewhere.accept()
+    assert (late.value.code, late.value.sub_code) == (400, 41006), "accept when not Ringing"
     assert answered.id and call.hang_up().end_reason.code == 0
+
+
+@pytest.mark.parametrize("endpoints", [1, 2])
+def test_a_call_rings_on_until_every_endpoint_declined(world, endpoints) -> None:
+    """One endpoint declines: the caller's call ends 603/0 (call-end.md's "0 | 603", subcode first). Two:
+    it rings on after the first declines, and ends 487/10024 once both did (which side sees 10024 is the
+    sandbox's choice: emulator-defined)."""
+    sandbox, tenant, _, _ = world
+    sandbox.begin_stream(f"declined-on-{endpoints}")  # no agent of an earlier test rings too
+    callees, caller = [agent(world) for _ in range(endpoints)], agent(world, "megan")
+    call = caller.start_call(TeamsUser(tenant.user("adele").oid))
+    ringing = [callee.wait_for_incoming_call(timeout=1) for callee in callees]
+    for n, incoming in enumerate(ringing, 1):
+        incoming.reject()
+        view = call.view()
+        assert view.state == ("Disconnected" if n == endpoints else "Ringing"), view
+    assert view.end_reason == (EndReason(603, 0) if endpoints == 1 else EndReason(487, 10024))
+    assert ("declined" in (view.emulator_defined or "")) is (endpoints == 2)
 
 
 def test_a_phone_number_must_be_e164(world) -> None:

@@ -158,6 +158,19 @@ def test_a_scrubbed_jwt_keeps_the_claims_verdicts_need() -> None:
     assert scrubber.jwt(placeholder) == placeholder, "scrubbing is idempotent on placeholders"
 
 
+def test_a_scrubbed_id_token_keeps_its_nonce_for_msal_js() -> None:
+    """MSAL.js checks the ID token's nonce against the one it sent: a replayed sign-in needs it. The nonce is a
+    per-request random (no identity, no secret); the subject, a pairwise identifier, is still dropped."""
+    scrubber = scrubbing.Scrubber()
+    nonce = "019b8d62-7a80-7619-972b-bd37e7ffdbff"
+    header = base64.urlsafe_b64encode(b'{"alg":"RS256","typ":"JWT"}').decode().rstrip("=")
+    payload = {"aud": "c", "nonce": nonce, "sub": "pairwise-subject", "oid": "0e0c2f2a-1d0b-4b0e-9a43-5d6a1c2b3e4f"}
+    body = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+    claims = tokens.claims(scrubber.jwt(f"{header}.{body}.c2lnbmF0dXJl"))
+    assert claims["nonce"] == nonce and "sub" not in claims
+    assert claims["oid"].startswith("00000000-0000-0000-0000-")
+
+
 @pytest.mark.parametrize(
     ("domain", "reserved"),
     [

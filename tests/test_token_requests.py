@@ -103,13 +103,19 @@ def serial_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str,
 SIGN_IN_STAGES = ("sign-in", "authorize request", "code redemption")
 
 
+def renewals_in(document: dict[str, Any]) -> int:
+    """Scenarios that renewed a token after it expired (a chat's Graph token, a call's ACS token)."""
+    return sum(
+        1 for s in document["scenarios"] if any("signed in again" in r for r in s["evidence"].get("retries", []))
+    )
+
+
 def about_sign_in(document: dict[str, Any]) -> int:
     """Scenarios whose subject is a sign-in (the password grant, a browser's authorization code) or a token
     renewed after it expired: the answer they judge is Entra's, never one from the run's cache."""
-    renewals = sum(
-        1 for s in document["scenarios"] if any("signed in again" in r for r in s["evidence"].get("retries", []))
+    return renewals_in(document) + sum(
+        1 for s in document["scenarios"] if (s["observed"] or {}).get("stage") in SIGN_IN_STAGES
     )
-    return renewals + sum(1 for s in document["scenarios"] if (s["observed"] or {}).get("stage") in SIGN_IN_STAGES)
 
 
 def test_a_run_asks_entra_for_each_users_token_once_per_resource(serial_run) -> None:  # type: ignore[no-untyped-def]
@@ -119,7 +125,10 @@ def test_a_run_asks_entra_for_each_users_token_once_per_resource(serial_run) -> 
     subjects = about_sign_in(document)
     assert subjects >= 7, "the wrong password, MFA, undefined scope and four misconfigured apps are judged on sign-in"
     by_user = collections.Counter(entry["user"] for entry in seen)
-    assert len(seen) <= len(users) * len(resources) + subjects, f"{len(seen)} token requests: {dict(by_user)}"
+    # A renewal first offers MSAL's refresh tokens for the user (one per resource the run signed her in for,
+    # each refused: the sandbox forgot them with the scenario's fresh world), then signs in again.
+    allowed = len(users) * len(resources) + subjects + renewals_in(document) * len(resources)
+    assert len(seen) <= allowed, f"{len(seen)} token requests: {dict(by_user)}"
     # Each app, user and resource: one token asked for (and given) in the run, whatever else failed.
     # (A browser's code and a renewal's refresh token are each their scenario's subject: not from the cache.)
     given = collections.Counter(
@@ -129,11 +138,8 @@ def test_a_run_asks_entra_for_each_users_token_once_per_resource(serial_run) -> 
     )
     # A token renewed after it expired may be a second password grant: the sandbox forgets refresh tokens
     # with each scenario's fresh world, so MSAL's refresh fails and the user signs in again.
-    renewals = sum(
-        1 for s in document["scenarios"] if any("signed in again" in r for r in s["evidence"].get("retries", []))
-    )
-    assert sum(n - 1 for n in given.values()) <= renewals, [key for key, n in given.items() if n > 1]
-    assert document["summary"]["PASS"] == 79 and document["summary"]["WARN"] == 1
+    assert sum(n - 1 for n in given.values()) <= renewals_in(document), [key for key, n in given.items() if n > 1]
+    assert document["summary"]["PASS"] == 82 and document["summary"]["WARN"] == 1
 
 
 def test_the_report_counts_the_requests_entra_was_sent_by_user_and_resource(serial_run) -> None:  # type: ignore[no-untyped-def]
@@ -152,7 +158,8 @@ def test_with_workers_each_process_keeps_its_own_cache(tmp_path: Path) -> None:
         for e in seen
         if e["ok"] and e["grant"] not in ("authorization_code", "refresh_token")
     )
-    assert 1 <= max(given.values()) <= 2, "at most once per worker"
+    # At most once per worker, and once more for each token renewed after it expired (in whichever worker).
+    assert min(given.values()) >= 1 and sum(max(0, n - 2) for n in given.values()) <= renewals_in(document), given
     reported = document["run"]["token_requests"]
     assert sum(n for by in reported.values() for n in by.values()) == len(seen), "every worker's requests reported"
 

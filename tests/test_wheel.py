@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.client.browser_sign_in import MSAL_DIR
 from harness.core.places import FEATURES_DIR, PROFILE_DIR
 from tests.support import ROOT
 
@@ -65,6 +66,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _in_empty_folder(bin_dir: Path, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CTE_", "PYTEST_", "VIRTUAL_ENV"))}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    # A prerequisite the machine provides, as it provides Chromium: the MSAL.js bundle `make msal-browser` built
+    # (the installed harness has no checkout, so no .cache/ of its own).
+    env["CTE_MSAL_BROWSER_DIR"] = str(MSAL_DIR)
     return subprocess.run(
         [str(bin_dir / "cte"), *args], cwd=folder, env=env, capture_output=True, text=True, timeout=600
     )

@@ -85,6 +85,12 @@ AADSTS: dict[int, Diagnosis] = {
         "redeem the code in the browser (MSAL.js) as a single-page app does; a back end or native app needs its "
         "redirect URI under 'Web' or 'Mobile and desktop applications' instead",
     ),
+    9002325: Diagnosis(
+        "a browser redeemed a code for a 'Single-page application' redirect URI without PKCE (no code_challenge "
+        "in the authorize request, or no code_verifier in the redemption)",
+        "use PKCE (S256) as MSAL.js does: send code_challenge with the authorize request and the matching "
+        "code_verifier with the redemption; a server-side sign-in needs its redirect URI under 'Web' instead",
+    ),
 }
 
 ACS: dict[tuple[int, str], Diagnosis] = {

@@ -104,7 +104,7 @@ RECEIVER_HOST = "receiver.cte.invalid"
 NAME_KEYS = {"displayname": "<display-name>", "givenname": "<given-name>", "surname": "<surname>"}
 # Keys whose GUID values are volatile per request, not identities.
 VOLATILE_ID_KEYS = {"trace_id", "correlation_id", "uti", "request-id", "client-request-id"}
-# JWT claims a verdict may read; everything else in a scrubbed JWT is dropped.
+# JWT claims a verdict (or a client replaying the recording) reads; everything else in a scrubbed JWT is dropped.
 KEPT_CLAIMS = (
     "aud",
     "exp",
@@ -124,6 +124,9 @@ KEPT_CLAIMS = (
     "roles",
     "amr",
     "idtyp",
+    # An ID token's nonce: a per-request random the client made (no identity, no secret), which MSAL.js checks
+    # against the one it sent; a replayed sign-in must find it (the page's randomness is seeded there).
+    "nonce",
 )
 
 # Who a request is sent for, by test-user alias (a role, never an identity): a token service handed two

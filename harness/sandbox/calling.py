@@ -16,8 +16,11 @@ host is `calling.cte-sandbox.invalid`. Decisions follow facts in the tenant mode
   an emulator-defined end reason (Microsoft documents none); a webinar admits the Teams user as an
   Attendee whose restricted actions still succeed (the documented caveat; the capability values the
   service reports there are unverified, so they are emulator-defined);
-- incoming calls from another agent or from the emulator's phone network; accept -> Connected,
-  reject -> the caller's call ends 0/603.
+- incoming calls from another agent or from the emulator's phone network, ringing every agent of the
+  callee (her endpoints: desktop, mobile); accept -> Connected, and each other endpoint of hers ends
+  487/10003 (accepted elsewhere); reject -> the caller's call ends 603/0 (declined), or, once every
+  endpoint of a callee with several declined, 487/10024 (which side sees it is emulator-defined);
+- an expired ACS token is refused 401/10009 on every request (emulator-defined: the model's own API).
 
 Everything advances synchronously with requests (no timers), so recordings are reproducible.
 """
@@ -43,6 +46,15 @@ E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 SHORT_LINK = re.compile(r"/meet/([^/?]+)(\?p=([^/?]+))?$")  # the SDK's ECS regex (docs/contracts/calling.md §2)
 LONG_LINK = re.compile(r"/l/meetup-join/([^/]+)/([^/?]+)\?context=(.+)$")
 LIVE_EVENT_END = (403, 0)  # emulator-defined: no documented code for a live event
+# call-end.md, 10009/401, word for word.
+EXPIRED_TOKEN = (
+    "Unauthenticated identity. Ensure that your Azure Communication Services token is valid and not expired."
+)
+# What a caller's call ends with when the callee declines (call-end.md lists subcode, then code: 0 | 603),
+# and when a callee with several endpoints is answered or declined on them (docs/contracts/calling.md §2).
+DECLINED = (603, 0)
+ACCEPTED_ELSEWHERE = (487, 10003)  # every other endpoint of the user who accepted
+DECLINED_BY_ALL = (487, 10024)  # the caller's call, once every endpoint of the callee declined
 PERSONAL_USE_HOSTS = ("teams.live.com",)
 MEETING_CAPABILITIES = (
     api.UNMUTE_MIC,
@@ -86,6 +98,15 @@ DECIDED_BY = {
     "locator": (
         "the model's copy of the Calling SDK's client-side 40209 (reproduced on 2.0.0); --calling browser checks it "
         "against the SDK itself"
+    ),
+    "expired-token": (
+        "how the calling service refuses an expired ACS token on this model's own API: 401 with the subcode of "
+        "Microsoft's call-end table for it (10009/401); the Calling SDK refreshes its token before then"
+    ),
+    "declined-by-all": (
+        "Microsoft's call-end table lists 10024/487 and 5003/0 for a call every callee endpoint declined without "
+        "saying which party sees which: the model ends the caller's call with 487/10024 (code 487, as for 10003 "
+        "and 10004, the timeout Microsoft's UI library reads on the caller's side) once the last endpoint declined"
     ),
 }
 
@@ -139,6 +160,7 @@ class Calling:
                 ("GET", api.CALL, self.get_call),
                 ("POST", api.CALL_HANG_UP, self.hang_up),
                 ("POST", api.CALL_ACTIONS, self.action),
+                ("GET", api.INCOMING_CALL, self.get_incoming),
                 ("POST", api.INCOMING_ACCEPT, self.accept),
                 ("POST", api.INCOMING_REJECT, self.reject),
                 ("POST", api.PHONE_NETWORK_CALLS, self.phone_network_call),
@@ -196,7 +218,7 @@ class Calling:
         except jwt.InvalidTokenError:
             raise CallingError(401, 0, "The access token is not valid.", emulated="a token ACS did not issue") from None
         if int(claims.get("exp", 0)) <= self.ctx.epoch():
-            raise CallingError(401, 0, "The access token has expired.", emulated="expired ACS token")
+            raise CallingError(401, api.UNAUTHENTICATED, EXPIRED_TOKEN, emulated=DECIDED_BY["expired-token"])
         return claims
 
     def _call(self, request: Request) -> Call:
@@ -507,12 +529,32 @@ class Calling:
         ]
         return self._json({api.VALUE: value})
 
-    def _incoming(self, request: Request, operation: str) -> Incoming:
+    def _own_incoming(self, request: Request) -> Incoming:
         tenant, user = self._token_user(request)
         incoming = self.state.incoming.get(request.path_params["incoming"])
         agent = self.state.agents.get(incoming.agent) if incoming else None
         if incoming is None or agent is None or agent.oid != user.oid:
             raise CallingError(404, 0, "Unknown incoming call.", emulated="unknown or foreign incoming call")
+        return incoming
+
+    async def get_incoming(self, request: Request) -> Response:
+        """A TeamsIncomingCall as the SDK shows it: ringing, taken here, or ended elsewhere with its callEndReason."""
+        try:
+            incoming = self._own_incoming(request)
+        except CallingError as err:
+            return self._error(err)
+        end = incoming.end_reason
+        return self._json(
+            {
+                api.ID: incoming.id,
+                api.CALLER_INFO: {api.IDENTIFIER: incoming.caller},
+                api.STATE: incoming.state,
+                api.CALL_END_REASON: {api.CODE: end[0], api.SUB_CODE: end[1]} if end else None,
+            }
+        )
+
+    def _incoming(self, request: Request, operation: str) -> Incoming:
+        incoming = self._own_incoming(request)
         if incoming.state != "Ringing":
             sub_code = 41006 if operation == "accept" else 41007  # calling-sdk.md: accept / reject when not Ringing
             raise CallingError(400, sub_code, f"{operation} is only possible while the call is ringing.")
@@ -530,10 +572,24 @@ class Calling:
             if incoming.caller_call and (caller := self.state.calls.get(incoming.caller_call)):
                 caller.move("Connected")
                 caller.linked, call.linked = call.id, caller.id
-            for other in self.state.incoming.values():  # answered elsewhere: stop ringing the rest
-                if other.caller_call == incoming.caller_call and other is not incoming and other.state == "Ringing":
+            for other in self._rung_with(incoming):  # answered elsewhere: stop ringing the rest
+                if other.state != "Ringing":
+                    continue
+                if self._same_user(other, incoming):  # "All other endpoints receive subcode 10003" (call-end.md)
+                    other.state, other.end_reason = "Ended", ACCEPTED_ELSEWHERE
+                else:
                     other.state = "Rejected"
         return self._respond_call(call, 201)
+
+    def _rung_with(self, incoming: Incoming) -> list[Incoming]:
+        """The other endpoints the same call rang (the caller's one call offered to each of them)."""
+        if incoming.caller_call is None:
+            return []
+        return [i for i in self.state.incoming.values() if i.caller_call == incoming.caller_call and i is not incoming]
+
+    def _same_user(self, one: Incoming, other: Incoming) -> bool:
+        a, b = self.state.agents.get(one.agent), self.state.agents.get(other.agent)
+        return a is not None and b is not None and a.oid == b.oid
 
     async def reject(self, request: Request) -> Response:
         try:
@@ -542,8 +598,15 @@ class Calling:
             return self._error(err)
         with self.ctx.lock:
             incoming.state = "Rejected"
-            if incoming.caller_call and (caller := self.state.calls.get(incoming.caller_call)):
-                caller.end(0, 603)  # "0/603 declined"
+            endpoints = [incoming, *(i for i in self._rung_with(incoming) if self._same_user(i, incoming))]
+            caller = self.state.calls.get(incoming.caller_call) if incoming.caller_call else None
+            # The caller's call rings on while another endpoint of the callee still rings.
+            if caller is not None and not any(i.state == "Ringing" for i in endpoints):
+                if len(endpoints) == 1:
+                    caller.end(*DECLINED)  # call-end.md: "declined from callee"
+                else:
+                    caller.end(*DECLINED_BY_ALL)  # "Call declined by all callee endpoints"
+                    caller.emulated = DECIDED_BY["declined-by-all"]
         return Response(status_code=204)
 
     # -- the emulator's phone network: a phone caller rings a Teams user -----------------------------

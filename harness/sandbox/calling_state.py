@@ -48,7 +48,8 @@ class Incoming:
     agent: str
     caller: str  # "8:orgid:<oid>" or "4:+1..."
     caller_call: str | None  # the caller's Call, if the caller is an agent
-    state: str = "Ringing"  # Ringing | Accepted | Rejected
+    state: str = "Ringing"  # Ringing | Accepted | Rejected (here) | Ended (elsewhere: end_reason says how)
+    end_reason: tuple[int, int] | None = None
 
 
 @dataclass

@@ -549,7 +549,14 @@ class Entra(Service):
             )
 
     def _issue(
-        self, tenant: Tenant, app: AppRegistration, user: User, grant: Grant, *, amr: list[str]
+        self,
+        tenant: Tenant,
+        app: AppRegistration,
+        user: User,
+        grant: Grant,
+        *,
+        amr: list[str],
+        nonce: str | None = None,
     ) -> dict[str, Any]:
         ctx = self.ctx
         iat = ctx.epoch()
@@ -590,21 +597,22 @@ class Entra(Service):
                 self.refresh_tokens[refresh] = {"tenant": tenant.name, "user": user.alias, "client_id": app.client_id}
             body["refresh_token"] = refresh
         if grant.wants_id_token:
-            body["id_token"] = ctx.entra_signer.sign(
-                {
-                    "aud": app.client_id,
-                    "iss": f"https://login.microsoftonline.com/{tenant.tenant_id}/v2.0",
-                    "iat": iat,
-                    "nbf": iat,
-                    "exp": iat + 3600,
-                    "name": user.display_name,
-                    "oid": user.oid,
-                    "preferred_username": user.upn,
-                    "sub": access_claims["sub"],
-                    "tid": tenant.tenant_id,
-                    "ver": "2.0",
-                }
-            )
+            id_claims = {
+                "aud": app.client_id,
+                "iss": f"https://login.microsoftonline.com/{tenant.tenant_id}/v2.0",
+                "iat": iat,
+                "nbf": iat,
+                "exp": iat + 3600,
+                "name": user.display_name,
+                "oid": user.oid,
+                "preferred_username": user.upn,
+                "sub": access_claims["sub"],
+                "tid": tenant.tenant_id,
+                "ver": "2.0",
+            }
+            if nonce:  # the authorize request's nonce, which MSAL.js checks (OpenID Connect Core 1.0 §3.1.2.1)
+                id_claims["nonce"] = nonce
+            body["id_token"] = ctx.entra_signer.sign(id_claims)
             client_info = json.dumps({"uid": user.oid, "utid": tenant.tenant_id}).encode()
             body["client_info"] = base64.urlsafe_b64encode(client_info).decode().rstrip("=")
         return body
@@ -778,6 +786,7 @@ class Entra(Service):
                 "user": user.alias,
                 "challenge": query.get("code_challenge", ""),
                 "method": method,
+                "nonce": query.get("nonce"),
                 "expires": ctx.epoch() + AUTHORIZATION_CODE_LIFETIME_S,
             }
         return self._redirect(query, {"code": code, "state": query.get("state")})
@@ -861,6 +870,16 @@ class Entra(Service):
                 emulator_defined="AADSTS9002327's code and text as real answers quoted by third parties show them "
                 "(Microsoft documents the refusal, not its body)",
             )
+        if origin and platform == "spa" and not (record["challenge"] and form.get("code_verifier")):
+            raise EntraError(
+                400,
+                "invalid_request",
+                9002325,
+                "Proof Key for Code Exchange is required for cross-origin authorization code redemption.",
+                emulator_defined="AADSTS9002325's code and text as third parties quote them (Microsoft's page "
+                "recommends PKCE for every app type and gives no such answer); that it follows AADSTS9002326 and "
+                "comes for a code requested without a code_challenge too is the sandbox's choice",
+            )
         if platform == "web":
             self._require_public_client(app, form)
         if record["challenge"]:
@@ -881,7 +900,7 @@ class Entra(Service):
         grant = self._resolve_scopes(tenant, record["scope"])
         user = tenant.users[record["user"]]
         self._authorize(tenant, app, user, grant)
-        return self._issue(tenant, app, user, grant, amr=["pwd"])
+        return self._issue(tenant, app, user, grant, amr=["pwd"], nonce=record.get("nonce"))
 
     # -- device code -----------------------------------------------------------------------------
 

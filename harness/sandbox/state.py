@@ -8,6 +8,7 @@ request gets follows from those facts, the way the service decides.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import threading
 import uuid
@@ -124,9 +125,15 @@ class IdSource:
         self._stream = "default"
         self._counter = 0
         self._lock = threading.Lock()
+        # Stable ids and secrets are functions of the name: worked out once (each scenario's fresh world
+        # is built from them again, thousands of them, most of its cost).
+        self._stable: dict[str, str] = {}
+        self._secrets: dict[tuple[str, int], bytes] = {}
 
     def stable(self, name: str) -> str:
-        return str(uuid.uuid5(self._namespace, f"stable:{name}"))
+        if (found := self._stable.get(name)) is None:
+            found = self._stable[name] = str(uuid.uuid5(self._namespace, f"stable:{name}"))
+        return found
 
     def next(self, kind: str = "id") -> str:
         with self._lock:
@@ -139,7 +146,10 @@ class IdSource:
             self._counter = 0
 
     def secret(self, name: str, size: int = 32) -> bytes:
-        return hashlib.sha256(f"{self._namespace}:secret:{name}".encode()).digest()[:size]
+        if (found := self._secrets.get((name, size))) is None:
+            digest = hashlib.sha256(f"{self._namespace}:secret:{name}".encode()).digest()
+            found = self._secrets[name, size] = digest[:size]
+        return found
 
 
 @dataclass
@@ -455,6 +465,7 @@ def meeting_thread(ids: IdSource, key: str) -> str:
     return f"19:meeting_{base64.b64encode(ids.stable(key).encode()).decode().rstrip('=')}@thread.v2"
 
 
+@functools.lru_cache(maxsize=1024)
 def join_url(thread: str, tenant_id: str, organizer: str) -> str:
     """The long meetup-join form Teams and Graph hand out."""
     import json

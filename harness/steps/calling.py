@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_bdd import given, parsers, then, when
 
-from harness.conformance.flows.calling import CallingFlow, refused_before_media
+from harness.conformance.flows.calling import ENDPOINTS, CallingFlow, refused_before_media
 from harness.conformance.flows.chat import ChatFlow
 from harness.conformance.scenario import ScenarioRun
 from harness.conformance.table import WEBINAR_FOOTNOTE
@@ -12,6 +12,10 @@ from harness.conformance.verdicts import Expectation, ExpectedRejection
 
 TABLE = "seed table row {row}: {text}"
 CALL_END = "docs/contracts/calling.md §2: documented codes (call-end.md, calling-sdk.md, the SDK's error catalogue)"
+TOKEN_REFRESH = (
+    "docs/contracts/calling.md §7: a call longer than the ACS token's lifetime goes on when the app's credential "
+    "renews the token (AzureCommunicationTokenCredential with tokenRefresher and refreshProactively)"
+)
 
 
 def _row_source(run: ScenarioRun) -> str:
@@ -58,6 +62,77 @@ def accept(calling_flow: CallingFlow, scenario_run: ScenarioRun, callee: str) ->
 @when(parsers.parse('"{callee}" declines the call from "{caller}"'))
 def decline(calling_flow: CallingFlow, scenario_run: ScenarioRun, callee: str, caller: str) -> None:
     scenario_run.observe(calling_flow.reject(callee, caller))
+
+
+# -- one user on two endpoints (desktop and mobile): answered or declined elsewhere --------------------
+
+
+@given(parsers.parse('"{alias}" has a Teams call agent on her desktop and on her mobile'))
+def agents_on_endpoints(calling_flow: CallingFlow, scenario_run: ScenarioRun, alias: str) -> None:
+    scenario_run.observe(calling_flow.agents_on_endpoints(alias))
+
+
+@when(parsers.parse('"{callee}" accepts the incoming call on her {endpoint}'))
+def accept_on(calling_flow: CallingFlow, scenario_run: ScenarioRun, callee: str, endpoint: str) -> None:
+    scenario_run.observe(calling_flow.accept(callee, endpoint))
+
+
+@when(parsers.parse('"{callee}" declines the call from "{caller}" on her desktop and on her mobile'))
+def decline_everywhere(calling_flow: CallingFlow, scenario_run: ScenarioRun, callee: str, caller: str) -> None:
+    scenario_run.observe(calling_flow.reject(callee, caller, ENDPOINTS))
+
+
+@then(
+    parsers.parse(
+        'the call stops ringing on "{callee}"\'s {endpoint}, where it ends with code {code:d} and subcode {sub:d}'
+    )
+)
+def ended_elsewhere(
+    calling_flow: CallingFlow, scenario_run: ScenarioRun, callee: str, endpoint: str, code: int, sub: int
+) -> None:
+    """Judged on the endpoint that did not answer: its incoming call's callEndReason; the endpoint that
+    accepted and the caller must be connected (checks)."""
+    rejection = ExpectedRejection(status=code, code=sub)
+    scenario_run.expect(
+        Expectation(
+            scenario_run.outcome("unsupported"),
+            CALL_END,
+            rejection,
+            stage=f"on the {endpoint}",
+            rejected_says="ended there as documented",
+            documented_as=f"the call ends {code}/{sub} on the callee's endpoints that did not answer",
+        )
+    )
+    scenario_run.observe(calling_flow.answered_elsewhere(callee, endpoint))
+    for who, (connected, detail) in calling_flow.connected_elsewhere(callee).items():
+        scenario_run.check(f"{who} connected", connected, detail)
+    scenario_run.require_verdict()
+
+
+# -- a call that outlives the first ACS token ------------------------------------------------------
+
+
+@when(parsers.parse('"{alias}"\'s ACS token has expired'))
+def acs_token_expired(calling_flow: CallingFlow, scenario_run: ScenarioRun, alias: str, cte) -> None:  # type: ignore[no-untyped-def]
+    if (observed := calling_flow.outlive_token(alias, cte.token_wait_limit())) is not None:
+        scenario_run.observe(observed)
+
+
+@then(parsers.parse('"{alias}"\'s call goes on, with a new ACS token from the token refresher'))
+def call_goes_on(calling_flow: CallingFlow, scenario_run: ScenarioRun, alias: str) -> None:
+    """The verdict is the call after the expiry (still connected, an unmute succeeds: the service checks
+    the token for both) and the credential: a second token, exchanged after the first expired, in use."""
+    scenario_run.expect(Expectation(scenario_run.outcome("supported"), TOKEN_REFRESH))
+    observed = calling_flow.call_after_token_expiry(alias)
+    scenario_run.observe(observed)
+    if observed.outcome == "allowed":
+        unmuted = str(observed.evidence.get("unmute", "not tried: the call was not connected"))
+        scenario_run.check("unmute succeeded after the token expired", unmuted == "succeeded", unmuted)
+    scenario_run.check(
+        "a second ACS token, exchanged after the first expired, is the one in use",
+        *calling_flow.acs_token_renewed(alias),
+    )
+    scenario_run.require_verdict()
 
 
 @when(

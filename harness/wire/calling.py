@@ -22,6 +22,7 @@ CALL_HANG_UP = "calls/{call}/hangUp"
 CALL_ACTIONS = "calls/{call}/actions"
 CALL_LOBBY = "calls/{call}/lobby"
 CALL_LOBBY_ADMIT = "calls/{call}/lobby/admit"
+INCOMING_CALL = "incomingCalls/{incoming}"  # GET: a TeamsIncomingCall as the SDK shows it, ended or not
 INCOMING_ACCEPT = "incomingCalls/{incoming}/accept"
 INCOMING_REJECT = "incomingCalls/{incoming}/reject"
 PHONE_NETWORK_CALLS = "pstn/calls"  # the emulator's phone network: a phone caller rings a Teams user
@@ -43,6 +44,10 @@ ERROR = "error"
 CODE = "code"
 SUB_CODE = "subCode"
 MESSAGE = "message"
+# An expired ACS token: the model answers 401 with the subcode Microsoft's call-end table gives it
+# (10009/401 "Unauthenticated identity. Ensure that your Azure Communication Services token is valid and
+# not expired."); a client's credential takes it as the cue to refresh its token.
+UNAUTHENTICATED = 10009
 
 # POST agents: the answer.
 AGENT_ID = "agentId"
@@ -105,7 +110,8 @@ TURN_VIDEO_ON = "turnVideoOn"
 SHARE_SCREEN = "shareScreen"
 ACTIONS = {UNMUTE: UNMUTE_MIC, START_VIDEO: TURN_VIDEO_ON, START_SCREEN_SHARING: SHARE_SCREEN}
 
-# An incoming call: {"id", "callerInfo": {"identifier"}, "state"}.
+# An incoming call: {"id", "callerInfo": {"identifier"}, "state", "callEndReason"?}; its state is Ringing
+# until it is accepted or rejected here (Accepted, Rejected) or ends elsewhere (Ended, with a callEndReason).
 CALLER_INFO = "callerInfo"
 
 # POST pstn/calls: {"from": "+E.164", "to": a target}.

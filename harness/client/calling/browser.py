@@ -105,7 +105,7 @@ class BridgeError(RuntimeError):
 VIRTUAL_STEP_MS = 500
 REAL_POLL_MS = 25
 # The bridge functions that answer at once (no promise): evaluated directly.
-IMMEDIATE = frozenset({"view", "incomingCalls", "version", "transcript"})
+IMMEDIATE = frozenset({"view", "incomingCalls", "incomingCallView", "version", "transcript"})
 
 
 def _one_line(err: BaseException) -> str:
@@ -123,23 +123,43 @@ class SdkPage:
     """
 
     def __init__(
-        self, context: Any, url: str, *, virtual_clock: bool, on_close: Callable[[SdkPage], None] | None = None
+        self,
+        context: Any,
+        url: str,
+        *,
+        virtual_clock: bool,
+        on_close: Callable[[SdkPage], None] | None = None,
+        start: float | None = None,
     ) -> None:
+        """`start`: where a virtual clock begins (epoch seconds; None: now). The driver starts it when the
+        agent's token was issued, so that the SDK's clock is its tenant's (a recording sandbox's is fixed)."""
         self.context, self.virtual_clock, self.on_close, self.closed = context, virtual_clock, on_close, False
         self._tickets = itertools.count(1)
         started = time.perf_counter()
         try:
             self.page = context.new_page()
             if virtual_clock:
-                self.page.clock.install()
+                self.page.clock.install(**({"time": start} if start is not None else {}))
             self.page.goto(url)
             self.page.wait_for_function("() => window.cteBridge && window.cteBridge.version().loaded", timeout=60_000)
             if virtual_clock:
-                self.page.clock.pause_at(self.page.evaluate("() => Date.now()") + 1)
+                self._pause_clock()
         except Exception as err:
             self.close()
             raise BridgeError(f"the Calling SDK page did not load: {_one_line(err)}") from None
         self.load_ms = (time.perf_counter() - started) * 1000
+
+    def _pause_clock(self) -> None:
+        """Pause the page's clock a second ahead of its own time (it runs on until paused, and cannot be sent
+        back). Playwright for Python takes epoch seconds: a number in milliseconds would put the page some
+        55,000 years ahead, where every token the SDK is given has long expired."""
+        for attempt in range(3):
+            try:
+                self.page.clock.pause_at(self.page.evaluate("() => Date.now()") / 1000 + 1.0)
+                return
+            except Exception as err:  # the page's clock passed that second before the pause arrived
+                if "past" not in str(err) or attempt == 2:
+                    raise
 
     def call(self, function: str, *args: Any, timeout_s: float = 90.0) -> dict[str, Any]:
         """A bridge function's answer. One that returns a promise is started and its answer collected,
@@ -162,6 +182,14 @@ class SdkPage:
             raise
         except Exception as err:  # the page or browser went away, or Playwright failed
             raise BridgeError(f"the Calling SDK page failed during {function}: {_one_line(err)}") from None
+
+    def expose_token_refresher(self, refresher: Callable[[], str | None]) -> None:
+        """`window.cteTokenRefresher()` on the page: the tokenRefresher its credential calls (the bridge's
+        createTeamsCallAgent with `{refresher: true}`) runs `refresher` here and gets its token back."""
+        try:
+            self.page.expose_function("cteTokenRefresher", refresher)
+        except Exception as err:
+            raise BridgeError(f"the token refresher could not be exposed to the page: {_one_line(err)}") from None
 
     def advance(self, ms: int) -> None:
         """Let page time pass: on the virtual clock by running it, else by waiting."""
@@ -194,6 +222,7 @@ class CallingSdkBrowser:
         check_available()
         self.offline, self.virtual_clock = offline, virtual_clock
         self.blocked_hosts: set[str] = set()
+        self._watched: list[tuple[str, set[str]]] = []  # a token, and the hosts it was sent to
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="cte-sdk-page", daemon=True)
         self._stack = contextlib.ExitStack()
@@ -222,16 +251,22 @@ class CallingSdkBrowser:
             page.close()
         self._stack.close()
 
-    def open_page(self) -> SdkPage:
+    def open_page(self, start: float | None = None) -> SdkPage:
+        """`start`: where the page's virtual clock begins (SdkPage)."""
         context = self.browser.new_context(
             user_agent=USER_AGENT, permissions=["camera", "microphone"], service_workers="block"
         )
         if self.offline:
             context.route("**/*", self._only_loopback)
             context.route_web_socket(re.compile(r"^(?!wss?://(localhost|127\.0\.0\.1)[:/]).*"), self._no_socket)
-        page = SdkPage(context, self.url, virtual_clock=self.virtual_clock, on_close=self.pages.remove)
+        page = SdkPage(context, self.url, virtual_clock=self.virtual_clock, on_close=self.pages.remove, start=start)
         self.pages.append(page)
         return page
+
+    def watch(self, token: str, sent_to: set[str]) -> None:
+        """Offline: add to `sent_to` every host the SDK sends `token` to (in a header or a body) from now on.
+        The token is compared here and kept nowhere else; only host names come out."""
+        self._watched.append((token, sent_to))
 
     def _no_socket(self, socket: Any) -> None:
         self.blocked_hosts.add(urlsplit(socket.url).hostname or "")
@@ -239,6 +274,16 @@ class CallingSdkBrowser:
 
     def _only_loopback(self, route: Any) -> None:
         host = urlsplit(route.request.url).hostname or ""
+        if self._watched:
+            request = route.request
+            headers = " ".join(request.headers.values())
+            try:
+                body = request.post_data_buffer or b""
+            except Exception:  # a body Playwright cannot hand over: the headers still count
+                body = b""
+            for token, hosts in self._watched:
+                if token in headers or token.encode() in body:
+                    hosts.add(host)
         if host in ("localhost", "127.0.0.1"):
             route.continue_()
         else:

@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from harness.client.calling.browser import SDK_VERSION, BridgeError, CallingSdkBrowser, SdkPage, shared_browser
+from harness.client.calling.credential import TokenCredential
 from harness.client.calling.protocol import (
     NEEDS_CALLING_SERVICES,
     SETTLED,
     ActionResult,
     CallingCommunicationError,
     CallView,
+    EndReason,
     Locator,
     NeedsLiveTenant,
     Target,
@@ -55,6 +58,7 @@ OFFLINE_LIVE_HINT = (
 # SDK ends a started call with 490/4525 (network failure) after its own retries.
 OFFLINE_SETTLE_S = 120.0
 VIRTUAL_WAIT_STEP_MS = 2000
+PASS_TIME_STEP_MS = 5000  # letting time pass on the virtual clock (CallingDriver.pass_time)
 # The checks the SDK makes on the client, synchronously (docs/contracts/calling.md §4, reproduced).
 CLIENT_SIDE_SUBCODES = frozenset({40231, 40238, 40210, 40209})
 # The SDK's codes for traffic that did not get through (its 2.0.0 error catalogue [bundle];
@@ -210,13 +214,29 @@ class BrowserCall:
 class BrowserIncomingCall:
     def __init__(self, page: SdkPage, call_id: str, caller: str = "", *, live: bool = False) -> None:
         self._page, self.id, self.caller, self.live = page, call_id, caller, live
+        self.taken = False  # accepted or rejected here
 
     def accept(self) -> BrowserCall:
+        self.taken = True
         answer = checked(self._page.call("accept", self.id), "incomingCall.accept")
         return BrowserCall(self._page, call_id(answer, "incomingCall.accept"), live=self.live, what="accepted call")
 
     def reject(self) -> None:
+        self.taken = True
         checked(self._page.call("reject", self.id), "incomingCall.reject")
+
+    def wait_until_ended(self, timeout: float = 30.0) -> EndReason | None:
+        """The callEndReason of its `callEnded` event (the bridge keeps it), once it ended elsewhere."""
+        waited = 0.0
+        while True:
+            view = checked(self._page.call("incomingCallView", self.id), "incomingCall.view")
+            end = view.get("callEndReason")
+            if self.taken or view.get("state") != "Ringing" or waited >= timeout:
+                if self.taken or not isinstance(end, dict) or not isinstance(end.get("code"), int):
+                    return None
+                return EndReason(end["code"], end.get("subCode"))
+            self._page.advance(250)
+            waited += 0.25
 
 
 class BrowserTeamsCallAgent:
@@ -273,6 +293,11 @@ class BrowserTeamsCallAgent:
             self.page.advance(250)
             waited += 0.25
 
+    def token_in_use(self) -> int | None:
+        """What the SDK's credential gives the SDK now (`getToken()`): the token's expiry, from the page."""
+        answer = checked(self.page.call("tokenInUse"), "credential.getToken")
+        return int(answer["expiresOn"]) if isinstance(answer.get("expiresOn"), int | float) else None
+
     def dispose(self) -> None:
         with contextlib.suppress(Exception):
             self.page.call("dispose", timeout_s=10)
@@ -306,18 +331,29 @@ class BrowserCallingDriver:
             self._browser = shared_browser(offline=self.offline, virtual_clock=self.virtual_clock)
         return self._browser
 
-    def open_page(self) -> Any:
-        """A page for one agent: the browser's, or the recording's."""
-        real = lambda: self.browser().open_page()  # noqa: E731 - a page only when one is needed
+    def open_page(self, start: float | None = None) -> Any:
+        """A page for one agent: the browser's, or the recording's. `start`: where its virtual clock begins."""
+        real = lambda: self.browser().open_page(start)  # noqa: E731 - a page only when one is needed
         page = real() if self.cassette is None else self.cassette.open_page(real)
         self.pages.append(page)
         return page
 
-    def create_teams_call_agent(self, acs_token: str) -> BrowserTeamsCallAgent:
-        page = self.open_page()
+    def create_teams_call_agent(self, credential: TokenCredential | str) -> BrowserTeamsCallAgent:
+        """A bare token: `new AzureCommunicationTokenCredential(token)`. A credential with a refresher:
+        `{token, tokenRefresher, refreshProactively: true}`, the refresher calling back into `credential`
+        (which re-acquires and re-exchanges here, in Python) through a function exposed to the page."""
+        if not isinstance(credential, TokenCredential):
+            credential = TokenCredential(credential)
+        # On a virtual clock the SDK lives when its token was issued: the tenant's time (a recording sandbox's
+        # clock is fixed), so that the credential judges the token's expiry as the service does.
+        page = self.open_page(start=credential.issued_at if self.virtual_clock else None)
         what = "createTeamsCallAgent"
+        args: tuple[Any, ...] = (credential.token,)
+        if credential.token_refresher is not None:
+            page.expose_token_refresher(self._refresher(credential))
+            args = (credential.token, {"refresher": True})
         try:
-            answer = checked(page.call(what, acs_token), what)
+            answer = checked(page.call(what, *args), what)
         except CallingCommunicationError as err:
             raise judged(err, what, offline=self.offline, live_tenant=self.live_tenant) from None
         except BridgeError as err:
@@ -328,6 +364,34 @@ class BrowserCallingDriver:
         return BrowserTeamsCallAgent(
             page, offline=self.offline, created_ms=answer.get("ms"), live_tenant=self.live_tenant
         )
+
+    def _refresher(self, credential: TokenCredential) -> Callable[[], str | None]:
+        """What the page's tokenRefresher runs: a new token from the credential's refresher, handed back to
+        the SDK. Offline, the hosts the SDK then sends it to are noted (the token itself stays here)."""
+
+        def refresh() -> str | None:
+            if not credential.refresh("the SDK's tokenRefresher asked for one (refreshProactively)"):
+                return None
+            if self.offline and self._browser is not None:
+                self._browser.watch(credential.token, credential.current.sent_to)
+            return credential.token
+
+        return refresh
+
+    def pass_time(self, seconds: float) -> None:
+        """On the virtual clock each page's time runs on, in steps (its timers fire: a credential's proactive
+        refresh, whose call into Python is answered between two steps, as it would be within seconds); on
+        the real clock one page waits, so that the pages' calls into Python are answered as they come."""
+        if not self.virtual_clock:
+            if self.pages:
+                self.pages[0].advance(int(seconds * 1000))
+            return
+        left = int(seconds * 1000)
+        while left > 0:
+            step = min(left, PASS_TIME_STEP_MS)
+            for page in self.pages:
+                page.advance(step)
+            left -= step
 
     def _cannot_go_on(self, happened: str) -> NeedsLiveTenant:
         return live_offline(happened) if self.live_tenant else sandbox_offline(f"offline, {happened}")

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from harness.client.calling.browser_driver import CLIENT_SIDE_SUBCODES, SDK, BrowserCallingDriver, sandbox_offline
+from harness.client.calling.credential import TokenCredential
 from harness.client.calling.protocol import (
     Call,
     CallingCommunicationError,
@@ -106,6 +107,9 @@ class CrossCheckedAgent:
     def wait_for_incoming_call(self, timeout: float = 30.0, caller: str | None = None) -> Any:
         return self.sdk.wait_for_incoming_call(timeout, caller)
 
+    def token_in_use(self) -> int | None:
+        return self.sdk.token_in_use()
+
     def dispose(self) -> None:
         try:
             self.model.dispose()
@@ -121,11 +125,12 @@ class CrossCheckedDriver:
     def __init__(self, model: CallingDriver, sdk: BrowserCallingDriver) -> None:
         self.model, self.sdk = model, sdk
 
-    def create_teams_call_agent(self, acs_token: str) -> CrossCheckedAgent:
-        model_agent, model_err = _attempt(lambda: self.model.create_teams_call_agent(acs_token))
+    def create_teams_call_agent(self, credential: TokenCredential | str) -> CrossCheckedAgent:
+        """Both clients hold the one credential: a token the SDK's refresher got is the model's too."""
+        model_agent, model_err = _attempt(lambda: self.model.create_teams_call_agent(credential))
         sdk_agent = None
         try:
-            sdk_agent, sdk_err = _attempt(lambda: self.sdk.create_teams_call_agent(acs_token))
+            sdk_agent, sdk_err = _attempt(lambda: self.sdk.create_teams_call_agent(credential))
             compare("createTeamsCallAgent", model_err, sdk_err)
         except Exception:
             for agent in (model_agent, sdk_agent):
@@ -134,6 +139,10 @@ class CrossCheckedDriver:
             raise
         assert model_agent is not None and sdk_agent is not None
         return CrossCheckedAgent(model_agent, sdk_agent)
+
+    def pass_time(self, seconds: float) -> None:
+        self.sdk.pass_time(seconds)
+        self.model.pass_time(seconds)
 
     def phone_network(self) -> Any:
         return self.sdk.phone_network()

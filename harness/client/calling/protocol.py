@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from harness.client.calling.credential import TokenCredential
 from harness.core.prerequisites import MissingPrerequisite
 from harness.wire import calling as api
 from harness.wire.calling import teams_user_raw_id as teams_user_raw_id  # step code imports it from here
@@ -173,6 +174,10 @@ class IncomingCall(Protocol):
 
     def accept(self) -> Call: ...
     def reject(self) -> None: ...
+    def wait_until_ended(self, timeout: float = 30.0) -> EndReason | None:
+        """Its callEndReason once it ended without being accepted or rejected here (TeamsIncomingCall's
+        `callEnded`: another endpoint of the user answered, say); None while it still rings."""
+        ...
 
 
 class TeamsCallAgent(Protocol):
@@ -183,6 +188,10 @@ class TeamsCallAgent(Protocol):
     def wait_for_incoming_call(self, timeout: float = 30.0, caller: str | None = None) -> IncomingCall | None:
         """The first incoming call from `caller` (a rawId, see `same_caller`; None: from anyone) that
         rings within `timeout`; calls from anyone else are left ringing."""
+        ...
+
+    def token_in_use(self) -> int | None:
+        """The expiry (epoch seconds) of the ACS token the agent's client uses now; never the token."""
         ...
 
     def dispose(self) -> None: ...
@@ -208,7 +217,16 @@ class TeamsClient(Protocol):
 class CallingDriver(Protocol):
     name: str
 
-    def create_teams_call_agent(self, acs_token: str) -> TeamsCallAgent: ...
+    def create_teams_call_agent(self, credential: TokenCredential | str) -> TeamsCallAgent:
+        """`createTeamsCallAgent(tokenCredential)`: a credential with the app's token refresher, or a bare
+        ACS token (a static credential, never refreshed)."""
+        ...
+
+    def pass_time(self, seconds: float) -> None:
+        """Let `seconds` go by for the agents (their SDK's timers, the service's clock), as an app that
+        stays open does."""
+        ...
+
     def phone_network(self) -> PhoneNetwork | None: ...
     def teams_client(self) -> TeamsClient | None: ...
     def close(self) -> None: ...

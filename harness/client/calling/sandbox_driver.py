@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ssl
 import time
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
+from harness.client.calling.credential import TokenCredential
 from harness.client.calling.protocol import (
     SETTLED,
     ActionResult,
     CallingCommunicationError,
     CallView,
+    EndReason,
     Locator,
     Target,
     TeamsUser,
@@ -29,26 +33,50 @@ from harness.wire.tls import client_context
 
 
 class _Api:
+    """One client of the model's API. With a credential (an agent's): its token on every request, and
+    a refresh when the token has expired by the model's clock (the `Date` of its last answer) or the
+    model answers 401 for an expired token, after which the request goes again, once."""
+
     def __init__(
-        self, base_url: str, token: str | None, ca_bundle: str | None, transport: httpx.BaseTransport | None = None
+        self,
+        base_url: str,
+        credential: TokenCredential | None,
+        ca_bundle: str | None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.credential = credential
         verify: ssl.SSLContext | bool = client_context(str(ca_bundle)) if ca_bundle else client_context()
         self.http = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
-            headers=headers,
             verify=verify,
             timeout=30.0,
             transport=transport,
             trust_env=not ca_bundle,
         )
 
+    def _send(self, method: str, path: str, body: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.credential.token}"} if self.credential else {}
+        response = self.http.request(method, path, json=body, headers=headers)
+        if self.credential is not None and (date := response.headers.get("date")):
+            with contextlib.suppress(TypeError, ValueError):
+                self.credential.server_time = parsedate_to_datetime(date).timestamp()
+        return response
+
     def call(self, method: str, path: str, body: Any = None) -> tuple[Any, httpx.Response]:
-        response = self.http.request(method, path, json=body)
-        try:
-            data = response.json() if response.content else None
-        except ValueError:
-            data = None
+        credential = self.credential
+        if credential and credential.refresh_proactively and credential.expired():
+            credential.refresh("the token had expired by the calling service's clock")
+        response = self._send(method, path, body)
+        data = _json(response)
+        if credential is not None and (refused := _expired_token(response, data)):
+            credential.current.refused.append(refused)
+            if credential.refresh(f"the calling service answered {refused}"):
+                response = self._send(method, path, body)
+                data = _json(response)
+                if refused_again := _expired_token(response, data):
+                    credential.current.refused.append(refused_again)
+        if credential is not None and response.status_code < 400:
+            credential.current.accepted += 1
         if response.status_code >= 400:
             error = (data or {}).get(wire.ERROR, {}) if isinstance(data, dict) else {}
             raise CallingCommunicationError(
@@ -59,6 +87,23 @@ class _Api:
                 request_id=response.headers.get(contract.REQUEST_ID_HEADER),
             )
         return data, response
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json() if response.content else None
+    except ValueError:
+        return None
+
+
+def _expired_token(response: httpx.Response, data: Any) -> str | None:
+    """The model's 401 for an expired token, in words ("401/10009 ..."); None for any other answer."""
+    if response.status_code != 401 or not isinstance(data, dict) or not isinstance(data.get(wire.ERROR), dict):
+        return None
+    error = data[wire.ERROR]
+    if error.get(wire.SUB_CODE) != wire.UNAUTHENTICATED:
+        return None
+    return f"401/{wire.UNAUTHENTICATED} ({error.get(wire.MESSAGE)})"
 
 
 def _view(data: dict[str, Any], response: httpx.Response) -> CallView:
@@ -132,6 +177,17 @@ class SandboxIncomingCall:
     def reject(self) -> None:
         self._api.call("POST", wire.INCOMING_REJECT.format(incoming=self.id))
 
+    def wait_until_ended(self, timeout: float = 30.0) -> EndReason | None:
+        """Its callEndReason once it ended without being accepted or rejected here (another endpoint of
+        the user answered, the caller gave up); None while it still rings, or if it was taken here."""
+        deadline = time.monotonic() + timeout
+        while True:
+            data, _ = self._api.call("GET", wire.INCOMING_CALL.format(incoming=self.id))
+            end = data.get(wire.CALL_END_REASON)
+            if data.get(wire.STATE) != "Ringing" or time.monotonic() > deadline:
+                return EndReason(int(end[wire.CODE]), end.get(wire.SUB_CODE)) if end else None
+            self._sleep(0.05)
+
 
 class SandboxTeamsCallAgent:
     def __init__(self, api: _Api, data: dict[str, Any], sleep: Callable[[float], None]) -> None:
@@ -163,6 +219,10 @@ class SandboxTeamsCallAgent:
             if time.monotonic() > deadline:
                 return None
             self._sleep(0.05)
+
+    def token_in_use(self) -> int | None:
+        """The expiry of the ACS token the model last accepted from this agent."""
+        return self._api.credential.accepted_with() if self._api.credential else None
 
     def dispose(self) -> None:
         self._api.http.close()
@@ -210,15 +270,20 @@ class SandboxCallingDriver:
         self.base_url, self.ca_bundle, self.sleep = base_url, ca_bundle, sleep
         self._apis: list[_Api] = []
 
-    def _api(self, token: str | None) -> _Api:
-        api = _Api(self.base_url, token, self.ca_bundle)
+    def _api(self, credential: TokenCredential | None) -> _Api:
+        api = _Api(self.base_url, credential, self.ca_bundle)
         self._apis.append(api)
         return api
 
-    def create_teams_call_agent(self, acs_token: str) -> SandboxTeamsCallAgent:
-        api = self._api(acs_token)
+    def create_teams_call_agent(self, credential: TokenCredential | str) -> SandboxTeamsCallAgent:
+        """`credential`: the ACS token, or a credential with a token refresher (a bare token: a static one)."""
+        api = self._api(credential if isinstance(credential, TokenCredential) else TokenCredential(credential))
         data, _ = api.call("POST", wire.AGENTS)
         return SandboxTeamsCallAgent(api, data, self.sleep)
+
+    def pass_time(self, seconds: float) -> None:
+        """Let `seconds` pass for the model (in sandbox mode its clock moves on; live, real time)."""
+        self.sleep(seconds)
 
     def phone_network(self) -> SandboxPhoneNetwork:
         return SandboxPhoneNetwork(self._api(None))

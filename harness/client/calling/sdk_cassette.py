@@ -21,6 +21,8 @@ from harness.client.calling.browser import BridgeError
 from harness.core.cassettes import CassetteError, CassetteMismatch, display_path, load_yaml, without_identities
 
 FORMAT = 1
+# How often the SDK asked the page's token refresher for a token during a call, or while time passed.
+TOKEN_REFRESHES = "token_refreshes"
 
 
 def sdk_cassette_path(cassette: Path) -> Path:
@@ -32,25 +34,40 @@ def normalised(value: Any) -> str:
 
 
 class RecordingPage:
-    """A real SdkPage whose every bridge call is written down."""
+    """A real SdkPage whose every bridge call is written down, with the times the SDK asked the page's
+    token refresher for a token during it (a replay asks the refresher as often, at the same point)."""
 
     def __init__(self, page: Any, cassette: SdkCassette, index: int) -> None:
         self._page, self._cassette, self.index = page, cassette, index
         self.virtual_clock = page.virtual_clock
+        self._refreshes = 0
+
+    def expose_token_refresher(self, refresher: Callable[[], str | None]) -> None:
+        def counted() -> str | None:
+            self._refreshes += 1
+            return refresher()
+
+        self._page.expose_token_refresher(counted)
 
     def call(self, function: str, *args: Any, timeout_s: float = 90.0) -> dict[str, Any]:
         entry: dict[str, Any] = {"page": self.index, "call": function, "args": list(args)}
+        before = self._refreshes
         try:
             entry["answer"] = self._page.call(function, *args, timeout_s=timeout_s)
         except BridgeError as err:  # kept too: replay then fails where the recording did
             entry["raised"] = str(err)
             raise
         finally:
+            if self._refreshes > before:
+                entry[TOKEN_REFRESHES] = self._refreshes - before
             self._cassette.calls.append(self._cassette.scrub(entry))
         return entry["answer"]
 
     def advance(self, ms: int) -> None:
+        before = self._refreshes
         self._page.advance(ms)
+        if self._refreshes > before:  # time passing made the SDK refresh its token: kept in its place
+            self._cassette.calls.append({"page": self.index, "advanced": ms, TOKEN_REFRESHES: self._refreshes - before})
 
     def transcript(self) -> list[dict[str, Any]]:
         return self._page.transcript()
@@ -61,17 +78,30 @@ class RecordingPage:
 
 
 class ReplayedPage:
-    """A page that answers from the recording, in order; time passes instantly."""
+    """A page that answers from the recording, in order; time passes instantly. Where the recorded SDK
+    asked the page's token refresher for a token, the replay asks it as often (the refresher's own
+    requests then come from the HTTP cassette)."""
 
     def __init__(self, cassette: SdkCassette, index: int) -> None:
         self._cassette, self.index = cassette, index
         self.virtual_clock = cassette.virtual_clock  # the driver waits as it did when recording
+        self._refresher: Callable[[], str | None] | None = None
+
+    def expose_token_refresher(self, refresher: Callable[[], str | None]) -> None:
+        self._refresher = refresher
+
+    def _refresh(self, times: Any) -> None:
+        for _ in range(times if isinstance(times, int) and self._refresher is not None else 0):
+            assert self._refresher is not None
+            self._refresher()
 
     def call(self, function: str, *args: Any, timeout_s: float = 90.0) -> dict[str, Any]:
-        return self._cassette.next_answer(self.index, function, list(args))
+        recorded = self._cassette.next_entry(self.index, function, list(args))
+        self._refresh(recorded.get(TOKEN_REFRESHES))
+        return self._cassette.answer_of(recorded, function)
 
     def advance(self, ms: int) -> None:
-        return None
+        self._refresh(self._cassette.next_advance(self.index))
 
     def transcript(self) -> list[dict[str, Any]]:
         return list(self._cassette.transcripts.get(self.index, []))
@@ -120,7 +150,28 @@ class SdkCassette:
         self._loaded = True
         return self
 
+    def next_advance(self, page: int) -> int:
+        """The token refreshes recorded while `page`'s time passed at this point (0: none recorded here)."""
+        recorded = self.calls[self._next] if self._next < len(self.calls) else {}
+        if recorded.get("page") != page or "advanced" not in recorded:
+            return 0
+        self._next += 1
+        times = recorded.get(TOKEN_REFRESHES)
+        return times if isinstance(times, int) else 0
+
     def next_answer(self, page: int, function: str, args: list[Any]) -> dict[str, Any]:
+        return self.answer_of(self.next_entry(page, function, args), function)
+
+    def answer_of(self, recorded: dict[str, Any], function: str) -> dict[str, Any]:
+        where = display_path(self.path)
+        if isinstance(recorded.get("raised"), str):
+            raise BridgeError(f"{recorded['raised']} (as recorded in {where})")
+        answer = recorded.get("answer")
+        if not isinstance(answer, dict):
+            raise CassetteError(f"{where}: call {self._next} ({function}) has no recorded answer")
+        return answer
+
+    def next_entry(self, page: int, function: str, args: list[Any]) -> dict[str, Any]:
         where, n = display_path(self.path), self._next + 1
         if self._next >= len(self.calls):
             self.diverged = True
@@ -135,12 +186,7 @@ class SdkCassette:
                 f"{got[0]} {got[1]}{got[2]}"
             )
         self._next += 1
-        if isinstance(recorded.get("raised"), str):
-            raise BridgeError(f"{recorded['raised']} (as recorded in {where})")
-        answer = recorded.get("answer")
-        if not isinstance(answer, dict):
-            raise CassetteError(f"{where}: call {n} ({function}) has no recorded answer")
-        return answer
+        return recorded
 
     # -- both --------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.client.calling import DriverUnavailable, driver_for
+from harness.client.calling.credential import TokenCredential, when
 from harness.client.calling.protocol import (
     ANY_PHONE_NUMBER,
     Call,
@@ -45,7 +46,13 @@ from harness.core.config import Tenant
 from harness.core.prerequisites import MissingPrerequisite
 from harness.wire import calling as wire_calling
 from harness.wire import contract
+from harness.wire.calling import UNAUTHENTICATED
 
+TOKEN_REFRESHER_REMEDY = (
+    "give the SDK a credential that renews the token: new AzureCommunicationTokenCredential({token, tokenRefresher, "
+    "refreshProactively: true}), where tokenRefresher gets the user a fresh Entra token (MSAL acquireTokenSilent) "
+    "and exchanges it again (getTokenForTeamsUser), returning the new ACS token, never the cached one"
+)
 # What a callEndReason means (call-end.md, calling-sdk.md; docs/contracts/calling.md §2).
 END_REASONS: dict[tuple[int, int | None], tuple[str, str]] = {
     (480, 10037): (
@@ -58,12 +65,27 @@ END_REASONS: dict[tuple[int, int | None], tuple[str, str]] = {
     ),
     (403, 40231): ("the token is not a Teams user's token", "exchange the user's Entra token for an ACS token"),
     (401, 44113): ("the ACS token lacks the voip scope", "issue a token with voip"),
-    (0, 603): ("the callee declined the call", ""),
+    # An ACS token that expired in use (call-end.md: 10009/401 "Ensure that your Azure Communication Services
+    # token is valid and not expired"; 4507/495 "Ensure that your application implements token refresh mechanism
+    # correctly"): the app gave the SDK a static token, or a refresher that returns the old one.
+    (401, UNAUTHENTICATED): (
+        "the ACS token expired and the app did not replace it",
+        TOKEN_REFRESHER_REMEDY,
+    ),
+    (495, 4507): (
+        "the app did not provide a valid ACS token: it expired and was not refreshed",
+        TOKEN_REFRESHER_REMEDY,
+    ),
+    # Microsoft's call-end table lists the subcode first: "0 | 603" is code 603, subCode 0.
+    (603, 0): ("the callee declined the call", ""),
     # Another endpoint of the same callee answered or every endpoint declined (call-end.md, Microsoft's call-end
     # table: https://learn.microsoft.com/azure/communication-services/resources/troubleshooting/voice-video-calling/troubleshooting-codes).
-    (487, 10003): ("the call was accepted on another endpoint of this user (answered elsewhere)", ""),
-    (487, 10024): ("every endpoint of the callee declined the call", ""),
-    (0, 5003): ("every endpoint of the callee declined the call", ""),
+    (487, 10003): (
+        "the call was accepted on another endpoint of this user (answered elsewhere): only one endpoint connects",
+        "nothing to fix: stop ringing on this endpoint and show the call as answered elsewhere, not as missed",
+    ),
+    (487, 10024): ("every endpoint of the callee declined the call", "place the call again later"),
+    (0, 5003): ("every endpoint of the callee declined the call", "place the call again later"),
     (404, 0): ("the meeting or callee was not found", "check the meeting link, id or coordinates"),
     # 40210 is the SDK's own check of the link (its catalogue, docs/contracts/calling.md §2); Microsoft's
     # troubleshooting tables do not list it. The link the SDK takes is the meeting's full join URL:
@@ -76,6 +98,8 @@ END_REASONS: dict[tuple[int, int | None], tuple[str, str]] = {
         ".../l/meetup-join/... or .../meet/<id>?p=<passcode>), not a shortened, re-encoded or hand-built one",
     ),
 }
+# The endpoints of one Teams user in the answered-elsewhere scenarios: her first agent is her desktop.
+FIRST_ENDPOINT, ENDPOINTS = "desktop", ("desktop", "mobile")
 RESTRICTED_ACTIONS = ("unmute", "start_video", "start_screen_sharing")
 ANY_GROUP_ID = "00000000-0000-0000-0000-00000000ca11"  # a group id: no TeamsCallAgent joins by one
 INCOMING_WAIT_S = 10.0  # how long a callee's app waits for the expected call to ring
@@ -164,6 +188,10 @@ class CallingFlow(ObservationLog):
     expected_callers: dict[str, str] = field(default_factory=dict)
     peers: dict[str, str] = field(default_factory=dict)  # the other end of each user's call
     settled: dict[str, Observation] = field(default_factory=dict)  # each user's call, once it settled
+    # Each agent's ACS token: with the app's token refresher (re-acquire, re-exchange) unless the app under
+    # test has none (`token_refresher=False`: the static token the token scenario must catch).
+    credentials: dict[str, TokenCredential] = field(default_factory=dict)
+    token_refresher: bool = True
 
     def _driver(self) -> CallingDriver:
         if self.driver is None:
@@ -199,11 +227,25 @@ class CallingFlow(ObservationLog):
         if exchanged.outcome == "rejected":
             return self._record(exchanged)
         assert identity.exchange is not None and identity.exchange.token
-        return self._create_agent(alias, driver, str(identity.exchange.token))
+        return self._create_agent(alias, driver, self._credential(alias, str(identity.exchange.token)))
 
-    def _create_agent(self, alias: str, driver: CallingDriver, token: str) -> Observation:
+    def _credential(self, alias: str, token: str) -> TokenCredential:
+        """The credential an app builds for its agent: the token and, unless the app has none, a refresher
+        that signs the user in again silently and exchanges the new Entra token."""
+        return TokenCredential(token, (lambda: self._renew(alias)) if self.token_refresher else None)
+
+    def _renew(self, alias: str) -> str | None:
+        identity = self.identities[alias]
+        token = identity.renew(alias)
+        if token is None:  # Entra or ACS refused the renewal: that refusal is what the scenario meets
+            self._record(identity.last)
+        return token
+
+    def _create_agent(self, alias: str, driver: CallingDriver, credential: TokenCredential | str) -> Observation:
         try:
-            self.agents[alias] = driver.create_teams_call_agent(token)
+            self.agents[alias] = driver.create_teams_call_agent(credential)
+            if isinstance(credential, TokenCredential):
+                self.credentials[alias] = credential
         except CallingCommunicationError as err:
             return self._record(error_observation("create agent", err))
         evidence = {"agent": "TeamsCallAgent", **getattr(self.agents[alias], "evidence", {})}
@@ -291,28 +333,183 @@ class CallingFlow(ObservationLog):
             return self._record(error_observation("phone network dials", err))
         return self._record(Observation("allowed", "phone network dials", evidence={"dialer": "a Teams Phone user"}))
 
-    def accept(self, callee: str) -> Observation:
-        """`callee` accepts the call from whoever was to ring her (and no one else's)."""
+    def accept(self, callee: str, endpoint: str = FIRST_ENDPOINT) -> Observation:
+        """`callee` accepts the call from whoever was to ring her (and no one else's), on `endpoint`. Her
+        other endpoints ring too: each one's incoming call is kept first, to see how it ends there."""
         if self.blocked:
             return self.blocking
         expected = self.expected_callers.get(callee)
-        incoming = self.agents[callee].wait_for_incoming_call(timeout=INCOMING_WAIT_S, caller=expected)
+        for other in ENDPOINTS:
+            key = self.endpoint(callee, other)
+            if other == endpoint or key not in self.agents:
+                continue
+            ringing = self.agents[key].wait_for_incoming_call(timeout=INCOMING_WAIT_S, caller=expected)
+            if ringing is None:
+                return self._no_incoming_call(callee, expected, where=f" on her {other}")
+            self.incoming[key] = ringing
+        key = self.endpoint(callee, endpoint)
+        incoming = self.agents[key].wait_for_incoming_call(timeout=INCOMING_WAIT_S, caller=expected)
         if incoming is None:
             return self._no_incoming_call(callee, expected)
-        self.incoming[callee] = incoming
-        return self._settle("accept", callee, incoming.accept)
+        self.incoming[key] = incoming
+        return self._settle("accept", key, incoming.accept)
 
-    def reject(self, callee: str, caller: str) -> Observation:
+    def reject(self, callee: str, caller: str, endpoints: tuple[str, ...] = (FIRST_ENDPOINT,)) -> Observation:
+        """`callee` declines the call from `caller` on each of `endpoints`, in order; the caller's call is
+        then judged once it settles."""
         if self.blocked:
             return self.blocking
         expected = self.expected_callers.get(callee) or teams_user_raw_id(self._oid(caller))
-        incoming = self.agents[callee].wait_for_incoming_call(timeout=INCOMING_WAIT_S, caller=expected)
-        if incoming is None:
-            return self._no_incoming_call(callee, expected)
-        incoming.reject()
-        return self._record(call_observation("start call", self.calls[caller].wait_until()))
+        declined = []
+        for endpoint in endpoints:
+            key = self.endpoint(callee, endpoint)
+            incoming = self.agents[key].wait_for_incoming_call(timeout=INCOMING_WAIT_S, caller=expected)
+            if incoming is None:
+                return self._no_incoming_call(callee, expected, where=f" on her {endpoint}" if declined else "")
+            incoming.reject()
+            declined.append(endpoint)
+        observed = self._record(call_observation("start call", self.calls[caller].wait_until()))
+        if len(endpoints) > 1:
+            observed.evidence["declined on"] = ", then ".join(f"{callee}'s {e}" for e in declined)
+        return observed
 
-    def _no_incoming_call(self, callee: str, expected: str | None) -> Observation:
+    @staticmethod
+    def endpoint(alias: str, endpoint: str) -> str:
+        """The key of `alias`'s agent on `endpoint` (her first, the desktop, is keyed by her alias)."""
+        return alias if endpoint == FIRST_ENDPOINT else f"{alias} ({endpoint})"
+
+    def agents_on_endpoints(self, alias: str) -> Observation:
+        """`alias` signed in to the app on each of her endpoints (desktop, mobile): each app exchanges its
+        own ACS token and creates its own TeamsCallAgent, so that a call to her rings on every one."""
+        observed = self.agent(alias)
+        for endpoint in ENDPOINTS[1:]:
+            if observed.outcome == "rejected":
+                return observed
+            identity = self.identities[alias]
+            identity.exchange = None
+            exchanged = identity.exchange_token()
+            if exchanged.outcome == "rejected" or identity.exchange is None:
+                return self._record(exchanged)
+            key, token = self.endpoint(alias, endpoint), str(identity.exchange.token)
+            observed = self._create_agent(key, self._driver(), self._credential(alias, token))
+            observed.evidence["endpoint"] = endpoint
+        return observed
+
+    def answered_elsewhere(self, callee: str, endpoint: str) -> Observation:
+        """How the call ended on `callee`'s `endpoint`, which neither accepted nor declined it: the
+        callEndReason of its incoming call (TeamsIncomingCall `callEnded`), once it stopped ringing."""
+        if self.blocked:
+            return self.blocking
+        key, stage = self.endpoint(callee, endpoint), f"on the {endpoint}"
+        incoming = self.incoming.get(key)
+        if incoming is None:
+            raise MissingPrerequisite(f"the call never rang {callee}'s {endpoint}: nothing to see end there")
+        end = incoming.wait_until_ended(timeout=INCOMING_WAIT_S)
+        evidence: dict[str, object] = {}
+        answered = next((e for e in ENDPOINTS if self.endpoint(callee, e) in self.settled), None)
+        if answered is not None:
+            evidence[f"{callee}'s {answered}"] = self.settled[self.endpoint(callee, answered)].evidence.get("states")
+        if (caller := self.peers.get(callee)) in self.calls:
+            view = self.calls[caller].view()
+            evidence[f"{caller}'s call"] = " → ".join(view.state_history)
+        if end is None:
+            return self._record(
+                Observation(
+                    "allowed",
+                    stage,
+                    message=f"the call still rang on {callee}'s {endpoint} after {INCOMING_WAIT_S:.0f} s",
+                    evidence=evidence,
+                )
+            )
+        evidence["callEndReason"] = {"code": end.code, "subCode": end.sub_code}
+        meaning, remedy = END_REASONS.get((end.code, end.sub_code), (None, None))
+        return self._record(
+            Observation(
+                "rejected",
+                stage,
+                status=end.code,
+                code=end.sub_code,
+                message=f"the incoming call on {callee}'s {endpoint} ended",
+                diagnosis=meaning,
+                remedy=remedy or None,
+                evidence=evidence,
+            )
+        )
+
+    def connected_elsewhere(self, callee: str) -> dict[str, tuple[bool, str]]:
+        """Checks for an answered-elsewhere scenario: the endpoint that accepted, and the caller, connected."""
+        checks: dict[str, tuple[bool, str]] = {}
+        for endpoint in ENDPOINTS:
+            if (answered := self.settled.get(self.endpoint(callee, endpoint))) is not None:
+                states = str(answered.evidence.get("states", answered.summary()))
+                checks[f"{callee}'s {endpoint}, where she accepted,"] = ("Connected" in states.split(" → "), states)
+        if (caller := self.peers.get(callee)) in self.calls:
+            view = self.calls[caller].view()
+            checks[f"{caller}'s call"] = (view.state == "Connected", " → ".join(view.state_history))
+        return checks
+
+    # -- a call that outlives the first ACS token ------------------------------------------------------
+
+    def outlive_token(self, alias: str, max_wait_s: float) -> Observation | None:
+        """`alias`'s call, settled (connected, before anything expires), then time passes until her ACS
+        token has expired by the service's clock: the agents' time (the sandbox model's clock moves on; a
+        live app waits, its SDK's timers running). Longer than `max_wait_s`: a SKIP naming the setting."""
+        settled = self.connected_call()
+        if settled is None or settled.outcome == "rejected":
+            return settled  # the call did not connect: that is the scenario's answer
+        credential = self.credentials.get(alias)
+        if credential is None:
+            raise MissingPrerequisite(f"{alias} has no ACS token credential: no Teams call agent was created")
+        now = credential.server_time or time.time()
+        wait = (credential.current.expires or 0) - now + 1
+        if wait > max_wait_s:
+            raise MissingPrerequisite(
+                f"{alias}'s ACS token expires in {wait:.0f} s, longer than this run waits for a token "
+                f"({max_wait_s:g} s); give test users shorter-lived tokens (a token lifetime policy) or set "
+                "[tokens] max_expiry_wait_s in the profile"
+            )
+        self._driver().pass_time(max(wait, 0))
+        return settled
+
+    def call_after_token_expiry(self, alias: str) -> Observation:
+        """`alias`'s call once the ACS token it started with has expired: still connected, and an operation
+        on it (unmute) succeeds; the service checks the token for both, so an app without a working token
+        refresher is refused here (or, with the real SDK, sees the call end 495/4507)."""
+        if self.blocked:
+            return self.blocking
+        stage, call = "after the ACS token expired", self.calls[alias]
+        try:
+            view = call.view()
+            unmuted = call.unmute() if view.state == "Connected" else None
+        except CallingCommunicationError as err:
+            observed = self._record(error_observation(stage, err))
+        else:
+            observed = self._record(call_observation(stage, view))
+            if unmuted is not None:
+                observed.evidence["unmute"] = "succeeded" if unmuted.succeeded else f"failed ({unmuted.error})"
+        if (before := self.settled.get(alias)) is not None:
+            observed.evidence["before the token expired"] = before.evidence.get("states")
+        if (credential := self.credentials.get(alias)) is not None:
+            observed.evidence["ACS tokens"] = credential.describe()
+            renewed = [f"{use.came_from}; signed in again and exchanged a new ACS token" for use in credential.uses[1:]]
+            if renewed:
+                observed.evidence["retries"] = renewed
+        return observed
+
+    def acs_token_renewed(self, alias: str) -> tuple[bool, str]:
+        """A second ACS token, exchanged after the first expired (it expires later), is the one in use now:
+        the one the service last accepted (sandbox model), or the one the SDK's credential gives (browser)."""
+        credential = self.credentials.get(alias)
+        expiries = credential.expiries if credential is not None else []
+        try:
+            in_use = self.agents[alias].token_in_use()
+        except (CallingCommunicationError, KeyError):
+            in_use = None
+        renewed = len(expiries) >= 2 and (expiries[-1] or 0) > (expiries[0] or 0) and in_use == expiries[-1]
+        listed = ", ".join(when(e) for e in expiries) or "none"
+        return renewed, f"ACS token expiries, in order: {listed}; in use now: {when(in_use)}"
+
+    def _no_incoming_call(self, callee: str, expected: str | None, where: str = "") -> Observation:
         """Nothing rang from the expected caller: say so, with how the caller's call stands (a caller's
         call that ended for want of Microsoft's services is a SKIP, raised by the driver)."""
         peer = self.peers.get(callee)
@@ -323,7 +520,7 @@ class CallingFlow(ObservationLog):
             end = f", {view.end_reason.code}/{view.end_reason.sub_code}" if view.end_reason else ""
             evidence["caller's call"] = f"{' → '.join(view.state_history) or view.state}{end}"
         who = peer or expected or "anyone"
-        message = f"no incoming call from {who} arrived within {INCOMING_WAIT_S:.0f} s"
+        message = f"no incoming call from {who} arrived{where} within {INCOMING_WAIT_S:.0f} s"
         return self._record(Observation("rejected", "incoming call", message=message, evidence=evidence))
 
     def connected_call(self) -> Observation | None:

@@ -59,6 +59,8 @@ def browser_sign_in_observation(result: BrowserSignIn) -> Observation:
     )
     evidence: dict[str, object] = {"redirect_uri": result.redirect_uri, "code redeemed by": redeemer}
     evidence["requests"] = "; ".join(result.requests)
+    if result.app_saw:
+        evidence["MSAL.js returned"] = result.app_saw
     if result.ok:
         evidence["scp"] = result.claims.get("scp")
     elif result.description:
@@ -155,6 +157,19 @@ class IdentityFlow(ObservationLog):
             observation.evidence["entra_exp"] = self.sign_in.expires_at
         self.observations.append(observation)
         return self.last
+
+    def renew(self, alias: str) -> str | None:
+        """A new ACS token for `alias` after the one in use expired, as an app's token refresher gets it: a
+        fresh Entra token (MSAL with the refresh token, forced; the password grant where each sign-in stands
+        alone) exchanged again. None, with the rejection recorded, when either step is refused."""
+        signed = run_sign_ins().again(self.tenant, alias, contract.TEAMS_SCOPES)
+        self.observations.append(sign_in_observation(signed))
+        if not signed.ok:
+            return None
+        self.sign_in = signed
+        self.exchange = None
+        observed = self.exchange_token()
+        return str(self.exchange.token) if observed.outcome == "allowed" and self.exchange is not None else None
 
     def chat_through_acs(self) -> Observation:
         """Start an ACS Chat thread with the exchanged ACS token, as an app that assumes ACS Chat serves

@@ -107,12 +107,32 @@ Feature: Calling as a Teams user through the ACS Calling SDK (TeamsCallAgent)
     When "no-voice" calls the outbound phone number
     Then the call is rejected with code 412 and subcode 41056
 
-  Scenario: A declined incoming call ends the caller's call with 0/603
+  # Microsoft's call-end table gives the subcode first ("0 | 603"): the callEndReason is {code: 603, subCode: 0}.
+  Scenario: A declined incoming call ends the caller's call with 603/0
     Given "licensed" has a Teams call agent
     And "colleague" has a Teams call agent
     When "colleague" calls "licensed", whose app is ringing
     And "licensed" declines the call from "colleague"
-    Then the call is rejected with code 0 and subcode 603
+    Then the call is rejected with code 603 and subcode 0
+
+  # One Teams user on two endpoints (her desktop and her mobile, each with its own TeamsCallAgent): a call
+  # to her rings on both. "All other endpoints receive subcode 10003" once one accepts (call-end.md).
+  Scenario: A call answered on one of the callee's endpoints ends on the other with 487/10003
+    Given "licensed" has a Teams call agent
+    And "colleague" has a Teams call agent on her desktop and on her mobile
+    When "licensed" calls "colleague", whose app is ringing
+    And "colleague" accepts the incoming call on her desktop
+    Then the call stops ringing on "colleague"'s mobile, where it ends with code 487 and subcode 10003
+
+  # call-end.md lists 10024/487 and 5003/0 for a call declined by every callee endpoint, not who sees
+  # which: the sandbox gives the caller 487/10024 (emulator-defined); live, the observation decides.
+  @emulator-defined
+  Scenario: A call declined on every endpoint of the callee ends the caller's call with 487/10024
+    Given "licensed" has a Teams call agent
+    And "colleague" has a Teams call agent on her desktop and on her mobile
+    When "licensed" calls "colleague", whose app is ringing
+    And "colleague" declines the call from "licensed" on her desktop and on her mobile
+    Then the call is rejected with code 487 and subcode 10024
 
   # The locator check row 10 meets, on its own: offline the real SDK answers it (--calling browser).
   Scenario: A group-call locator is refused by a TeamsCallAgent with 400/40209

@@ -1,10 +1,10 @@
 @identity
 Feature: A browser sign-in, as a partner's single-page app signs its users in
-  The authorization code flow with PKCE in headless Chromium, from a page at the app's redirect URI. The
-  redirect URI must be registered for the app, under the platform the app is: "Single-page application"
-  for a SPA, whose browser redeems the code. Entra refuses a URI registered under no platform
-  (AADSTS50011) or under the wrong one (AADSTS9002326, AADSTS9002327), and the report names the fix:
-  docs/contracts/identity.md §11.
+  The authorization code flow with PKCE in headless Chromium, run by Microsoft's MSAL.js
+  (@azure/msal-browser) from a page at the app's redirect URI, as a partner's SPA runs it. The redirect URI
+  must be registered for the app, under the platform the app is: "Single-page application" for a SPA, whose
+  browser redeems the code. Entra refuses a URI registered under no platform (AADSTS50011) or under the wrong
+  one (AADSTS9002326, AADSTS9002327), and the report names the fix: docs/contracts/identity.md §11.
 
   Scenario: A Teams user signs in through the browser as a single-page app
     When the Teams user "licensed" signs in through the browser as a single-page app
