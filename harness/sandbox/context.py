@@ -46,6 +46,10 @@ class SandboxContext:
     # `cte sandbox serve --token-lifetime S`: how long a user's Entra access token lives (a tenant's token
     # lifetime policy; Entra's own default is 60-90 minutes). None: harness.sandbox.entra's default.
     access_token_lifetime_s: int | None = None
+    # Entra's sessions (its refresh tokens) outlive a scenario's fresh world, as they outlive an app's
+    # session on a live tenant; not where ids restart with each scenario (recordings), since a refresh
+    # token handed out again would then name another scenario's sign-in.
+    sessions_outlive_scenarios: bool = True
     services: list[Service] = field(default_factory=list)  # harness.sandbox.services.build adds them
 
     def now(self) -> datetime:

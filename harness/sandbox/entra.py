@@ -128,8 +128,11 @@ class Entra(Service):
         return method == "POST" if path.endswith(TOKEN_PATH_SUFFIX) else None
 
     def reset(self) -> None:
+        """Codes in flight go with the world; refresh tokens stay where sessions outlive scenarios (a
+        renewal later in the run redeems one, as against a live tenant)."""
         with self.ctx.lock:
-            self.refresh_tokens.clear()
+            if not self.ctx.sessions_outlive_scenarios:
+                self.refresh_tokens.clear()
             self.device_codes.clear()
             self.authorization_codes.clear()
 

@@ -81,7 +81,9 @@ class Sandbox:
         self.deterministic = deterministic
         ids = IdSource(seed)
         clock = Clock.fixed(SANDBOX_EPOCH) if deterministic else Clock()
-        self.ctx = SandboxContext(directory=Directory.build(ids), clock=clock, ids=ids)
+        self.ctx = SandboxContext(
+            directory=Directory.build(ids), clock=clock, ids=ids, sessions_outlive_scenarios=not deterministic
+        )
         self.app = build_app(self.ctx)
         self._requested_port = port
         self._server: ServerThread | None = None
@@ -131,6 +133,7 @@ class Sandbox:
         """Give one scenario (`name`) a fresh world: the seeded tenants with no chats, messages,
         agents, calls, subscriptions, tokens or fault rules yet, and no policy or meeting option an
         earlier scenario changed, so that what it sees does not depend on which scenarios ran before.
+        Entra's refresh tokens outlive it outside recordings: a user's session, as on a live tenant.
 
         Deterministic: ids restarted in stream `name` and the fixed clock back at `start`, so that
         recordings are reproducible. Otherwise the real clock (taking back what waits moved it on by) and
