@@ -93,8 +93,9 @@ features: setup chromium msal-browser
 	$(BIN)/cte run --mode sandbox --quiet --report-dir $(REPORTS)/make-test-sandbox \
 	  --alluredir $(REPORTS)/make-test-allure
 
+## Replay, with every step's definition looked up both ways (the plugin's shortcut and pytest-bdd's own).
 replay: setup chromium msal-browser
-	$(BIN)/cte run --mode replay --quiet --report-dir $(REPORTS)/make-test-replay
+	CTE_CHECK_STEP_LOOKUP=1 $(BIN)/cte run --mode replay --quiet --report-dir $(REPORTS)/make-test-replay
 
 ## Re-record every cassette against the sandbox (deterministic clock and ids).
 record: setup chromium msal-browser

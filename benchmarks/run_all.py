@@ -93,7 +93,7 @@ def table(figures: list[dict[str, Any]]) -> str:
             f"{number(f['value'])} {f['unit']}",
             f["baseline"],
             f"{number(f['baseline_value'])} {f['unit']}",
-            f"{f['ratio']:.2f}x",
+            f"{f['ratio']:.2f}x" if f["ratio"] is not None else "-",
         )
         for f in figures
     ]

@@ -24,7 +24,12 @@ mode; when the first scenario ended; and a bare pytest (no plugins autoloaded) r
 test in an empty folder, the floor of any pytest run here.
 
 The variants run interleaved, one of each per round, so a noisy neighbour weighs on all of them
-alike. Prints figures (and with `--json`, writes them); asserts nothing.
+alike. A run that fails (a FAIL or ERROR verdict, a crash) does not stop the benchmark: its time is
+kept (a suite with a FAIL still ran every scenario), the failure is listed in the results (`failures`:
+the variant, the round, the exit status, the harness's verdict line and the output's tail), and the
+other runs go on; a start-up probe that marked nothing gives no sample. Each suite run's verdict line
+is kept too (`verdicts`), so that a change of verdicts between variants shows. Prints figures (and
+with `--json`, writes them); asserts nothing.
 """
 
 from __future__ import annotations
@@ -59,17 +64,45 @@ PYTEST = [
 ]
 
 
-def timed(command: list[str]) -> float:
+VERDICT_LINE = "cte-conformance:"  # the harness's own count, the last line of a suite run
+
+
+class Runs:
+    """What every run said: the harness's verdict line per variant and round, and the failures."""
+
+    def __init__(self) -> None:
+        self.verdicts: dict[str, list[str | None]] = {}
+        self.failures: list[dict[str, Any]] = []
+
+    def note(self, variant: str, round_: int, command: list[str], returncode: int, output: str) -> None:
+        verdict = next((line for line in reversed(output.splitlines()) if line.startswith(VERDICT_LINE)), None)
+        self.verdicts.setdefault(variant, []).append(verdict)
+        if returncode != 0:
+            self.failures.append(
+                {
+                    "variant": variant,
+                    "round": round_,
+                    "command": " ".join(command),
+                    "returncode": returncode,
+                    "verdict": verdict,
+                    "tail": output[-1500:],
+                }
+            )
+            print(f"run failed ({variant}, round {round_ + 1}, exit status {returncode}): {verdict or output[-300:]}")
+
+
+def timed(command: list[str], runs: Runs, variant: str, round_: int) -> float:
+    """Seconds `command` took; a failed run is noted in `runs` and its time kept (see the docstring)."""
     started = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(command)}\n{result.stdout[-2000:]}")
+    runs.note(variant, round_, command, result.returncode, result.stdout + result.stderr)
     return elapsed
 
 
 def probed(command: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None) -> dict[str, float]:
-    """Seconds from launching `command` to each moment the probe plugin marks (see the docstring)."""
+    """Seconds from launching `command` to each moment the probe plugin marks (see the docstring); a
+    SystemExit naming the command when the probe marked no end of collection."""
     with tempfile.TemporaryDirectory() as scratch:
         marks = Path(scratch) / "marks"
         environment = {
@@ -106,15 +139,20 @@ def sandbox_startup(repeat: int) -> list[float]:
     return times
 
 
+def median(samples: list[float]) -> float | None:
+    return statistics.median(samples) if samples else None
+
+
 def figure(name: str, samples: list[float], unit: str, baseline: str, baseline_samples: list[float]) -> dict[str, Any]:
-    value, base = statistics.median(samples), statistics.median(baseline_samples)
+    """Medians and their ratio (None where every run of either side failed to give a sample)."""
+    value, base = median(samples), median(baseline_samples)
     return {
         "figure": name,
-        "value": round(value, 4),
+        "value": round(value, 4) if value is not None else None,
         "unit": unit,
         "baseline": baseline,
-        "baseline_value": round(base, 4),
-        "ratio": round(value / base, 3),
+        "baseline_value": round(base, 4) if base is not None else None,
+        "ratio": round(value / base, 3) if value is not None and base else None,
         "samples": [round(s, 4) for s in samples],
         "baseline_samples": [round(s, 4) for s in baseline_samples],
     }
@@ -123,29 +161,57 @@ def figure(name: str, samples: list[float], unit: str, baseline: str, baseline_s
 def measure(repeat: int, workers: int) -> dict[str, Any]:
     runs: dict[str, list[float]] = {"collect": [], "replay": [], "serial": [], "parallel": []}
     starts: dict[str, list[dict[str, float]]] = {"pytest": [], "sandbox": [], "replay": [], "bare": []}
+    said = Runs()
     name = first_scenario()
     with tempfile.TemporaryDirectory() as reports:
         empty = Path(reports) / "empty"
         empty.mkdir()
         (empty / "test_trivial.py").write_text("def test_nothing():\n    pass\n")
+        suites = {
+            "collect": lambda n: [*PYTEST, "--collect-only"],
+            "replay": lambda n: [*PYTEST, "--cte-mode=replay", f"--cte-report-dir={reports}/r{n}"],
+            "serial": lambda n: [*PYTEST, "--cte-mode=sandbox", f"--cte-report-dir={reports}/s{n}"],
+            "parallel": lambda n: [
+                *PYTEST,
+                "--cte-mode=sandbox",
+                f"--cte-report-dir={reports}/p{n}",
+                "-n",
+                str(workers),
+            ],
+        }
         for n in range(repeat):
-            runs["collect"].append(timed([*PYTEST, "--collect-only"]))
-            runs["replay"].append(timed([*PYTEST, "--cte-mode=replay", f"--cte-report-dir={reports}/r{n}"]))
-            runs["serial"].append(timed([*PYTEST, "--cte-mode=sandbox", f"--cte-report-dir={reports}/s{n}"]))
-            runs["parallel"].append(
-                timed([*PYTEST, "--cte-mode=sandbox", f"--cte-report-dir={reports}/p{n}", "-n", str(workers)])
-            )
-            starts["pytest"].append(probed([*PYTEST, "--collect-only"]))
-            for mode in ("sandbox", "replay"):
-                run = [*CTE, "run", "--mode", mode, "-q", "-k", name, "--report-dir", f"{reports}/{mode}-start{n}"]
-                starts[mode].append(probed(run))
-            bare = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_trivial.py"]
-            starts["bare"].append(probed(bare, empty, {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}))
+            for variant, command in suites.items():
+                runs[variant].append(timed(command(n), said, variant, n))
+            begins = {
+                "pytest": ([*PYTEST, "--collect-only"], ROOT, None),
+                **{
+                    mode: (
+                        [*CTE, "run", "--mode", mode, "-q", "-k", name, "--report-dir", f"{reports}/{mode}-start{n}"],
+                        ROOT,
+                        None,
+                    )
+                    for mode in ("sandbox", "replay")
+                },
+                "bare": (
+                    [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_trivial.py"],
+                    empty,
+                    {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+                ),
+            }
+            for variant, (command, cwd, env) in begins.items():
+                try:
+                    starts[variant].append(probed(command, cwd, env))
+                except SystemExit as failed:  # no mark: no sample from this run
+                    said.note(f"start: {variant}", n, command, -1, str(failed))
     startup = sandbox_startup(repeat)
     collect = "pytest --collect-only (same suite)"
 
     def at(variant: str, mark: str) -> list[float]:
-        return [marks[mark] for marks in starts[variant]]
+        return [marks[mark] for marks in starts[variant] if mark in marks]
+
+    def median_of(variant: str, mark: str) -> float | None:
+        found = median(at(variant, mark))
+        return round(found, 4) if found is not None else None
 
     pytest_start = at("pytest", "collected")
     return {
@@ -170,6 +236,8 @@ def measure(repeat: int, workers: int) -> dict[str, Any]:
             ),
         ],
         "details": {
+            "verdicts": said.verdicts,
+            "failures": said.failures,
             "sandbox_startup_ms": round(statistics.median(startup) * 1000, 1),
             "start": {
                 "cte_run_replay_to_first_scenario": figure(
@@ -180,10 +248,10 @@ def measure(repeat: int, workers: int) -> dict[str, Any]:
                     pytest_start,
                 ),
                 "cte_run_to_first_scenario_end_s": {
-                    mode: round(statistics.median(at(mode, "first_done")), 4) for mode in ("sandbox", "replay")
+                    mode: median_of(mode, "first_done") for mode in ("sandbox", "replay")
                 },
                 "cte_run_to_end_of_collection_s": {
-                    mode: round(statistics.median(at(mode, "collected")), 4) for mode in ("sandbox", "replay")
+                    mode: median_of(mode, "collected") for mode in ("sandbox", "replay")
                 },
                 "bare_pytest_to_first_test": figure(
                     "bare pytest (no plugins autoloaded), one trivial test, launch to its call",
@@ -197,34 +265,45 @@ def measure(repeat: int, workers: int) -> dict[str, Any]:
     }
 
 
+def _s(value: float | None, ratio: bool = False) -> str:
+    """A figure's value for the printout ("-": no run gave one)."""
+    return "-" if value is None else f"{value:.2f}{'x' if ratio else ' s'}"
+
+
 def report(result: dict[str, Any]) -> None:
     replay, serial, parallel, start = result["figures"]
     base = replay["baseline_value"]
     print(f"runs per figure: {result['params']['repeat']} (median shown)")
-    print(f"pytest --collect-only (baseline): {base:.2f} s")
+    print(f"pytest --collect-only (baseline): {_s(base)}")
     for name, f in (("replay suite", replay), ("sandbox suite", serial)):
-        print(f"{name}: {f['value']:.2f} s  = {f['ratio']:.2f}x collect-only  (+{f['value'] - base:.2f} s)")
+        added = f" (+{f['value'] - base:.2f} s)" if f["value"] is not None and base is not None else ""
+        print(f"{name}: {_s(f['value'])}  = {_s(f['ratio'], True)} collect-only{added}")
     workers = result["params"]["workers"]
-    print(
-        f"sandbox suite -n {workers}: {parallel['value']:.2f} s  = {parallel['ratio']:.2f}x serial  "
-        f"(speed-up {1 / parallel['ratio']:.2f}x)"
-    )
+    speed_up = f" (speed-up {1 / parallel['ratio']:.2f}x)" if parallel["ratio"] else ""
+    print(f"sandbox suite -n {workers}: {_s(parallel['value'])}  = {_s(parallel['ratio'], True)} serial{speed_up}")
     details = result["details"]["start"]
     print(
-        f"pytest's own start (launch to end of collection, same suite): {start['baseline_value']:.2f} s; "
-        f"bare pytest to one trivial test: {details['bare_pytest_to_first_test']['value']:.2f} s"
+        f"pytest's own start (launch to end of collection, same suite): {_s(start['baseline_value'])}; "
+        f"bare pytest to one trivial test: {_s(details['bare_pytest_to_first_test']['value'])}"
     )
-    replay_start = details["cte_run_replay_to_first_scenario"]
+    replay_start, ended = details["cte_run_replay_to_first_scenario"], details["cte_run_to_first_scenario_end_s"]
     print(
-        f"cte run start to first scenario: sandbox {start['value']:.2f} s = {start['ratio']:.2f}x pytest's start, "
-        f"replay {replay_start['value']:.2f} s = {replay_start['ratio']:.2f}x "
-        f"(first scenario {result['params']['first_scenario']}; ended at sandbox "
-        f"{details['cte_run_to_first_scenario_end_s']['sandbox']:.2f} s, replay "
-        f"{details['cte_run_to_first_scenario_end_s']['replay']:.2f} s)"
+        f"cte run start to first scenario: sandbox {_s(start['value'])} = {_s(start['ratio'], True)} pytest's "
+        f"start, replay {_s(replay_start['value'])} = {_s(replay_start['ratio'], True)} (first scenario "
+        f"{result['params']['first_scenario']}; ended at sandbox {_s(ended['sandbox'])}, replay {_s(ended['replay'])})"
     )
     print(
         f"sandbox start-up (certificates, RSA keys, HTTPS listener): {result['details']['sandbox_startup_ms']:.0f} ms"
     )
+    for variant, verdicts in result["details"]["verdicts"].items():
+        if not any(verdicts):  # collect-only: no verdict
+            continue
+        if len(set(verdicts)) == 1:
+            print(f"{variant}: {verdicts[0] or '(no verdict line)'} (every run)")
+        else:
+            print(f"{variant}: verdicts differ between runs: {verdicts}")
+    if failures := result["details"]["failures"]:
+        print(f"{len(failures)} run(s) failed; kept in the results (details.failures), the others measured")
 
 
 def main() -> None:

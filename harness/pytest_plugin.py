@@ -4,7 +4,10 @@ harness.reporting.session; the terminal's summary: harness.reporting.terminal.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+import importlib
+import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +23,9 @@ from harness.run.session import GHERKIN_TAGS, CteSession, ScenarioSetup, scenari
 
 SETUP_KEY = pytest.StashKey[ScenarioSetup]()
 CLEANUPS_KEY = pytest.StashKey[list]()
+STEP_LOOKUP_KEY = pytest.StashKey[Any]()  # pytest-bdd's step lookup, while ours stands in for it
+# Set to 1, every step is looked up both ways and a difference stops the run (make test's replay run does).
+CHECK_STEP_LOOKUP_ENV = "CTE_CHECK_STEP_LOOKUP"
 RESULT_PROPERTY = "cte_result"
 TOKENS_PROPERTY = "cte_token_requests"  # (alias, resource, count): the token requests made in this phase
 _SESSIONS: list[CteSession] = []  # the session of this process (logreport gets no config)
@@ -61,12 +67,67 @@ def pytest_configure(config: pytest.Config) -> None:
     except ProfileError as err:
         raise pytest.UsageError(str(err)) from None
     _SESSIONS.append(config._cte_session)  # type: ignore[attr-defined]
+    config.stash[STEP_LOOKUP_KEY] = _step_definitions_once()
+
+
+def _step_definitions_once() -> Callable[..., Any] | None:
+    """pytest-bdd finds the definitions of each step of each scenario by asking pytest, for every fixture
+    name the session has (a few hundred), whether it is visible to the scenario and is a step definition
+    that parses the step: about a millisecond a step, four steps a scenario. Which step definitions a
+    scenario sees depends only on its parent node (they are fixtures of modules and conftests, never of one
+    test), so they are listed once per parent, in pytest-bdd's order, and each step is matched against that
+    list only: the same definitions, in the same order. Listed again when the session's fixture names
+    change. Returns pytest-bdd's own lookup, put back at unconfigure (None: a pytest-bdd without the parts
+    this relies on; nothing is replaced). With CTE_CHECK_STEP_LOOKUP=1 each lookup is also made pytest-bdd's
+    way, and any difference stops the run: `make replay` runs so."""
+    try:
+        bdd = importlib.import_module("pytest_bdd.scenario")  # the module (the package's `scenario` is a function)
+        find, names, visible_defs = bdd.find_fixturedefs_for_step, bdd.get_fixture_names, bdd.getfixturedefs
+        registry = bdd.step_function_context_registry
+    except (ImportError, AttributeError):
+        return None
+    listed: dict[tuple[Any, ...], list[tuple[Any, Any]]] = {}
+
+    def find_once(step: Any, fixturemanager: Any, node: Any) -> Iterator[Any]:
+        every = names(fixturemanager=fixturemanager)
+        key = (id(fixturemanager), node.parent, len(every))
+        if (definitions := listed.get(key)) is None:
+            definitions = listed[key] = [
+                (fixturedef, context)
+                for name in every
+                for fixturedef in visible_defs(fixturemanager, name, node) or []
+                if (context := registry.get(fixturedef.func)) is not None
+            ]
+        found = [
+            fixturedef
+            for fixturedef, context in definitions
+            if (context.type is None or context.type == step.type) and context.parser.is_matching(step.name)
+        ]
+        if checking and found != (theirs := list(find(step, fixturemanager, node))):
+            raise RuntimeError(
+                f"the step lookup shortcut disagrees with pytest-bdd's for {step.name!r} in {node.nodeid}: "
+                f"{[d.argname for d in found]} vs {[d.argname for d in theirs]}: pytest-bdd's internals changed; pin "
+                "pytest-bdd to the last version that agrees"
+            )
+        return iter(found)
+
+    checking = os.environ.get(CHECK_STEP_LOOKUP_ENV) == "1"
+    bdd.find_fixturedefs_for_step = find_once
+    return find  # type: ignore[no-any-return]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """--cte-order: the scenarios reversed or shuffled (each starts from a fresh world: same verdicts)."""
     if (order := scenario_order(config.getoption("--cte-order"))) is not None:
         items[:] = order(items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What start-up and collection made (modules, features, items: live for the session) is left out of
+    the garbage collector's full passes from now on (gc.freeze): each pass walked them all, a few times a
+    run and twice more as the interpreter exits, about a twentieth of a replay run. They stay out until
+    the process ends (a process that runs pytest again in itself keeps the first session's frozen)."""
+    gc.freeze()
 
 
 # -- fixtures ----------------------------------------------------------------------------------------
@@ -174,6 +235,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Allure's and JUnit's files redacted once their plugins are done; then the session closed."""
+    if (find := config.stash.get(STEP_LOOKUP_KEY, None)) is not None:
+        importlib.import_module("pytest_bdd.scenario").find_fixturedefs_for_step = find
     cte = getattr(config, "_cte_session", None)
     if cte is None:
         return

@@ -340,6 +340,20 @@ def _scenario_vcr() -> type[vcr.VCR]:
                 indexed.append(stored)
             return index.get(key, [])
 
+        def append(self, request: Request, response: Any) -> None:
+            """vcrpy's append without its deep copy of `response` (with vcrpy's own decoding, each recorded
+            response was deep-copied twice as a cassette loaded): `make_vcr`'s response hook builds a new
+            response and never changes the one it is handed, which vcrpy goes on to answer the client
+            with when recording."""
+            request = self._before_record_request(request)
+            if not request:
+                return
+            response = self._before_record_response(response)
+            if response is None:
+                return
+            self.data.append((request, response))
+            self.dirty = True
+
         def _responses(self, request: Request) -> Iterator[tuple[int, Any]]:
             request = self._before_record_request(request)
             positions = self._candidates(self._match_key(request)) if request else range(len(self.data))
@@ -426,8 +440,9 @@ def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) ->
         return scrubbed
 
     def on_response(response: dict[str, Any]) -> dict[str, Any]:
+        """Never changes `response` (ScenarioCassette.append hands it over uncopied)."""
         scrubber.learn_all(known_secrets())
-        return scrub_response(scrubber, response)
+        return scrub_response(scrubber, _decoded(response))
 
     recorder = _scenario_vcr()(
         replay=not record,
@@ -436,7 +451,7 @@ def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) ->
         match_on=MATCH_ON,
         before_record_request=on_request,
         before_record_response=on_response,
-        decode_compressed_response=True,
+        decode_compressed_response=False,  # on_response decodes (vcrpy's way would deep-copy every response)
         # Loopback is recorded only where a profile's own endpoints are (a tenant served on loopback);
         # our own servers' inbound side is captured separately (harness.client.notifications.inbound).
     )
@@ -444,6 +459,16 @@ def make_vcr(known_secrets: Callable[[], Mapping[str, str]], *, record: bool) ->
     recorder.register_matcher("authorization", authorization_matcher)
     recorder.register_matcher("caller", caller_matcher)
     return recorder, scrubber
+
+
+def _decoded(response: dict[str, Any]) -> dict[str, Any]:
+    """vcrpy's decode_compressed_response: a compressed body decompressed (in a copy of `response`); a
+    response without a content-encoding header as it is."""
+    if not any(str(name).lower() == "content-encoding" for name in response.get("headers") or {}):
+        return response
+    from vcr.filters import decode_response
+
+    return decode_response(response)  # type: ignore[no-any-return]
 
 
 def _request_key(request: Request, carried: Any) -> tuple[Any, ...] | None:

@@ -11,6 +11,7 @@ import contextlib
 import os
 import random
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -266,12 +267,16 @@ class CteSession:
 
     def close(self) -> None:
         auth.uninstall(self.sign_ins)
-        if self._receiver is not None:
-            self._receiver.stop()
-        self.mode.close()
-        from harness.client.calling.browser import close_shared_browsers  # the browser driver's Chromium, if started
-
-        close_shared_browsers()
+        # The receiver and the mode's servers (the embedded sandbox) stop side by side: each stop is mostly
+        # uvicorn's wait for its connections to close, which need not be waited out one after the other.
+        receiver_stopped = _in_thread(self._receiver.stop) if self._receiver is not None else None
+        try:
+            self.mode.close()
+        finally:
+            if receiver_stopped is not None:
+                receiver_stopped()
+        if (browser := sys.modules.get("harness.client.calling.browser")) is not None:  # its Chromium, if started
+            browser.close_shared_browsers()
 
 
 class ScenarioSetup:
@@ -337,6 +342,27 @@ class ScenarioSetup:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+
+def _in_thread(work: Callable[[], Any]) -> Callable[[], None]:
+    """`work` started in a thread of its own; returns what waits for it to end and raises what it raised."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to whoever waits
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, name="cte-stop", daemon=True)
+    thread.start()
+
+    def wait() -> None:
+        thread.join()
+        if raised:
+            raise raised[0]
+
+    return wait
 
 
 def _row(tags: set[str]) -> int | None:

@@ -108,6 +108,7 @@ class PushHub:
         self._lock = threading.Lock()
         self._pending: list[tuple[str, str]] = []
         self._flush_scheduled = False
+        self._ended = threading.Condition(self._lock)  # notified as each stream ends
         self.pushed = 0  # events handed to a connected client
         self.published = 0  # events published, whether or not a client was connected
 
@@ -122,6 +123,13 @@ class PushHub:
         with self._lock:
             if inbox in self._queues.get(channel, []):
                 self._queues[channel].remove(inbox)
+            self._ended.notify_all()
+
+    def wait_ended(self, timeout: float) -> bool:
+        """Wait, at most `timeout` seconds, until no client is connected (after `close_all`, each stream ends
+        once it has written what it held); whether none is."""
+        with self._ended:
+            return self._ended.wait_for(lambda: not any(self._queues.values()), timeout)
 
     def publish(self, channel: str, event: dict[str, Any]) -> int:
         data = json.dumps(event)

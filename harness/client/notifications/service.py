@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +52,7 @@ class ReceiverService:
 
     def stop(self) -> None:
         self.receiver.hub.close_all()
-        time.sleep(0.05)  # let the streams end before the server does
+        self.receiver.hub.wait_ended(0.05)  # let the streams end before the server does
         self.server.stop()
         self.receiver.close()
         self.certificates.directory.cleanup()

@@ -160,8 +160,12 @@ class NotificationFlow:
         started = time.time()
 
         def arrived() -> dict[str, Any] | None:
+            # While recorded notifications wait to be fed (replay), only look: the next is fed at once. Then
+            # wait a little for the push, which ends the wait as soon as it comes.
+            feeding = self.env.inbound is not None and self.env.inbound.pending
             return self.push.wait_for(
-                lambda e: needle in str(((e.get("message") or {}).get("body") or {}).get("content", "")), timeout=0.05
+                lambda e: needle in str(((e.get("message") or {}).get("body") or {}).get("content", "")),
+                timeout=0 if feeding else 0.05,
             )
 
         self._deliver_until(lambda: arrived() is not None, timeout)
