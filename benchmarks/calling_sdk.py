@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from suite_timing import PYTEST, figure, timed  # noqa: E402 - a sibling script
+from suite_timing import PYTEST, Runs, figure, timed  # noqa: E402 - a sibling script
 
 from harness.client.calling import driver_for  # noqa: E402
 from harness.client.calling.browser import BrowserUnavailable, CallingSdkBrowser, check_available  # noqa: E402
@@ -93,11 +93,13 @@ def measure(repeat: int, checks: int) -> dict[str, Any]:
         sdk = sdk_checks(token, checks)
         model = model_checks(tenant, token, checks)
     suites: dict[str, list[float]] = {"browser": [], "sandbox": []}
+    said = Runs()  # a failed run's time is kept, and the failure said (as suite_timing does)
     with tempfile.TemporaryDirectory() as reports:
         for n in range(repeat):
             for driver in suites:
                 report = f"--cte-report-dir={reports}/{driver}{n}"
-                suites[driver].append(timed([*PYTEST, "-k", "calling", f"--cte-calling={driver}", report]))
+                command = [*PYTEST, "-k", "calling", f"--cte-calling={driver}", report]
+                suites[driver].append(timed(command, said, driver, n))
     return {
         "name": "calling_sdk",
         "params": {"repeat": repeat, "checks": checks, "statistic": "median"},
@@ -118,7 +120,11 @@ def measure(repeat: int, checks: int) -> dict[str, Any]:
                 suites["sandbox"],
             ),
         ],
-        "details": {"page_and_sdk_load_ms": round(statistics.median(loads) * 1000, 1)},
+        "details": {
+            "page_and_sdk_load_ms": round(statistics.median(loads) * 1000, 1),
+            "verdicts": said.verdicts,
+            "failures": said.failures,
+        },
     }
 
 
