@@ -11,13 +11,14 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
 from harness.client.calling import driver_for
 from harness.client.calling.browser_driver import BrowserCallingDriver
-from harness.client.calling.credential import TokenCredential, expiry
+from harness.client.calling.credential import TokenCredential
 from harness.client.calling.protocol import CallingCommunicationError
 from harness.conformance.flows.calling import TOKEN_REFRESHER_REMEDY, CallingFlow
 from harness.conformance.flows.identity import IdentityFlow
@@ -26,6 +27,7 @@ from harness.core.config import load_profile
 from harness.sandbox.server import Sandbox
 from harness.steps import calling as steps
 from harness.wire import transport
+from harness.wire.tokens import time_claim
 
 pytestmark = pytest.mark.integration
 
@@ -95,11 +97,11 @@ def test_a_refresher_that_returns_the_cached_token_is_refused_again(world) -> No
     try:
         credential = TokenCredential(stale, lambda: stale)
         agent = driver.create_teams_call_agent(credential)
-        sandbox.ctx.clock.advance(timedelta(seconds=(expiry(stale) or 0) - sandbox.ctx.epoch() + 1))
+        sandbox.ctx.clock.advance(timedelta(seconds=(time_claim(stale) or 0) - sandbox.ctx.epoch() + 1))
         with pytest.raises(CallingCommunicationError) as refused:
             agent.wait_for_incoming_call(timeout=0)
         assert (refused.value.code, refused.value.sub_code) == (401, 10009)
-        assert [u.expires for u in credential.uses] == [expiry(stale)] * 2
+        assert [u.expires for u in credential.uses] == [time_claim(stale)] * 2
         assert [len(u.refused) for u in credential.uses] == [1, 1], credential.describe()
     finally:
         driver.close()
@@ -108,15 +110,23 @@ def test_a_refresher_that_returns_the_cached_token_is_refused_again(world) -> No
 # -- the real SDK --------------------------------------------------------------------------------------
 
 
-def test_the_real_sdk_calls_the_pages_token_refresher_and_then_uses_the_second_token(browser_here) -> None:
-    """Tokens live 300 s here (a short token lifetime, as `cte sandbox serve --token-lifetime`); the SDK's
-    credential refreshes at half the remaining lifetime once under 10 minutes, so ~150 s of page time."""
+@contextlib.contextmanager
+def adele_with_short_lived_tokens() -> Iterator[IdentityFlow]:
+    """adele signed in and her token exchanged, on a sandbox whose tokens live 300 s (a short token lifetime,
+    as `cte sandbox serve --token-lifetime`)."""
     with Sandbox() as sandbox, transport.route_hosts(sandbox.host_routes()):
         sandbox.ctx.access_token_lifetime_s = 300
         tenant = load_profile("sandbox").for_sandbox(sandbox.tenant_info("contoso"), sandbox.host_routes(), "sandbox")
         identity = IdentityFlow(tenant)
         identity.sign_in_with_password("adele")
         identity.exchange_token()
+        yield identity
+
+
+def test_the_real_sdk_calls_the_pages_token_refresher_and_then_uses_the_second_token(browser_here) -> None:
+    """Tokens live 300 s here (a short token lifetime, as `cte sandbox serve --token-lifetime`); the SDK's
+    credential refreshes at half the remaining lifetime once under 10 minutes, so ~150 s of page time."""
+    with adele_with_short_lived_tokens() as identity:
         exchanges = []
 
         def refresher() -> str | None:  # what CallingFlow gives the credential: re-acquire, re-exchange
@@ -158,12 +168,7 @@ def test_a_recording_keeps_where_the_sdk_refreshed_and_a_replay_asks_the_refresh
     from harness.core.scrubbing import Scrubber
 
     scrubber = Scrubber()
-    with Sandbox() as sandbox, transport.route_hosts(sandbox.host_routes()):
-        sandbox.ctx.access_token_lifetime_s = 300
-        tenant = load_profile("sandbox").for_sandbox(sandbox.tenant_info("contoso"), sandbox.host_routes(), "sandbox")
-        identity = IdentityFlow(tenant)
-        identity.sign_in_with_password("adele")
-        identity.exchange_token()
+    with adele_with_short_lived_tokens() as identity:
         recorded = SdkCassette(tmp_path / "tokens.yaml", record=True, scrub=scrubber.json_value)
         driver = BrowserCallingDriver(offline=True, cassette=recorded)
         first_token = str(identity.exchange.token)

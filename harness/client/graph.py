@@ -145,14 +145,6 @@ def _expired_token(result: GraphResult) -> bool:
     )
 
 
-def _exp(token: str) -> int | None:
-    try:
-        exp = tokens.claims(token).get("exp")
-    except ValueError:
-        return None
-    return int(exp) if exp is not None else None
-
-
 class GraphClient:
     def __init__(
         self,
@@ -169,7 +161,7 @@ class GraphClient:
         """`reacquire`: a new access token when Graph says the one in use has expired (None: none to be had)."""
         self.tenant = tenant
         self.reacquire = reacquire
-        self.token_expiries: list[int | None] = [_exp(access_token)]  # each token used, in order: its exp
+        self.token_expiries: list[int | None] = [tokens.time_claim(access_token)]  # each token used, in order: its exp
         self.sleep = sleep
         self.max_retries = max_retries
         self.max_delay = max_delay
@@ -221,7 +213,7 @@ class GraphClient:
                 renewed = True
                 if token := self.reacquire():
                     self.http.headers["Authorization"] = f"Bearer {token}"
-                    self.token_expiries.append(_exp(token))
+                    self.token_expiries.append(tokens.time_claim(token))
                     result.retries.append(f"401 {result.code} ({result.message}); signed in again and retried")
                     continue
             if response.status_code not in RETRY_STATUSES or attempt == self.max_retries:

@@ -6,7 +6,6 @@ Meanings: Entra error-code reference (docs/contracts/identity.md §5.3, §6).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from harness.wire import contract, tokens
 
@@ -178,10 +177,6 @@ EXCHANGE_REMEDIES = {
 }
 
 
-def _utc(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def exchange_token_causes(entra_token: str, at: float) -> list[tuple[str, str]]:
     """What in the Entra token sent to the exchange (read, never verified) makes ACS refuse it at `at`
     (epoch seconds: the exchange's time), as (cause, what was seen); empty when exp, aud and scp are fine."""
@@ -195,7 +190,9 @@ def exchange_token_causes(entra_token: str, at: float) -> list[tuple[str, str]]:
     causes = []
     exp = claims.get("exp")
     if isinstance(exp, (int, float)) and exp <= at:
-        causes.append(("expired", f"the Entra token had expired (exp {_utc(exp)}, the exchange at {_utc(at)})"))
+        causes.append(
+            ("expired", f"the Entra token had expired (exp {tokens.utc(exp)}, the exchange at {tokens.utc(at)})")
+        )
     if claims["aud"] not in ACS_AUDIENCES:
         causes.append(("audience", f"the Entra token is for {claims['aud']!r}, not for {contract.ACS_RESOURCE}"))
     granted = str(claims.get("scp", "")).split()

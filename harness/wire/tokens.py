@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
@@ -31,6 +32,21 @@ def claims(token: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ValueError("not a JWT: the payload is not a JSON object")
     return payload
+
+
+def time_claim(token: str, name: str = "exp") -> int | None:
+    """A JWT's time claim (`exp`, `iat`: epoch seconds), unverified; None for a token that is not a JWT or
+    lacks it."""
+    try:
+        value = claims(token).get(name)
+    except ValueError:
+        return None
+    return int(value) if isinstance(value, int | float) else None
+
+
+def utc(epoch: float | None) -> str:
+    """An epoch second as evidence shows it (`2026-12-01T16:58:07Z`); "unknown" for None."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch is not None else "unknown"
 
 
 def header(token: str) -> dict[str, Any]:

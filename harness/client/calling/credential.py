@@ -20,24 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from harness.wire import tokens
 
 Refresher = Callable[[], str | None]
-
-
-def expiry(token: str) -> int | None:
-    """A JWT's `exp` (epoch seconds); None for a token that is not one."""
-    try:
-        exp = tokens.claims(token).get("exp")
-    except ValueError:
-        return None
-    return int(exp) if isinstance(exp, int | float) else None
-
-
-def when(epoch: int | None) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch is not None else "unknown"
 
 
 @dataclass
@@ -60,12 +46,12 @@ class TokenCredential:
         self.token = token
         self.token_refresher = token_refresher
         self.refresh_proactively = refresh_proactively
-        self.uses = [TokenUse(expiry(token), "the token exchange")]
+        self.uses = [TokenUse(tokens.time_claim(token), "the token exchange")]
         self.failed_refreshes: list[str] = []
         self.server_time: float | None = None  # the service's clock, as the `Date` of its last answer gave it
 
     def __repr__(self) -> str:  # never the token
-        expiries = [when(u.expires) for u in self.uses]
+        expiries = [tokens.utc(u.expires) for u in self.uses]
         return f"TokenCredential(expiries={expiries}, refresher={self.token_refresher is not None})"
 
     @property
@@ -75,11 +61,7 @@ class TokenCredential:
     @property
     def issued_at(self) -> int | None:
         """The current token's `iat` (the service's clock when it issued it), if it carries one."""
-        try:
-            iat = tokens.claims(self.token).get("iat")
-        except ValueError:
-            return None
-        return int(iat) if isinstance(iat, int | float) else None
+        return tokens.time_claim(self.token, "iat")
 
     @property
     def current(self) -> TokenUse:
@@ -99,7 +81,7 @@ class TokenCredential:
             self.failed_refreshes.append(why)
             return False
         self.token = fresh
-        self.uses.append(TokenUse(expiry(fresh), f"the token refresher: {why}"))
+        self.uses.append(TokenUse(tokens.time_claim(fresh), f"the token refresher: {why}"))
         return True
 
     def accepted_with(self) -> int | None:
@@ -114,7 +96,7 @@ class TokenCredential:
             said += [f"refused: {r}" for r in dict.fromkeys(use.refused)]
             if use.sent_to:
                 said.append(f"sent by the SDK to {', '.join(sorted(use.sent_to))}")
-            head = f"ACS token {n} (expiresOn {when(use.expires)}, from {use.came_from})"
+            head = f"ACS token {n} (expiresOn {tokens.utc(use.expires)}, from {use.came_from})"
             parts.append(head + (f": {'; '.join(said)}" if said else ""))
         if self.failed_refreshes:
             parts.append(f"the refresher gave no token ({'; '.join(self.failed_refreshes)})")

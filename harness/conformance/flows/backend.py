@@ -21,7 +21,7 @@ from harness.client.token_service import ExchangeLog, ServiceAnswer, TokenServic
 from harness.conformance.flows.identity import sign_in_observation
 from harness.conformance.verdicts import Check, Observation, ObservationLog
 from harness.core.config import Secret, Tenant, UserCredentials
-from harness.core.prerequisites import MissingPrerequisite
+from harness.core.prerequisites import MissingPrerequisite, token_wait
 from harness.core.token_service import TokenServiceSpec
 from harness.wire import contract
 
@@ -313,16 +313,8 @@ class BackendFlow(ObservationLog):
 
     def wait_for_expiry(self, who: str) -> None:
         """Wait until `who`'s Entra token has expired (a SKIP when it lives longer than the profile allows)."""
-        signed = self.signed_in[who]
-        exp = signed.expires_at or 0
-        wait = exp - time.time() + 1
-        limit = self.setup.spec.max_expiry_wait_s
-        if wait > limit:
-            raise MissingPrerequisite(
-                f"{who}'s Entra token expires in {wait:.0f} s, more than [backend].max_expiry_wait_s = {limit:g}; "
-                "raise it, or give test users shorter-lived tokens (a token lifetime policy)"
-            )
-        self.sleep(max(wait, 0))
+        expires, limit = self.signed_in[who].expires_at, self.setup.spec.max_expiry_wait_s
+        self.sleep(token_wait(f"{who}'s Entra token", expires, time.time(), limit, "[backend].max_expiry_wait_s"))
 
 
 def second_tenant(tenant: Tenant, spec: TokenServiceSpec, env: Mapping[str, str]) -> Tenant | None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.client.calling import DriverUnavailable, driver_for
-from harness.client.calling.credential import TokenCredential, when
+from harness.client.calling.credential import TokenCredential
 from harness.client.calling.protocol import (
     ANY_PHONE_NUMBER,
     Call,
@@ -43,9 +43,9 @@ from harness.conformance.flows.chat import THIRD_MEMBER  # a group chat's third 
 from harness.conformance.flows.identity import IdentityFlow
 from harness.conformance.verdicts import WITNESSES_AGREE, Check, Observation, ObservationLog
 from harness.core.config import Tenant
-from harness.core.prerequisites import MissingPrerequisite
+from harness.core.prerequisites import MissingPrerequisite, token_wait
 from harness.wire import calling as wire_calling
-from harness.wire import contract
+from harness.wire import contract, tokens
 from harness.wire.calling import UNAUTHENTICATED
 
 TOKEN_REFRESHER_REMEDY = (
@@ -461,14 +461,7 @@ class CallingFlow(ObservationLog):
         if credential is None:
             raise MissingPrerequisite(f"{alias} has no ACS token credential: no Teams call agent was created")
         now = credential.server_time or time.time()
-        wait = (credential.current.expires or 0) - now + 1
-        if wait > max_wait_s:
-            raise MissingPrerequisite(
-                f"{alias}'s ACS token expires in {wait:.0f} s, longer than this run waits for a token "
-                f"({max_wait_s:g} s); give test users shorter-lived tokens (a token lifetime policy) or set "
-                "[tokens] max_expiry_wait_s in the profile"
-            )
-        self._driver().pass_time(max(wait, 0))
+        self._driver().pass_time(token_wait(f"{alias}'s ACS token", credential.current.expires, now, max_wait_s))
         return settled
 
     def call_after_token_expiry(self, alias: str) -> Observation:
@@ -506,8 +499,8 @@ class CallingFlow(ObservationLog):
         except (CallingCommunicationError, KeyError):
             in_use = None
         renewed = len(expiries) >= 2 and (expiries[-1] or 0) > (expiries[0] or 0) and in_use == expiries[-1]
-        listed = ", ".join(when(e) for e in expiries) or "none"
-        return renewed, f"ACS token expiries, in order: {listed}; in use now: {when(in_use)}"
+        listed = ", ".join(tokens.utc(e) for e in expiries) or "none"
+        return renewed, f"ACS token expiries, in order: {listed}; in use now: {tokens.utc(in_use)}"
 
     def _no_incoming_call(self, callee: str, expected: str | None, where: str = "") -> Observation:
         """Nothing rang from the expected caller: say so, with how the caller's call stands (a caller's

@@ -18,7 +18,7 @@ from harness.conformance.flows import observe
 from harness.conformance.flows.identity import sign_in_observation
 from harness.conformance.verdicts import Observation, ObservationLog
 from harness.core.config import Tenant
-from harness.core.prerequisites import MissingPrerequisite
+from harness.core.prerequisites import MissingPrerequisite, token_wait
 
 KINDS = ("one-on-one", "group", "meeting", "channel")
 EXPORT_STAGE = "getAllMessages"
@@ -177,15 +177,8 @@ class ChatFlow(ObservationLog):
         moves on instead; a replay does not wait). Longer than `max_wait_s`: a SKIP naming the setting."""
         client = self.client(alias)
         assert client is not None, f"{alias} could not sign in"
-        exp = client.token_expiries[-1] or 0
-        wait = exp - client.server_now().timestamp() + 1
-        if wait > max_wait_s:
-            raise MissingPrerequisite(
-                f"{alias}'s Graph token expires in {wait:.0f} s, longer than this run waits for a token "
-                f"({max_wait_s:g} s); give test users shorter-lived tokens (a token lifetime policy) or set "
-                "[tokens] max_expiry_wait_s in the profile"
-            )
-        self.sleep(max(wait, 0))
+        now = client.server_now().timestamp()
+        self.sleep(token_wait(f"{alias}'s Graph token", client.token_expiries[-1], now, max_wait_s))
 
     def token_renewed(self, alias: str) -> tuple[bool, str]:
         """The send after the expiry went out with a second token, one that expires later than the first."""
